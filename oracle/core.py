@@ -1,0 +1,279 @@
+"""Exact arithmetic core of the oracle: formats, exact conversion, precision, rounding.
+
+Everything the loss functions need to be *exact* lives here, in one place:
+
+* :data:`FORMATS` describes the IEEE-754 binary formats under test (float64,
+  float32, float16 and bfloat16) by precision ``p`` (significand bits, hidden bit
+  included) and exponent range.
+* :func:`to_mpf` converts a NumPy float of any of those widths to an ``mpf``
+  *exactly*: every such value is a dyadic rational, and it goes through Python's
+  ``float`` (binary64, a superset of the other three formats) without rounding.
+* :func:`working_precision` is the single precision policy: a context manager
+  around ``mpmath.workprec`` so that mpmath's global precision is restored on exit,
+  whatever happens inside.
+* :func:`round_to_format` rounds an ``mpf`` to a format with IEEE semantics:
+  round-to-nearest-even, gradual underflow to subnormals, overflow to infinity.
+* :func:`correctly_rounded` implements Ziv's strategy: evaluate at ``p`` bits and
+  at a higher precision, accept when both round to the same value in the target
+  format, otherwise escalate. It never silently returns an undecided value.
+* :func:`ulp_distance` measures ``|observed - exact|`` in units in the last place
+  of ``exact`` in the format (the unit of published math-library accuracy tables).
+
+mpmath runs on its gmpy2 backend when gmpy2 is installed (``mpmath.libmp.BACKEND
+== "gmpy"``), which makes big-float arithmetic several times faster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import ml_dtypes
+import mpmath
+import numpy as np
+from mpmath import mpf
+
+__all__ = [
+    "FORMATS",
+    "FloatFormat",
+    "OracleUndecided",
+    "correctly_rounded",
+    "format_of",
+    "is_nan",
+    "mp_array",
+    "round_to_format",
+    "to_mpf",
+    "ulp",
+    "ulp_distance",
+    "working_precision",
+]
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    """An IEEE-754 binary format: ``p`` significand bits (hidden bit included),
+    normal exponents ``emin..emax`` (value = m * 2**e, 1 <= m < 2)."""
+
+    name: str
+    p: int
+    emin: int
+    emax: int
+
+    @property
+    def unit_roundoff(self) -> float:
+        """u = 2**-p: the largest relative error of one correctly rounded operation."""
+        return math.ldexp(1.0, -self.p)
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return math.ldexp(1.0, self.emin - self.p + 1)
+
+    @property
+    def smallest_normal(self) -> float:
+        return math.ldexp(1.0, self.emin)
+
+    @property
+    def max_finite(self) -> float:
+        return math.ldexp(2.0 - math.ldexp(1.0, 1 - self.p), self.emax)
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype(ml_dtypes.bfloat16) if self.name == "bfloat16" else np.dtype(self.name)
+
+
+FORMATS: dict[str, FloatFormat] = {
+    "float64": FloatFormat("float64", 53, -1022, 1023),
+    "float32": FloatFormat("float32", 24, -126, 127),
+    "float16": FloatFormat("float16", 11, -14, 15),
+    "bfloat16": FloatFormat("bfloat16", 8, -126, 127),
+}
+
+
+def format_of(dtype: Any) -> FloatFormat:
+    """The :class:`FloatFormat` of a NumPy dtype, dtype name or format name."""
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ValueError(
+            f"unsupported floating dtype {name!r}: lossconf knows {', '.join(FORMATS)}"
+        ) from None
+
+
+class OracleUndecided(ArithmeticError):
+    """Ziv's loop reached its precision ceiling without deciding the rounding.
+
+    A case that raises this is reported as *oracle undecided*, never as a pass.
+    """
+
+
+def to_mpf(x: Any) -> mpf:
+    """Exact value of a float (NumPy float16/32/64, bfloat16, Python float or int).
+
+    Every finite value of the four formats is representable in binary64, so the
+    conversion through ``float`` is exact; ``mpf(float)`` is exact at any
+    precision because mpmath stores the binary64 significand unrounded.
+    """
+    if isinstance(x, mpf):
+        return x
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return mpf(int(x))
+    return mpf(float(x))
+
+
+def mp_array(a: Any) -> np.ndarray:
+    """An object ndarray of exact ``mpf`` values with ``a``'s shape."""
+    arr = np.asarray(a)
+    out = np.empty(arr.shape, dtype=object)
+    flat_in = arr.reshape(-1)
+    flat_out = out.reshape(-1)
+    for i in range(flat_in.size):
+        flat_out[i] = to_mpf(flat_in[i])
+    return out
+
+
+def is_nan(x: mpf) -> bool:
+    return x != x
+
+
+@contextlib.contextmanager
+def working_precision(bits: int) -> Iterator[None]:
+    """Evaluate the body at ``bits`` of binary precision; restore the caller's on exit.
+
+    The only place the oracle sets mpmath's precision: ``mpmath.workprec`` saves
+    and restores ``mp.prec``, so nothing outside the block sees a change.
+    """
+    with mpmath.workprec(bits):
+        yield
+
+
+def round_to_format(x: mpf, fmt: FloatFormat) -> float:
+    """Round ``x`` to ``fmt`` as IEEE-754 round-to-nearest-even does; return a float.
+
+    The result is a Python float holding the rounded value exactly (binary64
+    holds every value of the narrower formats). Subnormals are produced by
+    quantizing to a multiple of the smallest subnormal; a result beyond the
+    largest finite value after rounding becomes infinity.
+    """
+    if is_nan(x):
+        return math.nan
+    if mpmath.isinf(x):
+        return math.inf if x > 0 else -math.inf
+    if x == 0:
+        return math.copysign(0.0, 1.0 if x._mpf_[0] == 0 else -1.0)
+    sign, man, exp, bc = x._mpf_
+    leading = exp + bc - 1  # x = ±man * 2**exp with 2**leading <= |x| < 2**(leading+1)
+    if leading > fmt.emax:
+        return -math.inf if sign else math.inf
+    if leading < fmt.emin - fmt.p:  # below half the smallest subnormal: rounds to zero
+        return -0.0 if sign else 0.0
+    quantum = max(leading, fmt.emin) - (fmt.p - 1)  # exponent of the ulp at x
+    shift = quantum - exp
+    if shift <= 0:
+        q = man << (-shift)
+    else:
+        q = man >> shift
+        rem = man & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        if rem > half or (rem == half and (q & 1)):
+            q += 1
+    magnitude = math.inf if q.bit_length() + quantum > fmt.emax + 1 else math.ldexp(q, quantum)
+    if magnitude > fmt.max_finite:
+        magnitude = math.inf
+    return -magnitude if sign else magnitude
+
+
+def ulp(x: mpf | float, fmt: FloatFormat) -> float:
+    """The unit in the last place of ``fmt`` at ``x``: 2**(max(e, emin) - p + 1).
+
+    For |x| beyond the largest finite value the ulp of the top binade is used, so
+    distances to an overflowed exact value stay finite and meaningful.
+    """
+    x = to_mpf(x) if not isinstance(x, mpf) else x
+    if x == 0 or not mpmath.isfinite(x):
+        e = fmt.emin if x == 0 else fmt.emax
+    else:
+        e = min(max(int(mpmath.floor(mpmath.log(abs(x), 2))), fmt.emin), fmt.emax)
+        # log2 of an mpf can land a hair below an exact power of two: correct it.
+        if abs(x) >= mpmath.ldexp(1, e + 1) and e < fmt.emax:
+            e += 1
+        elif abs(x) < mpmath.ldexp(1, e) and e > fmt.emin:
+            e -= 1
+    return math.ldexp(1.0, e - fmt.p + 1)
+
+
+def ulp_distance(observed: Any, exact: Any, dtype: Any) -> float:
+    """``|observed - exact|`` in units of ``ulp(exact)`` in ``dtype``'s format.
+
+    A correctly rounded result is at most 0.5 ULP away. Special values: equal
+    infinities and NaN against NaN are 0; any other disagreement involving a
+    non-finite value is ``inf``.
+    """
+    fmt = format_of(dtype)
+    obs = to_mpf(observed)
+    ex = to_mpf(exact)
+    if is_nan(obs) or is_nan(ex):
+        return 0.0 if (is_nan(obs) and is_nan(ex)) else math.inf
+    if mpmath.isinf(obs) or mpmath.isinf(ex):
+        return 0.0 if obs == ex else math.inf
+    with working_precision(64):
+        return float(abs(obs - ex) / ulp(ex, fmt))
+
+
+# Ziv's loop: the first evaluation runs a little above twice the target precision
+# (enough headroom for the moderate cancellations the oracle's formulas still
+# contain), the confirmation 64 bits higher; each escalation doubles.
+_ZIV_MARGIN_BITS = 64
+_ZIV_MAX_BITS = 1 << 14
+
+
+def correctly_rounded(
+    evaluate: Callable[[], Any],
+    dtype: Any,
+    *,
+    start_bits: int | None = None,
+    max_bits: int = _ZIV_MAX_BITS,
+) -> tuple[Any, np.ndarray]:
+    """Evaluate ``evaluate()`` until its rounding to ``dtype`` is decided.
+
+    ``evaluate`` takes no arguments and returns an ``mpf`` or an object ndarray
+    of ``mpf``; it is called inside :func:`working_precision` at increasing
+    precisions. The rounding is accepted when the evaluations at ``p`` and
+    ``p + 64`` bits round to the same values (Ziv's strategy); otherwise ``p``
+    doubles, up to ``max_bits``, after which :class:`OracleUndecided` is raised.
+
+    Returns ``(exact, rounded)``: the higher-precision evaluation (mpf or object
+    array) and a float64 ndarray of the correctly rounded values (0-d for a
+    scalar), which hold the ``dtype`` values exactly.
+    """
+    fmt = format_of(dtype)
+    bits = start_bits or (2 * fmt.p + 40)
+    previous = None
+    while bits <= max_bits:
+        with working_precision(bits):
+            value = evaluate()
+        rounded = _round_all(value, fmt)
+        if previous is not None and _same_floats(previous, rounded):
+            return value, rounded
+        previous = rounded
+        bits = bits + _ZIV_MARGIN_BITS if bits < 4 * fmt.p + 200 else 2 * bits
+    raise OracleUndecided(
+        f"rounding to {fmt.name} still undecided at {max_bits} bits of precision"
+    )
+
+
+def _round_all(value: Any, fmt: FloatFormat) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        flat = [round_to_format(v, fmt) for v in value.reshape(-1)]
+        return np.array(flat, dtype=np.float64).reshape(value.shape)
+    return np.array(round_to_format(value, fmt), dtype=np.float64)
+
+
+def _same_floats(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bitwise equality, NaN equal to NaN (NaN payloads are not compared)."""
+    both_nan = np.isnan(a) & np.isnan(b)
+    same = (a == b) & (np.signbit(a) == np.signbit(b))
+    return bool(np.all(both_nan | same))
