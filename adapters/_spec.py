@@ -1,0 +1,21 @@
+"""The spec's function names and their array-taking leading parameters.
+
+Framework-free, so the loader can check an external adapter without importing
+any framework. Parameter names, order and defaults are
+``torch.nn.functional``'s; ``_torch_base`` writes them out as method signatures.
+"""
+
+from __future__ import annotations
+
+#: Each spec function and its leading parameters, passed positionally (to the
+#: function, or to a module's ``forward``); the remaining parameters are options.
+SPEC_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "cross_entropy": ("input", "target"),
+    "nll_loss": ("input", "target"),
+    "binary_cross_entropy": ("input", "target"),
+    "binary_cross_entropy_with_logits": ("input", "target"),
+    "kl_div": ("input", "target"),
+    "softmax": ("input",),
+    "log_softmax": ("input",),
+    "sigmoid": ("input",),
+}

@@ -1,0 +1,321 @@
+"""Shared machinery of the two PyTorch adapters (functional and ``torch.nn``).
+
+Both expose the spec's functions with ``torch.nn.functional``'s exact names,
+parameters and defaults; they differ only in *which* torch entry point a call
+reaches. So this base class owns everything else once: binding a call to the
+spec's signature, exact NumPy<->tensor conversion on the chosen device, the
+forward pass under ``torch.no_grad()``, gradients through autograd, and repro
+snippets. A subclass supplies the hooks ``_invoke`` (run one call in torch)
+and ``_call_lines``/``_repro_imports`` (the same call as source text).
+
+Arguments are passed through as given, in the case's dtype, so the framework's
+own dtype handling and argument checks are what the suite observes. The one
+exception: the legacy ``size_average``/``reduce`` arguments are passed only when
+not None, their default, so that torch's deprecation warning appears exactly
+when a case exercises them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ._convert import to_numpy, to_tensor, torch_dtype
+from ._repro import is_bfloat16, reshape_suffix, scalar_literal, values_literal
+from ._spec import SPEC_FUNCTIONS as POSITIONAL
+from .errors import AdapterError, AdapterUnavailableError
+
+#: Parameters that hold arrays: converted to tensors on the adapter's device.
+ARRAY_PARAMETERS = frozenset({"input", "target", "weight", "pos_weight"})
+
+#: Deprecated reduction arguments, passed on only when not None (their default).
+LEGACY_REDUCTION_PARAMETERS = frozenset({"size_average", "reduce"})
+
+
+def resolve_device(adapter_name: str, device: str | torch.device) -> torch.device:
+    """The torch device named by ``device``, checked to be usable here.
+
+    Raises AdapterUnavailableError (the suite skips) when the device exists in
+    principle but not in this environment, e.g. ``"cuda"`` on a CPU-only build.
+    """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise AdapterError(
+            f"adapter {adapter_name!r}: {device!r} is not a PyTorch device ({error}); "
+            "use e.g. 'cpu' or 'cuda'"
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+        raise AdapterUnavailableError(
+            f"adapter {adapter_name!r} cannot run on device {str(device)!r}: CUDA is not "
+            f"available to PyTorch {torch.__version__} ({build}, no usable GPU); "
+            "use device 'cpu' or install a CUDA build of PyTorch on a machine with a GPU"
+        )
+    try:
+        torch.empty(1, device=resolved)
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AdapterUnavailableError(
+            f"adapter {adapter_name!r} cannot allocate on device {str(device)!r}: {reason}"
+        ) from None
+    return resolved
+
+
+def tensor_source(array: np.ndarray, device: torch.device) -> str:
+    """A torch expression rebuilding ``array`` exactly (values, dtype, shape) on ``device``."""
+    array = np.asarray(array)
+    on_device = "" if device.type == "cpu" else f", device={str(device)!r}"
+    values = values_literal(array)
+    if is_bfloat16(array.dtype):
+        expr = f"torch.tensor({values}, dtype=torch.float32{on_device}).to(torch.bfloat16)"
+    else:
+        expr = f"torch.tensor({values}, dtype={torch_dtype(array.dtype)}{on_device})"
+    return expr + reshape_suffix(array.shape)
+
+
+def _is_default(value: object, default: object) -> bool:
+    return (
+        default is not inspect.Parameter.empty and type(value) is type(default) and value == default
+    )
+
+
+def _plain(value: object) -> object:
+    """NumPy scalars as Python scalars (exact), for torch's scalar parameters."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class TorchAdapter:
+    """Base of the torch adapters: the spec's functions over one torch device."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = str(torch.__version__)
+
+    def __init__(self, *, device: str | torch.device = "cpu") -> None:
+        self.device = resolve_device(self.name, device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={str(self.device)!r})"
+
+    # -- the spec: torch.nn.functional's names, parameters and defaults ----------
+
+    def cross_entropy(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> np.ndarray:
+        """Cross entropy of logits against class indices or class probabilities."""
+        return self._forward("cross_entropy", {
+            "input": input, "target": target, "weight": weight,
+            "size_average": size_average, "ignore_index": ignore_index, "reduce": reduce,
+            "reduction": reduction, "label_smoothing": label_smoothing,
+        })  # fmt: skip
+
+    def nll_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Negative log-likelihood of log-probabilities at class indices."""
+        return self._forward("nll_loss", {
+            "input": input, "target": target, "weight": weight,
+            "size_average": size_average, "ignore_index": ignore_index, "reduce": reduce,
+            "reduction": reduction,
+        })  # fmt: skip
+
+    def binary_cross_entropy(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Binary cross entropy of probabilities against targets in [0, 1]."""
+        return self._forward("binary_cross_entropy", {
+            "input": input, "target": target, "weight": weight,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def binary_cross_entropy_with_logits(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        pos_weight: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Binary cross entropy of logits against targets in [0, 1]."""
+        return self._forward("binary_cross_entropy_with_logits", {
+            "input": input, "target": target, "weight": weight,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+            "pos_weight": pos_weight,
+        })  # fmt: skip
+
+    def kl_div(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        log_target: bool = False,
+    ) -> np.ndarray:
+        """Kullback-Leibler divergence of log-probabilities ``input`` from ``target``."""
+        return self._forward("kl_div", {
+            "input": input, "target": target, "size_average": size_average,
+            "reduce": reduce, "reduction": reduction, "log_target": log_target,
+        })  # fmt: skip
+
+    def softmax(self, input: np.ndarray, dim: int) -> np.ndarray:
+        """Softmax along ``dim``."""
+        return self._forward("softmax", {"input": input, "dim": dim})
+
+    def log_softmax(self, input: np.ndarray, dim: int) -> np.ndarray:
+        """Log-softmax along ``dim``."""
+        return self._forward("log_softmax", {"input": input, "dim": dim})
+
+    def sigmoid(self, input: np.ndarray) -> np.ndarray:
+        """The logistic function, elementwise."""
+        return self._forward("sigmoid", {"input": input})
+
+    # -- gradients and repro snippets --------------------------------------------
+
+    def grad(
+        self,
+        fn_name: str,
+        args: Mapping[str, object],
+        kwargs: Mapping[str, Any],
+        wrt: str = "input",
+    ) -> np.ndarray:
+        """Gradient of ``fn_name(*args, **kwargs).sum()`` w.r.t. argument ``wrt``.
+
+        Computed by torch's autograd in the case's dtype; returned in the dtype
+        of that argument. An argument the output does not depend on gets zeros;
+        one torch cannot differentiate by raises NotImplementedError.
+        """
+        arguments = self._bind(fn_name, args, kwargs)
+        if arguments.get(wrt) is None:
+            raise ValueError(f"{fn_name}: no array argument {wrt!r} to differentiate")
+        positional, options = self._prepare(fn_name, arguments)
+        names = POSITIONAL[fn_name]
+        variable = positional[names.index(wrt)] if wrt in names else options[wrt]
+        if not (isinstance(variable, torch.Tensor) and variable.is_floating_point()):
+            raise ValueError(f"{fn_name}: argument {wrt!r} is not a floating array")
+        variable.requires_grad_(True)
+        with torch.enable_grad():
+            try:
+                self._invoke(fn_name, positional, options).sum().backward()
+            except RuntimeError as error:
+                # torch has no derivative for some arguments (e.g. every loss's
+                # ``weight``): that gradient is unsupported, not a failure
+                if "is not differentiable with respect to argument" in str(error):
+                    raise NotImplementedError(str(error).splitlines()[0]) from error
+                raise
+        gradient = variable.grad if variable.grad is not None else torch.zeros_like(variable)
+        return to_numpy(gradient)
+
+    def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:
+        """A torch snippet reproducing the call, with every array written exactly.
+
+        Options equal to torch's defaults are left out (the call is the same);
+        the snippet ends by printing the output's exact values.
+        """
+        arguments = self._bind(fn_name, args, kwargs)
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(getattr(self, fn_name)).parameters.items()
+        }
+        names = POSITIONAL[fn_name]
+        lines = ["import torch", *self._repro_imports(fn_name)]
+        positional: list[str] = []
+        keywords: dict[str, str] = {}
+        for name, value in arguments.items():
+            if self._is_array_argument(name, value):
+                lines.append(f"{name} = {tensor_source(np.asarray(value), self.device)}")
+                source = name
+            elif name in names or not _is_default(_plain(value), defaults[name]):
+                source = scalar_literal(value)
+            else:
+                continue
+            if name in names:
+                positional.append(source)
+            else:
+                keywords[name] = source
+        lines.extend(self._call_lines(fn_name, positional, keywords))
+        lines.append("print(out.dtype, out.tolist())")
+        return "\n".join(lines) + "\n"
+
+    # -- the subclass hooks --------------------------------------------------------
+
+    def _invoke(self, fn_name: str, positional: list[Any], options: dict[str, Any]) -> torch.Tensor:
+        """Run one call in torch on already-converted arguments."""
+        raise NotImplementedError
+
+    def _repro_imports(self, fn_name: str) -> list[str]:
+        """Import lines a repro snippet of ``fn_name`` needs after ``import torch``."""
+        return []
+
+    def _call_lines(
+        self, fn_name: str, positional: list[str], keywords: dict[str, str]
+    ) -> list[str]:
+        """Source lines that make the same call and bind its result to ``out``."""
+        raise NotImplementedError
+
+    # -- internals -------------------------------------------------------------------
+
+    def _forward(self, fn_name: str, arguments: dict[str, object]) -> np.ndarray:
+        positional, options = self._prepare(fn_name, arguments)
+        with torch.no_grad():
+            return to_numpy(self._invoke(fn_name, positional, options))
+
+    def _bind(
+        self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]
+    ) -> dict[str, object]:
+        """All of a call's arguments by parameter name (``args`` are positional, in order)."""
+        if fn_name not in POSITIONAL:
+            raise ValueError(
+                f"{fn_name!r} is not a spec function; expected one of {', '.join(POSITIONAL)}"
+            )
+        bound = inspect.signature(getattr(self, fn_name)).bind(*args.values(), **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    @staticmethod
+    def _is_array_argument(name: str, value: object) -> bool:
+        if value is None or name in LEGACY_REDUCTION_PARAMETERS:
+            return False
+        return name in ARRAY_PARAMETERS or isinstance(value, np.ndarray)
+
+    def _prepare(
+        self, fn_name: str, arguments: dict[str, object]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Tensors on the device for arrays, Python scalars for the rest, split positional/options."""
+        converted: dict[str, Any] = {}
+        for name, value in arguments.items():
+            if name in LEGACY_REDUCTION_PARAMETERS and value is None:
+                continue
+            if self._is_array_argument(name, value):
+                converted[name] = to_tensor(np.asarray(value), self.device)
+            else:
+                converted[name] = _plain(value)
+        positional = [converted.pop(name) for name in POSITIONAL[fn_name]]
+        return positional, converted
