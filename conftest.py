@@ -1,0 +1,279 @@
+"""pytest plugin of lossconf: options, Hypothesis profiles, adapter selection, results.
+
+Options (``pytest suites --help``):
+
+``--adapter NAME|package.module[:attr]``
+    Repeatable. A built-in adapter by name, or a user's own implementation by
+    import path. Default: every built-in adapter (those whose framework is not
+    installed are skipped with the reason).
+``--device DEVICE``   torch device for the built-in torch adapters (``cpu``, ``cuda``).
+``--dtype NAME`` / ``--loss NAME``   restrict the run (repeatable).
+``--report-dir DIR``  where ``results.json`` and ``index.html`` go (default ``lossconf-report``).
+
+Results: every conformance test item appends one record to a per-process
+``.jsonl`` file as soon as it finishes (nothing is lost if a worker dies);
+the controlling process merges them at the end of the session -- also under
+pytest-xdist -- into ``results.json`` and a self-contained ``index.html``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+RECORDER_KEY = pytest.StashKey["object"]()
+PARTS_DIRNAME = ".parts"
+
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.filter_too_much,
+        HealthCheck.differing_executors,
+    ],
+)
+settings.register_profile("lossconf", max_examples=25, **_COMMON)
+settings.register_profile("ci", max_examples=25, derandomize=True, **_COMMON)
+settings.register_profile("dev", max_examples=8, **_COMMON)
+settings.register_profile("thorough", max_examples=400, **_COMMON)
+settings.load_profile(os.environ.get("LOSSCONF_PROFILE", "lossconf"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lossconf", "lossconf conformance suite")
+    group.addoption(
+        "--adapter", action="append", default=[], metavar="NAME",
+        help="adapter to test: a built-in name (torch, torch-nn) or an import path "
+        "package.module[:attr]; repeatable (default: all built-in adapters)",
+    )
+    group.addoption("--device", default="cpu", help="device for built-in adapters that have one (cpu, cuda)")
+    group.addoption("--dtype", action="append", default=[], help="only this dtype (repeatable)")
+    group.addoption("--loss", action="append", default=[], help="only this loss/function (repeatable)")
+    group.addoption(
+        "--expectations", action="append", default=[], metavar="FILE",
+        help="expected-deviations file (TOML) to apply, in addition to the built-in adapters' own; repeatable",
+    )
+    group.addoption(
+        "--no-expectations", action="store_true",
+        help="ignore every expectations file: report each deviation as a failure",
+    )
+    group.addoption("--report-dir", default="lossconf-report", help="directory for results.json and index.html")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _parts_dir(config: pytest.Config) -> Path:
+    return Path(config.getoption("report_dir")).resolve() / PARTS_DIRNAME
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from adapters import BUILTIN_ADAPTERS, UnknownAdapterError, load_adapter
+    from suites.registry import REGISTRY
+    from suites.strategies import DTYPES
+
+    for name in config.getoption("adapter"):
+        if name in BUILTIN_ADAPTERS:
+            continue
+        try:
+            load_adapter(name, device=config.getoption("device"))
+        except UnknownAdapterError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    for dtype in config.getoption("dtype"):
+        if dtype not in DTYPES:
+            raise pytest.UsageError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    for loss in config.getoption("loss"):
+        if loss not in REGISTRY:
+            raise pytest.UsageError(f"--loss {loss!r} is not in the registry: {', '.join(REGISTRY)}")
+    config._lossconf_expectations = _load_all_expectations(config)
+    config._lossconf_started = time.time()
+    if not _is_worker(config):
+        shutil.rmtree(_parts_dir(config), ignore_errors=True)
+
+
+def _load_all_expectations(config: pytest.Config) -> list:
+    """Every expectations entry this run applies; a malformed file is a usage error."""
+    from suites.expectations import ExpectationsError, builtin_expectations_file, load_expectations
+
+    if config.getoption("no_expectations"):
+        return []
+    files = {builtin_expectations_file(name) for name in selected_adapters(config)} - {None}
+    files |= {Path(f) for f in config.getoption("expectations")}
+    entries = []
+    for path in sorted(files):
+        try:
+            entries += load_expectations(path)
+        except ExpectationsError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return entries
+
+
+def selected_adapters(config: pytest.Config) -> list[str]:
+    from adapters import BUILTIN_ADAPTERS
+
+    return config.getoption("adapter") or list(BUILTIN_ADAPTERS)
+
+
+# ------------------------------------------------------------------ fixtures
+
+_ADAPTER_CACHE: dict[tuple[str, str], object] = {}
+
+
+@pytest.fixture(scope="session")
+def load_adapter_cached(pytestconfig):
+    """Load each adapter once per process; unavailable frameworks skip with the reason."""
+    from adapters import AdapterUnavailableError, load_adapter
+
+    def load(name: str):
+        key = (name, pytestconfig.getoption("device"))
+        if key not in _ADAPTER_CACHE:
+            try:
+                _ADAPTER_CACHE[key] = load_adapter(name, device=key[1])
+            except AdapterUnavailableError as exc:
+                _ADAPTER_CACHE[key] = exc
+        value = _ADAPTER_CACHE[key]
+        if isinstance(value, Exception):
+            pytest.skip(f"unavailable: {value}")
+        return value
+
+    return load
+
+
+@pytest.fixture
+def adapter(request, load_adapter_cached):
+    return load_adapter_cached(request.param)
+
+
+@pytest.fixture
+def expected_deviation(request, adapter):
+    """``lookup(case) -> Expectation | None`` for this adapter and test."""
+    entries = request.config._lossconf_expectations
+    test = request.node.originalname
+
+    def lookup(case):
+        return next((e for e in entries if e.matches(adapter.name, test, case)), None)
+
+    return lookup
+
+
+@pytest.fixture
+def recorder(request):
+    from suites.recording import ItemRecorder
+
+    rec = ItemRecorder(request.node)
+    request.node.stash[RECORDER_KEY] = rec
+    return rec
+
+
+# ------------------------------------------------------------------ results
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    rec = item.stash.get(RECORDER_KEY, None)
+    is_conformance = "adapter" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
+    if not is_conformance:
+        return report
+    done = report.when == "call" or (report.when == "setup" and not report.passed)
+    if done:
+        from reports import append_record
+        from suites.recording import record_from_report
+
+        worker = getattr(item.config, "workerinput", {}).get("workerid", "main")
+        record = record_from_report(item, report, call, rec, worker)
+        parts = _parts_dir(item.config)
+        parts.mkdir(parents=True, exist_ok=True)
+        append_record(parts / f"{worker}.jsonl", record)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if _is_worker(config):
+        return
+    parts = _parts_dir(config)
+    if not parts.is_dir():
+        return
+    from reports import ReportDirError, read_records, write_report
+    from reports.results import new_document, new_run_info
+
+    records = [r for f in sorted(parts.glob("*.jsonl")) for r in read_records(f)]
+    if not records:
+        return
+    adapters = {}
+    for r in records:
+        adapters.setdefault(r["adapter"], {"version": r.get("adapter_version"), "module": r.get("adapter_module") or r["adapter"]})
+    started = config._lossconf_started
+    interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+    run = new_run_info(
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        duration_s=round(time.time() - started, 2),
+        complete=not interrupted,
+        adapters=adapters,
+        platform=platform.platform(),
+        python=sys.version.split()[0],
+        device=config.getoption("device"),
+        profile=settings._current_profile,
+        seed=str(config.getoption("hypothesis_seed", None)),
+        argv=list(config.invocation_params.args),
+    )
+    try:
+        index = write_report(new_document(run, records), Path(config.getoption("report_dir")))
+    except ReportDirError as exc:
+        config._lossconf_report = f"could not write the report: {exc}"
+        return
+    shutil.rmtree(parts, ignore_errors=True)
+    config._lossconf_report = f"lossconf report: {index} ({len(records)} records)"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    line = getattr(config, "_lossconf_report", None)
+    if line:
+        terminalreporter.write_sep("-", "lossconf")
+        terminalreporter.write_line(line)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize conformance tests: adapter x loss x dtype (x edge/invalid case)."""
+    if "adapter" not in metafunc.fixturenames:
+        return
+    from suites.registry import REGISTRY
+    from suites.strategies import DTYPES
+
+    config = metafunc.config
+    names = selected_adapters(config)
+    metafunc.parametrize("adapter", names, indirect=True, ids=names, scope="function")
+    losses = [n for n in REGISTRY if not config.getoption("loss") or n in config.getoption("loss")]
+    dtypes = [d for d in DTYPES if not config.getoption("dtype") or d in config.getoption("dtype")]
+    marker = metafunc.definition.get_closest_marker("cases")
+    kind = marker.args[0] if marker else "generated"
+    if kind == "generated":
+        metafunc.parametrize("loss", losses)
+        metafunc.parametrize("dtype", dtypes)
+    elif kind in ("edge", "invalid"):
+        table = "edge_cases" if kind == "edge" else "invalid_cases"
+        pairs = [(n, label) for n in losses for label in getattr(REGISTRY[n], table)]
+        metafunc.parametrize(("loss", "label"), pairs, ids=[f"{n}-{label}" for n, label in pairs])
+        metafunc.parametrize("dtype", dtypes if kind == "edge" else dtypes[:1] or ["float32"])
+    elif kind == "property":
+        from suites.properties import PROPERTIES
+
+        pairs = [(n, p) for p in sorted(PROPERTIES) for n in PROPERTIES[p].losses if n in losses]
+        metafunc.parametrize(("loss", "prop"), pairs, ids=[f"{n}-{p}" for n, p in pairs])
+        metafunc.parametrize("dtype", dtypes)
+    elif kind == "reducing":
+        metafunc.parametrize("loss", [n for n in losses if REGISTRY[n].reduces])
+        metafunc.parametrize("dtype", dtypes)

@@ -1,0 +1,160 @@
+"""Per-item result capture: what a conformance test saw, as one results record.
+
+A test feeds every checked case's :class:`~suites.checks.Outcome` to its
+:class:`ItemRecorder`; the plugin (``conftest.py``) turns the recorder and the
+pytest report into one record (schema in ``reports/results.py``) and appends it
+to the process's results file the moment the test finishes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from .cases import Case, max_abs_input
+from .checks import ConformanceFailure, Outcome
+
+__all__ = ["ItemRecorder", "record_from_report"]
+
+MAX_SAMPLES = 200
+
+
+def _finite_or_str(x: float) -> float | str:
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+class ItemRecorder:
+    """Accumulates outcomes of one test item: counts, worst case, the failure."""
+
+    def __init__(self, node):
+        self.node = node
+        self.examples = 0
+        self.unsupported = 0
+        self.unsupported_reason = ""
+        self.options: Counter[str] = Counter()
+        self.worst: Outcome | None = None
+        self.failure: Outcome | None = None
+        self.failure_text = ""
+        self.max_ulp = 0.0
+        self.max_relative = 0.0
+        self.samples: list[list[float | str]] = []
+        self.deviations: dict[str, dict[str, Any]] = {}
+
+    def add(self, outcome: Outcome) -> None:
+        self.examples += 1
+        self.options.update(outcome.case.option_labels())
+        if outcome.verdict is not None:
+            self.max_ulp = max(self.max_ulp, outcome.ulp)
+            self.max_relative = max(self.max_relative, outcome.relative)
+            if len(self.samples) < MAX_SAMPLES:
+                self.samples.append([max_abs_input(outcome.case), _finite_or_str(outcome.normalized), _finite_or_str(outcome.ulp)])
+        if self.worst is None or outcome.normalized > self.worst.normalized:
+            self.worst = outcome
+        if not outcome.passed:
+            self.failure = outcome  # Hypothesis replays the shrunk example last
+
+    def add_failure_text(self, case: Case, text: str) -> None:
+        """A failure that is not an oracle comparison (e.g. a property, an invalid input)."""
+        self.examples += 1
+        self.options.update(case.option_labels())
+        self.failure = Outcome(case, False, None, None, text)
+
+    def add_deviation(self, expectation, outcome: Outcome) -> None:
+        """A failing case explained by an expectations entry: counted, not raised."""
+        self.add_deviation_text(expectation, outcome.case, outcome.message)
+
+    def add_deviation_text(self, expectation, case: Case, text: str) -> None:
+        self.examples += 1
+        self.options.update(case.option_labels())
+        entry = self.deviations.setdefault(
+            expectation.id, {"expectation": expectation, "count": 0, "example": text}
+        )
+        entry["count"] += 1
+
+    def deviation_summary(self) -> str:
+        lines = []
+        for d in self.deviations.values():
+            lines.append(f"{d['expectation'].describe()} -- {d['count']} case(s); first:")
+            lines += ["    " + line for line in d["example"].splitlines()]
+        return "\n".join(lines)
+
+    def add_unsupported(self, reason: str) -> None:
+        self.unsupported += 1
+        self.unsupported_reason = self.unsupported_reason or reason
+
+
+def _case_dict(outcome: Outcome | None, adapter) -> dict[str, Any] | None:
+    if outcome is None:
+        return None
+    v = outcome.verdict
+    case = outcome.case
+    return {
+        "observed": repr(v.observed) if v else repr(outcome.observed),
+        "exact": str(v.exact) if v else "",
+        "ulp": _finite_or_str(v.max_ulp) if v else None,
+        "normalized": _finite_or_str(v.max_normalized) if v else None,
+        "case": case.describe(),
+        "repro": adapter.repro(case.fn, case.args, case.kwargs) if adapter is not None else "",
+        "message": outcome.message,
+    }
+
+
+def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str) -> dict[str, Any]:
+    """One results record for a finished conformance item."""
+    params = item.callspec.params
+    adapter = item.funcargs.get("adapter") if hasattr(item, "funcargs") else None
+    if report.passed:
+        verdict = "deviation" if rec is not None and rec.deviations else "pass"
+    elif report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        verdict = "unsupported" if "unsupported" in reason else "skip"
+    else:
+        exc = call.excinfo.value if call.excinfo else None
+        verdict = "fail" if isinstance(exc, (ConformanceFailure, AssertionError)) else "error"
+    message = ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        message = report.longrepr[2]
+    elif verdict == "deviation":
+        message = rec.deviation_summary()
+    elif report.failed:
+        message = (rec.failure.message if rec and rec.failure else "") or str(call.excinfo.value if call.excinfo else report.longrepr)
+    record: dict[str, Any] = {
+        "nodeid": item.nodeid,
+        "test": item.originalname,
+        "adapter": params.get("adapter"),
+        "adapter_version": getattr(adapter, "version", None),
+        "adapter_module": getattr(adapter, "module", None),
+        "loss": params.get("loss"),
+        "dtype": params.get("dtype"),
+        "case_label": params.get("label"),
+        "verdict": verdict,
+        "message": message[:20000],
+        "duration_s": round(report.duration, 3),
+        "worker": worker,
+    }
+    if rec is not None:
+        record.update(
+            examples=rec.examples,
+            unsupported_examples=rec.unsupported,
+            max_ulp=_finite_or_str(rec.max_ulp) if rec.examples else None,
+            max_normalized=_finite_or_str(rec.worst.normalized) if rec.worst else None,
+            max_relative=_finite_or_str(rec.max_relative) if rec.examples else None,
+            worst=_case_dict(rec.worst, adapter),
+            failure=_case_dict(rec.failure, adapter) if verdict in ("fail", "error") else None,
+            options=dict(rec.options),
+            samples=rec.samples,
+            deviations=[
+                {
+                    "id": d["expectation"].id, "kind": d["expectation"].kind,
+                    "reason": d["expectation"].reason, "citation": d["expectation"].citation,
+                    "count": d["count"],
+                }
+                for d in rec.deviations.values()
+            ],
+        )
+    return record

@@ -1,0 +1,135 @@
+"""The generic conformance tests, parametrized by adapter x loss x dtype (conftest.py).
+
+* ``test_matches_oracle``: Hypothesis-generated cases against the exact oracle,
+  steered by ``hypothesis.target`` toward the largest normalized error.
+* ``test_edge_cases``: the registry's fixed edge cases (special values, all
+  targets ignored, extreme logits), one item each.
+* ``test_rejects_invalid_input``: inputs the spec rejects must raise.
+* ``test_legacy_reduction_arguments``: ``size_average``/``reduce`` map to
+  ``reduction`` as PyTorch documents.
+* ``test_properties``: metamorphic properties (``suites/properties.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import currently_in_test_context, given, settings, target
+
+from .cases import Case
+from .checks import ConformanceFailure, Unsupported, check_case, failure_message
+from .properties import PROPERTIES, PropertyViolation
+from .registry import spec_for
+
+pytestmark = pytest.mark.conformance
+
+_TARGET_CAP = 1e300  # hypothesis.target needs a finite score
+
+
+def _require(adapter, fn: str) -> None:
+    if adapter.function(fn) is None:
+        pytest.skip(f"unsupported: adapter {adapter.name!r} has no {fn}")
+
+
+def _finish(recorder) -> None:
+    if recorder.examples == 0 and recorder.unsupported:
+        pytest.skip(f"unsupported: {recorder.unsupported_reason}")
+
+
+def _check(adapter, case: Case, recorder, expected_deviation) -> None:
+    try:
+        outcome = check_case(adapter, case)
+    except Unsupported as exc:
+        recorder.add_unsupported(str(exc))
+        return
+    if not outcome.passed and (expectation := expected_deviation(case)) is not None:
+        recorder.add_deviation(expectation, outcome)
+        return
+    recorder.add(outcome)
+    if currently_in_test_context():
+        target(min(outcome.normalized, _TARGET_CAP), label="error in units of the bound")
+    if not outcome.passed:
+        raise ConformanceFailure(outcome.message)
+
+
+def test_matches_oracle(adapter, loss, dtype, recorder, expected_deviation):
+    _require(adapter, loss)
+    spec = spec_for(loss)
+
+    @given(case=spec.cases(dtype))
+    def conforms(case):
+        _check(adapter, case, recorder, expected_deviation)
+
+    conforms()
+    _finish(recorder)
+
+
+@pytest.mark.cases("edge")
+def test_edge_cases(adapter, loss, label, dtype, recorder, expected_deviation):
+    _require(adapter, loss)
+    case = spec_for(loss).edge_cases[label](dtype)
+    _check(adapter, case, recorder, expected_deviation)
+    _finish(recorder)
+
+
+@pytest.mark.cases("invalid")
+def test_rejects_invalid_input(adapter, loss, label, dtype, recorder, expected_deviation):
+    _require(adapter, loss)
+    case = spec_for(loss).invalid_cases[label](dtype)
+    try:
+        result = case.call(adapter.function(loss))
+    except NotImplementedError as exc:
+        pytest.skip(f"unsupported: {exc}")
+    except Exception:
+        recorder.examples += 1  # rejected, as the spec requires
+        return
+    problem = f"accepted invalid input ({label}) and returned {result!r} instead of raising an error"
+    text = failure_message(adapter, case, problem, None, None, result)
+    if (expectation := expected_deviation(case)) is not None:
+        recorder.add_deviation_text(expectation, case, text)
+        return
+    recorder.add_failure_text(case, text)
+    raise ConformanceFailure(text)
+
+
+@pytest.mark.cases("reducing")
+@pytest.mark.parametrize("reduce", [None, True, False], ids=lambda v: f"reduce={v}")
+@pytest.mark.parametrize("size_average", [None, True, False], ids=lambda v: f"size_average={v}")
+def test_legacy_reduction_arguments(adapter, loss, dtype, size_average, reduce, recorder, expected_deviation):
+    """The deprecated pair overrides ``reduction`` exactly as PyTorch documents it;
+    the oracle applies the documented rule (``oracle.reduction.resolve_reduction``)."""
+    if dtype != "float32":
+        pytest.skip("the legacy mapping is dtype-independent: checked in float32 only")
+    _require(adapter, loss)
+    spec = spec_for(loss)
+
+    @settings(max_examples=4)
+    @given(case=spec.cases(dtype))
+    def conforms(case):
+        kwargs = dict(case.kwargs, size_average=size_average, reduce=reduce)
+        _check(adapter, Case(case.fn, case.args, kwargs, case.dtype), recorder, expected_deviation)
+
+    conforms()
+    _finish(recorder)
+
+
+@pytest.mark.cases("property")
+def test_properties(adapter, loss, prop, dtype, recorder):
+    definition = PROPERTIES[prop]
+    for fn in definition.needs(loss):
+        _require(adapter, fn)
+
+    @given(case=definition.cases(loss, dtype))
+    def holds(case):
+        try:
+            definition.check(adapter, case)
+        except Unsupported as exc:
+            recorder.add_unsupported(str(exc))
+            return
+        except PropertyViolation as exc:
+            text = f"property {prop!r} violated by {adapter.name} ({loss}, {dtype}):\n{exc}"
+            recorder.add_failure_text(case, text)
+            raise ConformanceFailure(text) from None
+        recorder.examples += 1
+
+    holds()
+    _finish(recorder)
