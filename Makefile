@@ -1,0 +1,38 @@
+# The two commands of README.md. Each sets up its own virtual environment (.venv)
+# with the versions pinned in constraints-ci.txt, then runs.
+#
+#   make conformance   the conformance suite against the installed frameworks -> lossconf-report/
+#   make test          the project's own tests (oracle, harness, reports, detection power)
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+REPORT_DIR ?= lossconf-report
+# Extra pytest arguments, e.g. make conformance ARGS="--adapter torch --dtype float32"
+ARGS ?=
+
+.PHONY: conformance test setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints-ci.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints-ci.txt -e '.[torch,dev]'
+	touch $(STAMP)
+
+# pytest exit code 5 (nothing collected) must never pass silently.
+define run_pytest
+	$(PY) -m pytest $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+endef
+
+conformance: $(STAMP)
+	$(call run_pytest,suites -n 2 -p no:cacheprovider --report-dir $(REPORT_DIR) $(ARGS))
+
+test: $(STAMP)
+	$(call run_pytest,tests -n 2 -p no:cacheprovider $(ARGS))
+
+clean:
+	rm -rf $(VENV) $(REPORT_DIR) .pytest_cache .hypothesis

@@ -1,0 +1,591 @@
+"""Tests of the results model (reports.results), the HTML report and `python -m reports`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reports import (
+    SCHEMA_VERSION,
+    ReportDirError,
+    append_record,
+    load_results,
+    merge_results,
+    read_records,
+    render_html,
+    write_report,
+)
+from reports.formatting import format_duration, format_number
+from reports.results import (
+    TruncatedRecordWarning,
+    decode_float,
+    encode_float,
+    new_document,
+    new_run_info,
+    summarize,
+    write_json_atomic,
+)
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+HOSTILE = "<script>alert(1)</script> and </script><img src=x onerror=\"alert(2)\"> & 'q'"
+
+
+def make_record(**fields: Any) -> dict[str, Any]:
+    """A passing torch float32 cross_entropy record, with ``fields`` overriding."""
+    record: dict[str, Any] = {
+        "nodeid": "suites/test_losses.py::test_matches_oracle[cross_entropy-torch-float32]",
+        "test": "test_matches_oracle",
+        "adapter": "torch",
+        "adapter_version": "2.13.0",
+        "loss": "cross_entropy",
+        "dtype": "float32",
+        "verdict": "pass",
+        "examples": 10,
+        "max_ulp": 0.5,
+        "max_normalized": 0.25,
+        "max_relative": 3e-8,
+        "worst": None,
+        "failure": None,
+        "message": "",
+        "options": {"reduction=mean": 4},
+        "samples": [[1.0, 0.25, 0.5]],
+        "duration_s": 0.5,
+        "worker": "gw0",
+    }
+    record.update(fields)
+    return record
+
+
+def make_case(**fields: Any) -> dict[str, Any]:
+    case = {
+        "observed": "0.0",
+        "exact": "4.248354255291589e-18",
+        "ulp": 2.5e7,
+        "normalized": 3.5,
+        "case": "input = array([[40.0, 0.0]], dtype=float32)\ntarget = array([0])",
+        "repro": "import torch\nF.cross_entropy(torch.tensor([[40.0, 0.0]]), torch.tensor([0]))",
+        "message": "",
+    }
+    case.update(fields)
+    return case
+
+
+def make_doc(records: list[dict[str, Any]], **run: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "started": "2025-01-01T10:00:00+00:00",
+        "finished": "2025-01-01T10:05:00+00:00",
+        "duration_s": 300.0,
+        "complete": True,
+        "adapters": {"torch": {"version": "2.13.0", "module": "adapters.torch"}},
+        "platform": "Linux-x86_64",
+        "python": "CPython 3.11.7",
+        "device": "cpu",
+        "lossconf_commit": "abc123",
+        "argv": ["pytest", "--adapter", "torch"],
+    }
+    fields.update(run)
+    return new_document(new_run_info(**fields), records)
+
+
+def _reject_constant(token: str) -> None:
+    raise AssertionError(f"non-standard JSON token {token} written")
+
+
+# --------------------------------------------------------------------------- floats and files
+
+
+def test_encode_decode_float_round_trip() -> None:
+    assert encode_float(math.inf) == "inf"
+    assert encode_float(-math.inf) == "-inf"
+    assert encode_float(math.nan) == "nan"
+    assert encode_float(0.5) == 0.5
+    assert encode_float(None) is None
+    assert decode_float("inf") == math.inf
+    assert decode_float("-inf") == -math.inf
+    assert math.isnan(decode_float("nan"))
+    assert decode_float(3) == 3.0
+    assert decode_float(None) is None
+    with pytest.raises(ValueError, match="not an encoded float"):
+        decode_float("fast")
+
+
+def test_append_and_read_records_round_trip_non_finite_floats(tmp_path: Path) -> None:
+    path = tmp_path / "gw0.jsonl"
+    worst = make_case(ulp=math.inf, normalized=math.nan)
+    append_record(
+        path,
+        make_record(
+            max_ulp=math.inf,
+            max_normalized=math.nan,
+            max_relative=-math.inf,
+            worst=worst,
+            samples=[[math.inf, 0.5, math.nan]],
+            message="nan",
+        ),
+    )
+    append_record(path, make_record(nodeid="second", max_ulp=1.5))
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    raw = json.loads(lines[0], parse_constant=_reject_constant)
+    assert raw["max_ulp"] == "inf"
+    assert raw["max_normalized"] == "nan"
+    assert raw["max_relative"] == "-inf"
+    assert raw["worst"]["ulp"] == "inf"
+    assert raw["samples"] == [["inf", 0.5, "nan"]]
+
+    first, second = read_records(path)
+    assert first["max_ulp"] == math.inf
+    assert math.isnan(first["max_normalized"])
+    assert first["max_relative"] == -math.inf
+    assert first["worst"]["ulp"] == math.inf
+    assert math.isnan(first["worst"]["normalized"])
+    assert first["samples"][0][0] == math.inf and math.isnan(first["samples"][0][2])
+    assert first["message"] == "nan"  # a text field is never decoded as a number
+    assert second["nodeid"] == "second"
+    assert second["max_ulp"] == 1.5
+
+
+def test_read_records_skips_a_truncated_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "gw1.jsonl"
+    append_record(path, make_record(nodeid="a"))
+    append_record(path, make_record(nodeid="b", verdict="fail"))
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"nodeid": "c", "verdict": "pa')  # a worker killed mid-write
+    with pytest.warns(TruncatedRecordWarning, match=r"gw1\.jsonl:3: skipped a truncated last line"):
+        records = read_records(path)
+    assert [r["nodeid"] for r in records] == ["a", "b"]
+    assert [r["verdict"] for r in records] == ["pass", "fail"]
+
+
+def test_write_json_atomic_replaces_whole_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "results.json"
+    write_json_atomic(target, {"old": 1})
+    write_json_atomic(target, {"value": math.inf, "list": (1, 2)})
+    assert json.loads(target.read_text(), parse_constant=_reject_constant) == {
+        "value": "inf",
+        "list": [1, 2],
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_write_json_atomic_keeps_old_file_when_replace_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "results.json"
+    write_json_atomic(target, {"generation": 1})
+
+    def broken_replace(src: Any, dst: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space left"):
+        write_json_atomic(target, {"generation": 2})
+    assert json.loads(target.read_text()) == {"generation": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_load_results_round_trips_a_document(tmp_path: Path) -> None:
+    doc = make_doc([make_record(max_ulp=math.inf)])
+    write_json_atomic(tmp_path / "results.json", doc)
+    loaded = load_results(tmp_path / "results.json")
+    assert loaded["schema_version"] == SCHEMA_VERSION == 1
+    assert loaded["run"]["adapters"] == {"torch": {"version": "2.13.0", "module": "adapters.torch"}}
+    assert loaded["run"]["complete"] is True
+    assert loaded["records"][0]["max_ulp"] == math.inf
+    assert loaded["records"][0]["nodeid"] == doc["records"][0]["nodeid"]
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"tests": []}', "it has no schema_version"),
+        ('{"schema_version": 2, "run": {}, "records": []}', "schema_version is 2"),
+        ("[1, 2]", "its top level is an array"),
+        ('{"schema_version": 1, "run": {}, "records": {}}', "'records' is missing or not a list"),
+        ("{not json", "invalid JSON"),
+    ],
+)
+def test_load_results_rejects_other_files(tmp_path: Path, content: str, why: str) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="is not a lossconf results file") as info:
+        load_results(path)
+    assert str(info.value).startswith(str(path))
+    assert why in str(info.value)
+
+
+# --------------------------------------------------------------------------- merge and summary
+
+
+def test_merge_adds_counts_unions_adapters_and_ands_complete() -> None:
+    torch_doc = make_doc(
+        [make_record(), make_record(verdict="fail", max_ulp=12.0)],
+        started="2025-01-01T10:00:00+00:00",
+        finished="2025-01-01T10:05:00+00:00",
+        duration_s=300.0,
+        complete=True,
+    )
+    jax_doc = make_doc(
+        [
+            make_record(adapter="jax", adapter_version="0.4.30"),
+            make_record(adapter="jax", verdict="unsupported", max_ulp=None),
+        ],
+        adapters={"jax": {"version": "0.4.30", "module": "adapters.jax"}},
+        started="2025-01-01T09:00:00+00:00",
+        finished="2025-01-01T09:30:00+00:00",
+        duration_s=1800.0,
+        complete=False,
+        device="gpu",
+    )
+    merged = merge_results([torch_doc, jax_doc], sources=["torch.json", "jax.json"])
+
+    assert len(merged["records"]) == 4
+    assert merged["run"]["adapters"] == {
+        "torch": {"version": "2.13.0", "module": "adapters.torch"},
+        "jax": {"version": "0.4.30", "module": "adapters.jax"},
+    }
+    assert merged["run"]["complete"] is False
+    assert merged["run"]["started"] == "2025-01-01T09:00:00+00:00"
+    assert merged["run"]["finished"] == "2025-01-01T10:05:00+00:00"
+    assert merged["run"]["duration_s"] == 2100.0
+    assert merged["run"]["device"] == "cpu; gpu"
+    assert merged["run"]["sources"] == ["torch.json", "jax.json"]
+    assert len(merged["run"]["parts"]) == 2
+
+    summary = summarize(merged["records"])
+    assert summary["overall"]["counts"]["pass"] == 2
+    assert summary["overall"]["counts"]["fail"] == 1
+    assert summary["overall"]["counts"]["unsupported"] == 1
+    assert summary["totals"]["cross_entropy"]["torch"]["max_ulp"] == 12.0
+
+    both_complete = merge_results([torch_doc, torch_doc])
+    assert both_complete["run"]["complete"] is True
+    assert summarize(both_complete["records"])["overall"]["counts"]["pass"] == 2
+
+
+def test_merge_of_a_merge_keeps_sources_and_version_conflicts() -> None:
+    a = make_doc([make_record()])
+    b = make_doc(
+        [make_record()], adapters={"torch": {"version": "2.14.0", "module": "adapters.torch"}}
+    )
+    c = make_doc([make_record(adapter="jax")], adapters={"jax": {"version": "0.5", "module": "m"}})
+    inner = merge_results([a, b], sources=["a.json", "b.json"])
+    outer = merge_results([inner, c], sources=["ab.json", "c.json"])
+    assert outer["run"]["sources"] == ["a.json", "b.json", "c.json"]
+    assert outer["run"]["adapters"]["torch"]["version"] == "2.13.0, 2.14.0"
+    assert len(outer["run"]["parts"]) == 3
+    assert len(outer["records"]) == 3
+
+
+def test_summarize_counts_and_maxima_for_hand_built_records() -> None:
+    records = [
+        make_record(max_ulp=0.5, max_normalized=0.1, examples=10),
+        make_record(
+            verdict="fail",
+            max_ulp=3.2e7,
+            max_normalized=4.0,
+            examples=7,
+            worst=make_case(),
+            nodeid="worst-one",
+        ),
+        make_record(test="test_properties", max_ulp=None, max_normalized=None, examples=5),
+        make_record(
+            dtype="float16", verdict="deviation", max_ulp=2.0, max_normalized=0.5, examples=3
+        ),
+        make_record(
+            adapter="jax",
+            verdict="unsupported",
+            max_ulp=None,
+            max_normalized=None,
+            max_relative=None,
+            examples=0,
+        ),
+        make_record(
+            loss="nll_loss",
+            dtype=None,
+            test="test_rejects_invalid_input",
+            verdict="error",
+            max_ulp=None,
+            max_normalized=None,
+            max_relative=None,
+            examples=1,
+        ),
+        make_record(loss="nll_loss", dtype="bfloat16", max_ulp=math.nan, max_normalized=0.2),
+    ]
+    summary = summarize(records)
+
+    assert summary["losses"] == ["cross_entropy", "nll_loss"]
+    assert summary["adapters"] == ["jax", "torch"]
+    assert summary["columns"] == [
+        ("jax", "float32"),
+        ("torch", "float32"),
+        ("torch", "float16"),
+        ("torch", "bfloat16"),
+        ("torch", "any"),
+    ]
+    cell = summary["cells"]["cross_entropy"]["torch"]["float32"]
+    assert cell["records"] == 3
+    assert cell["counts"] == {
+        "pass": 2,
+        "fail": 1,
+        "deviation": 0,
+        "error": 0,
+        "unsupported": 0,
+        "skip": 0,
+    }
+    assert cell["examples"] == 22
+    assert cell["max_ulp"] == 3.2e7
+    assert cell["max_normalized"] == 4.0
+    assert cell["worst_verdict"] == "fail"
+    assert cell["worst_nodeid"] == "worst-one"
+    assert cell["worst"]["exact"] == "4.248354255291589e-18"
+
+    assert summary["cells"]["cross_entropy"]["torch"]["float16"]["worst_verdict"] == "deviation"
+    jax = summary["cells"]["cross_entropy"]["jax"]["float32"]
+    assert jax["worst_verdict"] == "unsupported"
+    assert jax["max_ulp"] is None
+    assert summary["cells"]["nll_loss"]["torch"]["any"]["counts"]["error"] == 1
+    assert math.isnan(summary["cells"]["nll_loss"]["torch"]["bfloat16"]["max_ulp"])
+
+    totals = summary["totals"]["cross_entropy"]["torch"]
+    assert totals["records"] == 4
+    assert totals["counts"]["pass"] == 2 and totals["counts"]["deviation"] == 1
+    assert totals["examples"] == 25
+    assert summary["overall"]["records"] == 7
+    assert summary["overall"]["worst_verdict"] == "fail"
+
+
+def test_new_run_info_rejects_unknown_fields() -> None:
+    with pytest.raises(TypeError, match="unknown run fields: complet"):
+        new_run_info(complet=True)
+    run = new_run_info(device="cuda:0", lossconf_commit=None)
+    assert run["device"] == "cuda:0"
+    assert run["complete"] is False
+    assert run["finished"] is None
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+class _TagCollector(HTMLParser):
+    """Collects the page's tags and attributes, and the text of its <script> elements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+        if self._in_script:
+            self.scripts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts[-1] += data
+
+
+def _hostile_doc() -> dict[str, Any]:
+    failing = make_record(
+        verdict="fail",
+        message=HOSTILE,
+        nodeid=f"test[{HOSTILE}]",
+        failure=make_case(case=HOSTILE, repro=HOSTILE, observed=HOSTILE, message=HOSTILE),
+        worst=make_case(case=HOSTILE),
+    )
+    return make_doc(
+        [
+            failing,
+            make_record(verdict="unsupported", message=HOSTILE, adapter="jax"),
+            make_record(verdict="deviation", message=HOSTILE, dtype="float16"),
+        ],
+        adapters={"torch": {"version": HOSTILE, "module": HOSTILE}},
+        argv=[HOSTILE],
+        platform=HOSTILE,
+    )
+
+
+def test_html_escapes_every_value() -> None:
+    html = render_html(_hostile_doc())
+    assert "<script>alert(1)</script>" not in html
+    assert "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; and &lt;/script&gt;&lt;img src=x" in html
+    # exactly one <script> element: the report's own, with no data in it
+    assert html.count("<script") == 1
+    assert html.count("</script>") == 1
+    parser = _TagCollector()
+    parser.feed(html)
+    assert [tag for tag, _ in parser.tags].count("script") == 1
+    assert [tag for tag, _ in parser.tags].count("img") == 0
+    assert "alert" not in parser.scripts[0]
+    assert all("onerror" not in attrs for _, attrs in parser.tags)
+
+
+def test_html_is_self_contained() -> None:
+    html = render_html(_hostile_doc())
+    assert "http://" not in html
+    assert "https://" not in html
+    parser = _TagCollector()
+    parser.feed(html)
+    tags = [tag for tag, _ in parser.tags]
+    assert "link" not in tags and "iframe" not in tags and "img" not in tags
+    assert all("src" not in attrs for _, attrs in parser.tags)
+    assert tags.count("style") == 1
+
+
+def test_html_shows_run_summary_and_failure_details() -> None:
+    doc = make_doc(
+        [
+            make_record(max_ulp=0.5),
+            make_record(
+                verdict="fail",
+                max_ulp=3.2e7,
+                max_normalized=3.5,
+                failure=make_case(),
+                worst=make_case(),
+                message="exceeds the bound",
+            ),
+            make_record(dtype="float64", verdict="skip", message="no float64 on this device"),
+        ],
+        complete=False,
+    )
+    html = render_html(doc)
+    assert "INCOMPLETE" in html
+    assert "<td>2.13.0</td>" in html  # adapter version in the header
+    assert 'class="cell v-fail"' in html  # worst verdict colours the float32 cell
+    assert "3.2e+07&nbsp;ulp" in html
+    assert '<a href="#failure-0">' in html
+    assert 'id="failure-0"' in html
+    assert "4.248354255291589e-18" in html  # the exact value
+    assert 'data-copy="failure-0-repro"' in html
+    assert "F.cross_entropy(torch.tensor([[40.0, 0.0]]), torch.tensor([0]))" in html
+    assert "no float64 on this device" in html
+    assert "INCOMPLETE" not in render_html(make_doc([make_record()], complete=True))
+
+
+def test_number_formatting() -> None:
+    assert format_number(0.5) == "0.5"
+    assert format_number(3.2e7) == "3.2e+07"
+    assert format_number(math.inf) == "inf"
+    assert format_number(math.nan) == "nan"
+    assert format_number(12.0) == "12"
+    assert format_number(1234.4) == "1234"
+    assert format_number(4.2e-18) == "4.2e-18"
+    assert format_number(None) == "—"
+    assert format_duration(0.25) == "250 ms"
+    assert format_duration(125) == "2 min 05 s"
+
+
+def test_write_report_writes_both_files(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "report"
+    index = write_report(make_doc([make_record(max_ulp=math.inf)]), out)
+    assert index == out / "index.html"
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "results.json"]
+    assert load_results(out / "results.json")["records"][0]["max_ulp"] == math.inf
+    assert index.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_write_report_to_unwritable_dir_raises_report_dir_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ReportDirError, match="cannot write the report to") as info:
+        write_report(make_doc([make_record()]), blocker / "report")
+    assert "\n" not in str(info.value)
+    assert str(info.value) == (
+        f"cannot write the report to {blocker / 'report'}: Not a directory; "
+        "choose a directory you can write to"
+    )
+    with pytest.raises(ReportDirError, match="it exists and is not a directory"):
+        write_report(make_doc([make_record()]), blocker)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reports", *map(str, args)],
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_render(tmp_path: Path) -> None:
+    write_json_atomic(
+        tmp_path / "results.json", make_doc([make_record(), make_record(verdict="fail")])
+    )
+    out = tmp_path / "out"
+    result = _cli("render", tmp_path / "results.json", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out / "index.html")
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "results.json"]
+    assert len(load_results(out / "results.json")["records"]) == 2
+    assert 'id="failure-0"' in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_cli_merge(tmp_path: Path) -> None:
+    write_json_atomic(tmp_path / "a.json", make_doc([make_record()]))
+    write_json_atomic(
+        tmp_path / "b.json",
+        make_doc(
+            [make_record(adapter="jax"), make_record(adapter="jax", verdict="fail")],
+            adapters={"jax": {"version": "0.4.30", "module": "adapters.jax"}},
+            complete=False,
+        ),
+    )
+    out = tmp_path / "merged"
+    result = _cli("merge", tmp_path / "a.json", tmp_path / "b.json", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out / "index.html")
+    merged = load_results(out / "results.json")
+    assert len(merged["records"]) == 3
+    assert sorted(merged["run"]["adapters"]) == ["jax", "torch"]
+    assert merged["run"]["complete"] is False
+    assert merged["run"]["sources"] == [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    assert "INCOMPLETE" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_cli_rejects_a_file_that_is_not_results(tmp_path: Path) -> None:
+    other = tmp_path / "package.json"
+    other.write_text('{"name": "something-else", "version": "1.0"}')
+    result = _cli("render", other, "-o", tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert f"{other} is not a lossconf results file: it has no schema_version" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_file_and_unwritable_dir_exit_2(tmp_path: Path) -> None:
+    missing = _cli("render", tmp_path / "nope.json", "-o", tmp_path / "out")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"python -m reports: error: no such file: {tmp_path / 'nope.json'}"
+    ]
+
+    write_json_atomic(tmp_path / "results.json", make_doc([make_record()]))
+    (tmp_path / "blocker").write_text("")
+    unwritable = _cli("render", tmp_path / "results.json", "-o", tmp_path / "blocker" / "out")
+    assert unwritable.returncode == 2
+    lines = unwritable.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "cannot write the report to" in lines[0]
