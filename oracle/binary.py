@@ -106,7 +106,9 @@ def binary_cross_entropy_terms(
         d_first = -yi / xi if log_x > LOG_CLAMP else mpf(0)
         d_second = (1 - yi) / (1 - xi) if log_1mx > LOG_CLAMP else mpf(0)
         sensitivity = abs(xi * wi * (d_first + d_second)) if xi != 0 else mpf(0)
-        cond[idx] = sensitivity + abs(wi * first) + abs(wi * second)
+        # The target is a floating input too: dt/dy = -w (log x - log(1 - x)).
+        target_sensitivity = abs(yi * wi * (log_x - log_1mx))
+        cond[idx] = sensitivity + target_sensitivity + abs(wi * first) + abs(wi * second)
     return LossTerms(
         terms=terms,
         condition=cond,
@@ -193,7 +195,9 @@ def binary_cross_entropy_with_logits_terms(
             # The max-shifted algorithm adds (1-y) x and (1 + (p-1) y) max(-x, 0):
             # its absolute error is u times these magnitudes.
             scale[idx] = abs(wi * xi) * (abs(1 - yi) + abs(1 + (pi - 1) * yi))
-            cond[idx] = abs(xi * slope) + abs(wi * positive) + abs(wi * negative)
+            # The target is a floating input too: dt/dy = w (p softplus(-x) - softplus(x)).
+            target_slope = wi * (pi * softplus(-xi) - softplus(xi))
+            cond[idx] = abs(xi * slope) + abs(yi * target_slope) + abs(wi * positive) + abs(wi * negative)
         else:
             scale[idx] = mpf(0)
             cond[idx] = mpf(0)

@@ -52,11 +52,16 @@ def _pointwise(q_log: mpf, target: mpf, log_target: bool) -> tuple[mpf, mpf, mpf
             return mpf(0), mpf(0), mpf(0)
         p = mpmath.exp(target)
         t = p * (target - q_log)
-        return t, -p, abs(p) * (abs(target) + 2 * abs(q_log))
+        # summands p s and p log q, their input sensitivity |p log q|, and the target's
+        # own: |s dt/ds| = |s| |t + p|.
+        return t, -p, abs(p) * (abs(target) + 2 * abs(q_log)) + abs(target * (t + p))
     if target == 0:
         return mpf(0), mpf(0), mpf(0)
     t = _xlogx(target) - target * q_log
-    return t, -target, abs(_xlogx(target)) + 2 * abs(target * q_log)
+    # summands p log p and p log q, the input's |p log q|, and the target's |p dt/dp| =
+    # |p (log p + 1 - log q)|.
+    target_sensitivity = abs(target * (mpmath.log(target) + 1 - q_log)) if target > 0 else mpf(0)
+    return t, -target, abs(_xlogx(target)) + 2 * abs(target * q_log) + target_sensitivity
 
 
 def _broadcast(input, target):

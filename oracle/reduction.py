@@ -10,9 +10,10 @@ A loss oracle returns a :class:`LossTerms`: the exact terms, the reduction, the
 denominator, and two per-term quantities the error model needs (see
 ``suites/verdict.py``):
 
-* ``condition[j]`` — ``sum_i |x_i * dt_j/dx_i|`` over the term's floating inputs,
-  plus the magnitudes of the summands the formula adds (so the bound covers the
-  rounding of each summand, not only input perturbations);
+* ``condition[j]`` — ``sum_i |x_i * dt_j/dx_i|`` over the term's floating inputs
+  (logits or probabilities *and* floating targets: DESIGN.md's mixed-stable model
+  perturbs every floating input), plus the magnitudes of the summands the formula
+  adds (so the bound covers the rounding of each summand);
 * ``scale[j]`` — the term's absolute working scale ``s_j``: how large the
   quantities are that the standard stable algorithm necessarily adds and
   subtracts (``max |x|`` for softmax losses, ``|x|`` for sigmoid losses).

@@ -104,6 +104,8 @@ def _intermediate_exceeds_max(case: Case) -> bool:
         magnitudes = [abs(t) for t in terms.reshape(-1) if t == t]
         if sum(magnitudes) > limit:
             return True
+        if case.fn == "binary_cross_entropy_with_logits" and _bce_logits_summand_overflows(case, limit):
+            return True
         if case.fn == "cross_entropy" and case.kwargs.get("label_smoothing"):
             import oracle
 
@@ -112,11 +114,25 @@ def _intermediate_exceeds_max(case: Case) -> bool:
             weight = case.kwargs.get("weight")
             w = mp_array(weight) if weight is not None else None
             rows = np.moveaxis(lsm, 1 if x.ndim > 1 else 0, -1).reshape(-1, lsm.shape[1 if x.ndim > 1 else 0])
-            for row in rows:
-                total = sum(abs(v * (w[c] if w is not None else 1)) for c, v in enumerate(row) if v == v)
-                if total > limit:
-                    return True
+            # The smoothing term is summed over classes and rows before it is scaled by eps/C.
+            total = sum(abs(v * (w[c] if w is not None else 1)) for row in rows for c, v in enumerate(row) if v == v)
+            if total > limit:
+                return True
     return False
+
+
+def _bce_logits_summand_overflows(case: Case, limit: float) -> bool:
+    """The max-shifted form ``(1-y) x + (1 + (p-1) y) (log1p(e^-|x|) + max(-x, 0))`` adds
+    summands larger than the dtype's max although their sum (the loss) may be representable."""
+    x = _input(case)
+    y = np.asarray(case.args["target"], dtype=np.float64)
+    p = case.kwargs.get("pos_weight")
+    p = np.broadcast_to(np.asarray(p, dtype=np.float64), x.shape) if p is not None else np.ones_like(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        first = np.abs((1 - y) * x)
+        second = np.abs((1 + (p - 1) * y) * np.maximum(-x, 0))
+    finite = np.isfinite(x) & np.isfinite(y)
+    return bool(np.any(first[finite] > limit) or np.any(second[finite] > limit))
 
 
 FEATURES: dict[str, Callable[[Case], bool]] = {
@@ -128,6 +144,8 @@ FEATURES: dict[str, Callable[[Case], bool]] = {
     ),
     "zero_target": _zero_target,
     "intermediate_exceeds_dtype_max": _intermediate_exceeds_max,
+    "batchmean_with_legacy_args": lambda c: c.kwargs.get("reduction") == "batchmean"
+    and (c.kwargs.get("size_average") is not None or c.kwargs.get("reduce") is not None),
 }
 
 
