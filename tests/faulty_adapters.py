@@ -1,0 +1,65 @@
+"""External adapters that break the adapter contract, one way each.
+
+``tests/test_harness.py`` runs the conformance suite against them
+(``--adapter tests.faulty_adapters:<name>``) and checks that the harness turns
+each breach into a clear record instead of crashing or passing it silently.
+Every adapter implements only ``sigmoid`` (``lacks_sigmoid``: only ``softmax``),
+so a run restricted with ``--loss sigmoid`` exercises exactly the faulty function.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+#: The text ``raises_runtime`` raises: the record's message must quote it.
+RUNTIME_ERROR_TEXT = "fused kernel exploded on purpose (lossconf harness test)"
+#: The reason ``not_implemented`` gives: the skip reason must quote it.
+NOT_IMPLEMENTED_TEXT = "sigmoid is not in this backend yet"
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """A correct sigmoid in float64 (the faulty adapters break the contract, not the math)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _raise_runtime(input):
+    raise RuntimeError(RUNTIME_ERROR_TEXT)
+
+
+def _wrong_shape(input):
+    """The right values with an extra trailing axis: ``(n,)`` becomes ``(n, 1)``."""
+    return _sigmoid(input).astype(np.asarray(input).dtype)[..., np.newaxis]
+
+
+def _wrong_dtype(input):
+    """The right values, but always float64 (a float32 case must get float32)."""
+    return _sigmoid(input)
+
+
+def _python_float(input):
+    """A Python float instead of a NumPy array."""
+    return float(np.sum(_sigmoid(input)))
+
+
+def _not_implemented(input):
+    raise NotImplementedError(NOT_IMPLEMENTED_TEXT)
+
+
+def _softmax(input, dim=None, _stacklevel=3, dtype=None):
+    x = np.asarray(input)
+    shifted = x - np.max(x, axis=dim, keepdims=True)
+    e = np.exp(shifted)
+    return (e / np.sum(e, axis=dim, keepdims=True)).astype(x.dtype)
+
+
+raises_runtime = SimpleNamespace(name="raises-runtime", version="0.1", sigmoid=_raise_runtime)
+wrong_shape = SimpleNamespace(name="wrong-shape", version="0.1", sigmoid=_wrong_shape)
+wrong_dtype = SimpleNamespace(name="wrong-dtype", version="0.1", sigmoid=_wrong_dtype)
+python_float = SimpleNamespace(name="python-float", version="0.1", sigmoid=_python_float)
+not_implemented = SimpleNamespace(name="not-implemented", version="0.1", sigmoid=_not_implemented)
+lacks_sigmoid = SimpleNamespace(name="lacks-sigmoid", version="0.1", softmax=_softmax)

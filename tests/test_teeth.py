@@ -1,0 +1,277 @@
+"""Detection power: the suite catches seeded defects, by name, and passes correct code.
+
+``tests/textbook_adapter.py`` is a NumPy implementation of the spec with three
+documented defects: (a) log-softmax without the max shift, (b) BCE-with-logits
+as the log of a sigmoid, (c) weighted means divided by the number of targets.
+Each test runs ``pytest suites --adapter tests.textbook_adapter`` in a
+subprocess on a small selection (Hypothesis profile ``dev``, a fixed seed) and
+reads ``results.json``:
+
+* every defect is flagged by name: a ``fail`` record of the loss and the case
+  that show it, with a message that says what is wrong there (a non-finite
+  value for large logits, the mean's observed value ``sum / count``);
+* the cases next to each defect (small logits, unweighted means) pass, and the
+  functions without a defect (sigmoid, softmax, kl_div, binary_cross_entropy)
+  pass everything: the suite flags the defects, not the implementation;
+* the exit code is non-zero exactly when something fails, and ``--adapter
+  torch`` passes the functions where PyTorch follows the spec (a control).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from .test_harness import TESTS_FAILED, SuiteRun, run_suite
+
+TEXTBOOK = "tests.textbook_adapter"
+BOTH = ("float64", "float16")
+LOG_MAX_FLOAT16 = math.log(65504.0)  # exp overflows float16 above this (~11.09)
+
+
+def _dtype_args(*dtypes: str) -> list[str]:
+    return [arg for d in dtypes for arg in ("--dtype", d)]
+
+
+def _loss_args(*losses: str) -> list[str]:
+    return [arg for loss in losses for arg in ("--loss", loss)]
+
+
+def _edge(run: SuiteRun, loss: str, label: str, dtype: str) -> dict[str, Any]:
+    return run.one(test="test_edge_cases", loss=loss, case_label=label, dtype=dtype)
+
+
+def assert_flagged(record: dict[str, Any], *signs: str) -> str:
+    """The record is a failure whose message contains one of ``signs``; returns the message."""
+    __tracebackhide__ = True
+    where = f"{record['test']}[{record['loss']}, {record['case_label']}, {record['dtype']}]"
+    assert record["verdict"] == "fail", f"{where} not flagged: {record['verdict']}\n{record['message']}"
+    message = record["message"]
+    assert any(s in message for s in signs), f"{where} fails, but not with any of {signs}:\n{message}"
+    assert record["failure"] and record["failure"]["repro"], f"{where}: the failure has no repro"
+    return message
+
+
+def assert_passes(record: dict[str, Any]) -> None:
+    __tracebackhide__ = True
+    where = f"{record['test']}[{record['loss']}, {record['case_label']}, {record['dtype']}]"
+    assert record["verdict"] == "pass", f"{where} should pass: {record['verdict']}\n{record['message']}"
+
+
+def _number_after(label: str, message: str) -> float:
+    """The float printed after ``label`` in a failure message (``observed:`` ...)."""
+    number = r"[-+]?(?:inf|nan|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
+    match = re.search(re.escape(label) + r"\s*(?:np\.float\d+\()?(" + number + ")", message)
+    assert match, f"no {label!r} in:\n{message}"
+    return float(match.group(1))
+
+
+def _case_arguments(case_text: str) -> dict[str, Any]:
+    """The keyword arguments of a record's case (``Case.describe()``: exact Python text)."""
+    call = re.sub(r"^\[[^\]]*\]\s*", "", case_text)
+    fn = call.split("(", 1)[0]
+    namespace = {"np": np, "ml_dtypes": ml_dtypes, "float": float, fn: lambda **kwargs: kwargs}
+    return eval(call, namespace)  # the text is the suite's own rendering of a case
+
+
+# ------------------------------------------------------------------ the edge cases
+
+
+@pytest.fixture(scope="module")
+def edge_run(tmp_path_factory) -> SuiteRun:
+    """The fixed edge cases of the three defective families, in float64 and float16."""
+    return run_suite(
+        "--adapter", TEXTBOOK, "-k", "test_edge_cases",
+        *_loss_args("cross_entropy", "nll_loss", "log_softmax", "binary_cross_entropy_with_logits"),
+        *_dtype_args(*BOTH),
+        tmp=tmp_path_factory.mktemp("teeth-edges"),
+    )
+
+
+def test_seeded_defects_fail_the_run(edge_run):
+    assert edge_run.returncode == TESTS_FAILED, edge_run.tail()
+    assert (edge_run.report_dir / "index.html").is_file()
+    assert {r["adapter"] for r in edge_run.records} == {TEXTBOOK}
+    assert {r["adapter_version"] for r in edge_run.records} == {"1.0"}
+    errors = [r["nodeid"] for r in edge_run.records if r["verdict"] == "error"]
+    assert not errors, f"harness errors, not verdicts: {errors}"
+
+
+@pytest.mark.parametrize(
+    ("loss", "label", "dtype"),
+    [
+        ("cross_entropy", "logits_1e8", "float64"),
+        ("cross_entropy", "logits_at_dtype_max", "float64"),
+        ("log_softmax", "logits_at_dtype_max", "float64"),
+        ("cross_entropy", "logits_40_0", "float16"),
+        ("log_softmax", "logits_40_0", "float16"),
+        ("cross_entropy", "logits_1e8", "float16"),
+    ],
+)
+def test_a_unshifted_log_softmax_is_flagged_on_large_logits(edge_run, loss, label, dtype):
+    message = assert_flagged(_edge(edge_run, loss, label, dtype), "non-finite")
+    observed = _number_after("observed:", message)
+    assert math.isinf(observed) or math.isnan(observed), message
+
+
+@pytest.mark.parametrize(
+    ("loss", "label", "dtype"),
+    [
+        ("cross_entropy", "uniform_logits_give_log_C", "float64"),
+        ("cross_entropy", "uniform_logits_give_log_C", "float16"),
+        ("cross_entropy", "logits_40_0", "float64"),  # exp(40) does not overflow float64
+        ("cross_entropy", "masked_class_neg_inf", "float64"),
+        ("cross_entropy", "k_extra_dims", "float64"),
+        ("cross_entropy", "probability_target_one_hot", "float16"),
+        ("log_softmax", "masked_class", "float64"),
+        ("log_softmax", "logits_40_0", "float64"),
+    ],
+)
+def test_a_small_logits_still_pass(edge_run, loss, label, dtype):
+    """The unshifted form is right where exp does not overflow: no false alarm there."""
+    assert_passes(_edge(edge_run, loss, label, dtype))
+
+
+@pytest.mark.parametrize("dtype", BOTH)
+def test_b_log_of_sigmoid_is_flagged_at_logit_40(edge_run, dtype):
+    record = _edge(edge_run, "binary_cross_entropy_with_logits", "logit_40_target_0", dtype)
+    message = assert_flagged(record, "non-finite inf where the exact value is finite")
+    assert "exact:    40.0000000000000000" in message, message
+
+
+@pytest.mark.parametrize("label", ["logits_1e8", "logits_at_dtype_max"])
+def test_b_log_of_sigmoid_is_flagged_on_saturated_logits(edge_run, label):
+    record = _edge(edge_run, "binary_cross_entropy_with_logits", label, "float64")
+    assert_flagged(record, "non-finite")
+
+
+@pytest.mark.parametrize(
+    ("label", "dtype"),
+    [("logit_minus_40_target_0", "float64"), ("pos_weight_broadcast_over_classes", "float64"),
+     ("pos_weight_broadcast_over_classes", "float16")],
+)
+def test_b_unsaturated_sigmoids_still_pass(edge_run, label, dtype):
+    assert_passes(_edge(edge_run, "binary_cross_entropy_with_logits", label, dtype))
+
+
+def test_c_unweighted_mean_is_flagged_for_nll_loss(edge_run):
+    """weight [0.25, 1, 4], targets [0, 2], log-probs -1 and -0.25: the weighted
+    sum is 1.25; the spec divides by 0.25 + 4, the defect by 2 (two targets)."""
+    record = _edge(edge_run, "nll_loss", "weighted_mean_denominator", "float64")
+    message = assert_flagged(record, "error beyond the bound")
+    assert _number_after("observed:", message) == 1.25 / 2, message
+    assert _number_after("correctly rounded to float64:", message) == 1.25 / 4.25, message
+    assert_flagged(_edge(edge_run, "nll_loss", "weighted_mean_denominator", "float16"), "error beyond the bound")
+
+
+@pytest.mark.parametrize("dtype", BOTH)
+def test_c_unweighted_mean_is_flagged_for_cross_entropy(edge_run, dtype):
+    record = _edge(edge_run, "cross_entropy", "weighted_mean_denominator", dtype)
+    message = assert_flagged(record, "error beyond the bound")
+    x = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 0.5]])
+    r = np.log(np.exp(x).sum(axis=1)) - x[[0, 1], [0, 2]]
+    weighted_sum = 0.25 * r[0] + 4.0 * r[1]
+    observed = _number_after("observed:", message)
+    exact = _number_after("correctly rounded to " + dtype + ":", message)
+    tol = 1e-12 if dtype == "float64" else 4e-3
+    assert observed == pytest.approx(weighted_sum / 2, rel=tol), message
+    assert exact == pytest.approx(weighted_sum / 4.25, rel=tol), message
+
+
+def test_c_unweighted_mean_also_breaks_label_smoothing_with_weight(edge_run):
+    record = _edge(edge_run, "cross_entropy", "label_smoothing_with_weight_mean", "float64")
+    assert_flagged(record, "error beyond the bound")
+
+
+@pytest.mark.parametrize(
+    ("loss", "label"),
+    [
+        ("cross_entropy", "all_ignored_mean_is_nan"),
+        ("cross_entropy", "in_range_ignore_index"),
+        ("nll_loss", "all_ignored_mean_is_nan"),
+        ("nll_loss", "ignored_row_with_nan_is_ignored"),
+    ],
+)
+@pytest.mark.parametrize("dtype", BOTH)
+def test_c_unweighted_means_still_pass(edge_run, loss, label, dtype):
+    """Without ``weight`` the count *is* the spec's denominator: no false alarm."""
+    assert_passes(_edge(edge_run, loss, label, dtype))
+
+
+# ------------------------------------------------------------------ generated cases
+
+
+@pytest.fixture(scope="module")
+def generated_run(tmp_path_factory) -> SuiteRun:
+    """Hypothesis-generated cases only (no edge case to lean on), float16."""
+    return run_suite(
+        "--adapter", TEXTBOOK, "-k", "test_matches_oracle",
+        *_loss_args("log_softmax", "cross_entropy", "binary_cross_entropy_with_logits"),
+        *_dtype_args("float16"),
+        tmp=tmp_path_factory.mktemp("teeth-generated"),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["log_softmax", "cross_entropy"])
+def test_a_generated_cases_find_the_overflow(generated_run, loss):
+    """Hypothesis finds (and shrinks to) logits beyond float16's exp overflow."""
+    assert generated_run.returncode == TESTS_FAILED, generated_run.tail()
+    record = generated_run.one(test="test_matches_oracle", loss=loss, dtype="float16")
+    assert_flagged(record, "non-finite")
+    logits = _case_arguments(record["failure"]["case"])["input"].astype(np.float64)
+    largest = np.max(logits[np.isfinite(logits)])
+    assert largest > LOG_MAX_FLOAT16, f"the failing case has no overflowing logit: {record['failure']['case']}"
+
+
+@pytest.mark.slow
+def test_b_generated_cases_find_the_log_of_sigmoid(generated_run):
+    record = generated_run.one(test="test_matches_oracle", loss="binary_cross_entropy_with_logits", dtype="float16")
+    assert_flagged(record, "non-finite", "error beyond the bound")
+    case = _case_arguments(record["failure"]["case"])
+    x, y = case["input"].astype(np.float64), case["target"].astype(np.float64)
+    # The defect bites where sigmoid rounds near 1 (or 0) on the side the target weighs.
+    assert np.any(((1 - y) > 0) & (x > 2)) or np.any((y > 0) & (x < -2)), record["failure"]["case"]
+
+
+# ------------------------------------------------------------------ no false alarms
+
+
+@pytest.mark.slow
+def test_correct_functions_of_the_textbook_pass(tmp_path):
+    """The textbook's defect-free functions pass every test: what fails above is the defects."""
+    run = run_suite(
+        "--adapter", TEXTBOOK,
+        *_loss_args("sigmoid", "softmax", "kl_div", "binary_cross_entropy"),
+        *_dtype_args(*BOTH),
+        tmp=tmp_path,
+    )
+    bad = [f"{r['nodeid']}: {r['verdict']}\n{r['message']}" for r in run.records if r["verdict"] not in ("pass", "skip", "unsupported")]
+    assert not bad, "\n\n".join(bad)
+    assert run.returncode == 0, run.tail()
+    tested = {(r["loss"], r["test"]) for r in run.records if r["verdict"] == "pass"}
+    for loss in ("sigmoid", "softmax", "kl_div", "binary_cross_entropy"):
+        assert (loss, "test_matches_oracle") in tested and (loss, "test_edge_cases") in tested, loss
+    unsupported = {r["test"] for r in run.records if r["verdict"] == "unsupported"}
+    assert unsupported <= {"test_legacy_reduction_arguments"}, unsupported
+
+
+@pytest.mark.slow
+def test_torch_control_passes(tmp_path):
+    """``--adapter torch`` on functions where PyTorch follows the spec: exit code 0."""
+    pytest.importorskip("torch")
+    run = run_suite(
+        "--adapter", "torch",
+        *_loss_args("nll_loss", "log_softmax", "softmax"),
+        *_dtype_args("float64"),
+        tmp=tmp_path,
+    )
+    bad = [f"{r['nodeid']}: {r['verdict']}\n{r['message']}" for r in run.records if r["verdict"] not in ("pass", "skip", "unsupported")]
+    assert not bad, "\n\n".join(bad)
+    assert run.returncode == 0, run.tail()
+    assert {r["loss"] for r in run.records if r["verdict"] == "pass"} == {"nll_loss", "log_softmax", "softmax"}
