@@ -19,7 +19,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints-ci.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints-ci.txt -e '.[torch,dev]'
+	$(PY) -m pip install --quiet -c constraints-ci.txt -e '.[torch,tensorflow,jax,dev]'
 	touch $(STAMP)
 
 # pytest exit code 5 (nothing collected) must never pass silently.

@@ -25,6 +25,8 @@ from .errors import AdapterError, AdapterUnavailableError, UnknownAdapterError
 BUILTIN_ADAPTERS: dict[str, str] = {
     "torch": "adapters.torch_functional",
     "torch-nn": "adapters.torch_modules",
+    "tensorflow": "adapters.tensorflow_losses",
+    "jax": "adapters.jax_losses",
 }
 
 
@@ -40,6 +42,8 @@ class _Framework:
 _REQUIREMENTS: dict[str, _Framework] = {
     "torch": _Framework("torch", "PyTorch", "torch"),
     "torch-nn": _Framework("torch", "PyTorch", "torch"),
+    "tensorflow": _Framework("tensorflow", "TensorFlow", "tensorflow"),
+    "jax": _Framework("optax", "JAX and optax", "jax"),
 }
 
 

@@ -319,3 +319,15 @@ class TorchAdapter:
                 converted[name] = _plain(value)
         positional = [converted.pop(name) for name in POSITIONAL[fn_name]]
         return positional, converted
+
+
+def _torch_option_table(api: str) -> dict[str, dict[str, tuple[str, str]]]:
+    """Every spec option is native in PyTorch: ``api`` names the entry point used."""
+    from .options import SPEC_OPTIONS
+
+    table: dict[str, dict[str, tuple[str, str]]] = {}
+    for loss, options in SPEC_OPTIONS.items():
+        entry = api.format(loss=loss)
+        table[loss] = {"(function)": ("native", entry)}
+        table[loss].update({option: ("native", "") for option in options})
+    return table

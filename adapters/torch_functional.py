@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ._repro import call_source
-from ._torch_base import TorchAdapter
+from ._torch_base import TorchAdapter, _torch_option_table
 
 #: Each spec function's torch callable and how a repro snippet spells it.
 _FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
@@ -51,6 +51,10 @@ class TorchFunctional(TorchAdapter):
     ) -> list[str]:
         _, spelling = _FUNCTIONS[fn_name]
         return [f"out = {call_source(spelling, positional, keywords)}"]
+
+
+#: Every option native (docs/options.md): ``torch.sigmoid`` for sigmoid, F.<loss> otherwise.
+OPTION_TABLE = _torch_option_table("torch.nn.functional.{loss}")
 
 
 def create(*, device: str = "cpu") -> TorchFunctional:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ._repro import call_source
-from ._torch_base import TorchAdapter
+from ._torch_base import TorchAdapter, _torch_option_table
 
 #: Each spec function's ``torch.nn`` class; every option is a constructor argument.
 _MODULES: dict[str, str] = {
@@ -45,6 +45,13 @@ class TorchModules(TorchAdapter):
     ) -> list[str]:
         constructor = call_source(f"torch.nn.{_MODULES[fn_name]}", [], keywords)
         return [f"module = {constructor}", f"out = {call_source('module', positional, {})}"]
+
+
+#: Every option native (docs/options.md), as a constructor argument of the module class.
+OPTION_TABLE = {
+    loss: {**options, "(function)": ("native", f"torch.nn.{_MODULES[loss]}")}
+    for loss, options in _torch_option_table("").items()
+}
 
 
 def create(*, device: str = "cpu") -> TorchModules:

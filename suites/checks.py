@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from mpmath import mpf
 
+from oracle.conventions import convention_for
 from oracle.core import (
     FloatFormat,
     OracleUndecided,
@@ -68,17 +69,22 @@ class Evaluation:
     terms: LossTerms
 
 
-def evaluate_oracle(case: Case) -> Evaluation:
-    """Exact value (correctly rounded to the case's dtype, Ziv's loop) and its bound."""
-    return _evaluate_cached(_CaseKey(case))
+def evaluate_oracle(case: Case, convention: str | None = None) -> Evaluation:
+    """Exact value (correctly rounded to the case's dtype, Ziv's loop) and its bound.
+
+    ``convention`` evaluates a framework's documented formula instead of the spec's
+    (:mod:`oracle.conventions`), to grade that framework under its own semantics.
+    """
+    return _evaluate_cached(_CaseKey(case, convention))
 
 
 class _CaseKey:
     """Hashable identity of a case's inputs, so adapters sharing a case share one oracle run."""
 
-    def __init__(self, case: Case):
+    def __init__(self, case: Case, convention: str | None = None):
         self.case = case
-        parts = [case.fn, case.dtype]
+        self.convention = convention
+        parts = [case.fn, case.dtype, convention]
         for k, v in list(case.args.items()) + sorted(case.kwargs.items()):
             if isinstance(v, np.ndarray):
                 parts.append((k, v.dtype.str, v.shape, v.tobytes()))
@@ -96,12 +102,12 @@ class _CaseKey:
 @lru_cache(maxsize=256)
 def _evaluate_cached(key: _CaseKey) -> Evaluation:
     case = key.case
-    spec = spec_for(case.fn)
+    terms = convention_for(key.convention).terms if key.convention else spec_for(case.fn).terms
     fmt = format_of(case.dtype)
     holder: dict[str, LossTerms] = {}
 
     def evaluate():
-        lt = case.call(spec.terms)
+        lt = case.call(terms)
         holder["terms"] = lt
         return lt.value
 
@@ -166,9 +172,10 @@ class Outcome:
         return self.verdict.max_relative if self.verdict else math.inf
 
 
-def check_case(adapter, case: Case) -> Outcome:
-    """Judge ``adapter`` on ``case`` against the oracle (raises Unsupported, OracleUndecided)."""
-    evaluation = evaluate_oracle(case)
+def check_case(adapter, case: Case, *, convention: str | None = None) -> Outcome:
+    """Judge ``adapter`` on ``case`` against the oracle (raises Unsupported, OracleUndecided);
+    against a documented framework formula instead when ``convention`` names one."""
+    evaluation = evaluate_oracle(case, convention)
     try:
         observed = call_adapter(adapter, case)
     except (AdapterFailure, AdapterContractError) as exc:

@@ -11,11 +11,16 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
     labels = ["..."]              # optional: edge/invalid case labels
     when = ["infinite_input"]     # optional: case features that must all hold
     adapters = ["torch", "torch-nn"]  # optional: default every adapter the file is loaded for
+    convention = "keras-bce-clip" # optional: judge matching cases against the framework's own
+                                  # documented formula (oracle/conventions.py) instead
     reason = "what differs and why"
     citation = "https://..."      # where the framework documents or tracks it
 
 A failing case that matches an entry is recorded as a *deviation* (the report's
-deviation table), not a failure. ``when`` names are the case features in
+deviation table), not a failure. With ``convention``, the case is re-judged
+against the framework's documented formula evaluated exactly by the oracle: it
+is a deviation only if the output is accurate under that formula, and a failure
+(showing both judgements) otherwise. ``when`` names are the case features in
 :data:`FEATURES`: predicates on the case's inputs, so an entry describes the
 condition of a difference, not a list of example values.
 """
@@ -47,7 +52,7 @@ def builtin_expectations_file(adapter_name: str) -> Path | None:
     return path if path.is_file() else None
 
 KINDS = ("semantic", "special-value", "bug", "accepts-invalid-input")
-_FIELDS = {"id", "kind", "losses", "tests", "dtypes", "labels", "when", "adapters", "reason", "citation"}
+_FIELDS = {"id", "kind", "losses", "tests", "dtypes", "labels", "when", "adapters", "reason", "citation", "convention"}
 
 
 class ExpectationsError(ValueError):
@@ -161,6 +166,7 @@ class Expectation:
     labels: tuple[str, ...] = ()
     when: tuple[str, ...] = ()
     adapters: tuple[str, ...] = ()
+    convention: str | None = None  # oracle.conventions name: grade under the framework's own formula
     source: str = ""
 
     def matches(self, adapter: str, test: str, case: Case) -> bool:
@@ -219,6 +225,12 @@ def load_expectations(path: str | Path) -> list[Expectation]:
         for feature in when:
             if feature not in FEATURES:
                 raise ExpectationsError(f"{where}: unknown feature {feature!r} in 'when'; known: {', '.join(sorted(FEATURES))}")
+        convention = entry.get("convention")
+        if convention is not None:
+            from oracle.conventions import CONVENTIONS
+
+            if convention not in CONVENTIONS:
+                raise ExpectationsError(f"{where}: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
         out.append(
             Expectation(
                 id=entry["id"], kind=entry["kind"], reason=entry["reason"], citation=entry["citation"],
@@ -228,6 +240,7 @@ def load_expectations(path: str | Path) -> list[Expectation]:
                 labels=_str_list(entry.get("labels", []), where, "labels"),
                 when=when,
                 adapters=_str_list(entry.get("adapters", []), where, "adapters"),
+                convention=convention,
                 source=str(path),
             )
         )

@@ -42,6 +42,15 @@ def _check(adapter, case: Case, recorder, expected_deviation) -> None:
         recorder.add_unsupported(str(exc))
         return
     if not outcome.passed and (expectation := expected_deviation(case)) is not None:
+        if expectation.convention:
+            under = check_case(adapter, case, convention=expectation.convention)
+            if not under.passed:
+                raise ConformanceFailure(
+                    f"{outcome.message}\n\nThe expected deviation [{expectation.id}] applies, but "
+                    f"the output is wrong under {adapter.name}'s own documented formula too "
+                    f"(oracle convention {expectation.convention!r}):\n{under.message}"
+                )
+            outcome = under
         recorder.add_deviation(expectation, outcome)
         return
     recorder.add(outcome)
