@@ -86,7 +86,10 @@ class SoftmaxRow:
         if not self.defined:
             return mpmath.nan
         m = self._shifted[0]
-        return mpmath.fsub(m, self.x[c], exact=True) + self.log1p_tail
+        # Exact addition keeps log1p(T) even when it is far below 2**-prec of m - x_c
+        # (logits thousands apart): whether the value sits above or below a rounding
+        # midpoint can hinge on it.
+        return mpmath.fadd(mpmath.fsub(m, self.x[c], exact=True), self.log1p_tail, exact=True)
 
     def prob(self, c: int) -> mpf:
         """``softmax(x)_c = exp(x_c - m) / (1 + T)``."""
@@ -142,7 +145,7 @@ def softmax(input: np.ndarray, dim: int) -> np.ndarray:
 
 def log_softmax(input: np.ndarray, dim: int) -> np.ndarray:
     r"""``log_softmax(x)_c = x_c - log sum_k exp(x_k) = -((m - x_c) + log1p(T))``."""
-    return _rowwise(input, dim, lambda r: [-r.neg_log_prob(c) for c in range(len(r.x))])
+    return _rowwise(input, dim, lambda r: [mpmath.fneg(r.neg_log_prob(c), exact=True) for c in range(len(r.x))])
 
 
 def softplus(x: mpf) -> mpf:
@@ -153,7 +156,7 @@ def softplus(x: mpf) -> mpf:
         return mpmath.inf
     if x <= 0:
         return mpmath.log1p(mpmath.exp(x))
-    return x + mpmath.log1p(mpmath.exp(-x))
+    return mpmath.fadd(x, mpmath.log1p(mpmath.exp(-x)), exact=True)  # keeps the tiny tail
 
 
 def logistic(x: mpf) -> mpf:

@@ -165,7 +165,10 @@ def cross_entropy_terms(
                 continue
             row = SoftmaxRow(list(row_values))
             denominator += w[y]
-            t = (1 - eps) * w[y] * row.neg_log_prob(y)
+            # Without smoothing the term is w_y r_y, formed exactly (see exact_sum).
+            t = mpmath.fmul(w[y], row.neg_log_prob(y), exact=True)
+            if eps:
+                t = (1 - eps) * t
             if eps:
                 t += eps / n_classes * mpmath.fsum(
                     w[c] * row.neg_log_prob(c) for c in range(n_classes)
@@ -322,7 +325,7 @@ def nll_loss_terms(
             terms.append(mpf(0))
             continue
         denominator += w[y]
-        terms.append(-(w[y] * row_values[y]))
+        terms.append(mpmath.fneg(mpmath.fmul(w[y], row_values[y], exact=True), exact=True))
     t = _as_array(terms, layout.out_shape)
     return LossTerms(
         terms=t,

@@ -114,14 +114,17 @@ def to_mpf(x: Any) -> mpf:
     """Exact value of a float (NumPy float16/32/64, bfloat16, Python float or int).
 
     Every finite value of the four formats is representable in binary64, so the
-    conversion through ``float`` is exact; ``mpf(float)`` is exact at any
-    precision because mpmath stores the binary64 significand unrounded.
+    conversion through ``float`` is exact, and ``mpf`` is built at 53 bits so it
+    stays exact whatever precision the caller works at.
     """
     if isinstance(x, mpf):
         return x
     if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
-        return mpf(int(x))
-    return mpf(float(x))
+        n = int(x)
+        with mpmath.workprec(max(53, n.bit_length())):  # exact, whatever the caller's precision
+            return mpf(n)
+    with mpmath.workprec(53):  # binary64 holds the value: exact even if the caller works below 53 bits
+        return mpf(float(x))
 
 
 def mp_array(a: Any) -> np.ndarray:
@@ -225,7 +228,7 @@ def ulp_distance(observed: Any, exact: Any, dtype: Any) -> float:
 
 # Ziv's loop: the first evaluation runs a little above twice the target precision
 # (enough headroom for the moderate cancellations the oracle's formulas still
-# contain), the confirmation 64 bits higher; each escalation doubles.
+# contain), the confirmation 64 bits higher; each escalation doubles both.
 _ZIV_MARGIN_BITS = 64
 _ZIV_MAX_BITS = 1 << 14
 
@@ -242,8 +245,9 @@ def correctly_rounded(
     ``evaluate`` takes no arguments and returns an ``mpf`` or an object ndarray
     of ``mpf``; it is called inside :func:`working_precision` at increasing
     precisions. The rounding is accepted when the evaluations at ``p`` and
-    ``p + 64`` bits round to the same values (Ziv's strategy); otherwise ``p``
-    doubles, up to ``max_bits``, after which :class:`OracleUndecided` is raised.
+    ``p + 64`` bits round to the same values (Ziv's strategy) and no value sits
+    exactly halfway between two floats; otherwise ``p`` doubles, up to
+    ``max_bits``, after which :class:`OracleUndecided` is raised.
 
     Returns ``(exact, rounded)``: the higher-precision evaluation (mpf or object
     array) and a float64 ndarray of the correctly rounded values (0-d for a
@@ -251,18 +255,48 @@ def correctly_rounded(
     """
     fmt = format_of(dtype)
     bits = start_bits or (2 * fmt.p + 40)
-    previous = None
     while bits <= max_bits:
         with working_precision(bits):
+            first = _round_all(evaluate(), fmt)
+        with working_precision(bits + _ZIV_MARGIN_BITS):
             value = evaluate()
         rounded = _round_all(value, fmt)
-        if previous is not None and _same_floats(previous, rounded):
+        decided = _same_floats(first, rounded)
+        # An exact midpoint may hide a term below 2**-bits: look deeper (see below).
+        if decided and (bits >= _MIDPOINT_MAX_BITS or not _any_midpoint(value, fmt)):
             return value, rounded
-        previous = rounded
-        bits = bits + _ZIV_MARGIN_BITS if bits < 4 * fmt.p + 200 else 2 * bits
+        bits *= 2
     raise OracleUndecided(
         f"rounding to {fmt.name} still undecided at {max_bits} bits of precision"
     )
+
+
+# A value that is exactly halfway between two floats at p bits may be an exact tie
+# (a mean of two floats) or hide a term smaller than 2**-p relative (log1p of
+# exp(-5460) added to 16384.8 when logits are 5460 apart): Ziv's two evaluations
+# agree on both. Such values are re-evaluated at doubling precision up to this
+# many bits; one still halfway there is taken as an exact tie (ties-to-even),
+# which is exact unless a logit gap exceeds about 5600.
+_MIDPOINT_MAX_BITS = 1 << 13
+
+
+def _is_midpoint(x: mpf, fmt: FloatFormat) -> bool:
+    """Whether ``x`` lies exactly halfway between two neighbouring values of ``fmt``."""
+    if not isinstance(x, mpf) or not mpmath.isfinite(x) or x == 0:
+        return False
+    _, man, exp, bc = x._mpf_
+    leading = exp + bc - 1
+    if leading > fmt.emax or leading < fmt.emin - fmt.p - 1:
+        return False
+    quantum = max(leading, fmt.emin) - (fmt.p - 1)
+    shift = quantum - exp
+    return shift >= 1 and (man & ((1 << shift) - 1)) == 1 << (shift - 1)
+
+
+def _any_midpoint(value: Any, fmt: FloatFormat) -> bool:
+    if isinstance(value, np.ndarray):
+        return any(_is_midpoint(v, fmt) for v in value.reshape(-1))
+    return _is_midpoint(value, fmt)
 
 
 def _round_all(value: Any, fmt: FloatFormat) -> np.ndarray:

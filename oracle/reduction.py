@@ -58,12 +58,16 @@ def check_reduction(reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> No
 
 
 def exact_sum(values: Any) -> mpf:
-    """The sum of mpf values, rounded once at the working precision.
+    """The exact sum of mpf values (no rounding at all; the order does not matter).
 
-    ``mpmath.fsum`` accumulates without intermediate rounding, so the order of
-    the terms does not matter.
+    Terms are exact or carry their full working precision; keeping their sum
+    exact preserves tiny parts (a ``log1p`` tail far below the working precision)
+    that can decide on which side of a rounding midpoint the result lies.
     """
-    return mpmath.fsum(list(np.asarray(values, dtype=object).reshape(-1)))
+    total = mpf(0)
+    for v in np.asarray(values, dtype=object).reshape(-1):
+        total = mpmath.fadd(total, v, exact=True)
+    return total
 
 
 def divide(numerator: mpf, denominator: mpf) -> mpf:
