@@ -32,7 +32,7 @@ import mpmath
 import numpy as np
 from mpmath import mpf
 
-from .core import is_nan, mp_array
+from .core import exact_add, is_nan, mp_array
 from .reduction import LossTerms
 
 __all__ = [
@@ -89,7 +89,7 @@ class SoftmaxRow:
         # Exact addition keeps log1p(T) even when it is far below 2**-prec of m - x_c
         # (logits thousands apart): whether the value sits above or below a rounding
         # midpoint can hinge on it.
-        return mpmath.fadd(mpmath.fsub(m, self.x[c], exact=True), self.log1p_tail, exact=True)
+        return exact_add(mpmath.fsub(m, self.x[c], exact=True), self.log1p_tail)
 
     def prob(self, c: int) -> mpf:
         """``softmax(x)_c = exp(x_c - m) / (1 + T)``."""
@@ -156,7 +156,7 @@ def softplus(x: mpf) -> mpf:
         return mpmath.inf
     if x <= 0:
         return mpmath.log1p(mpmath.exp(x))
-    return mpmath.fadd(x, mpmath.log1p(mpmath.exp(-x)), exact=True)  # keeps the tiny tail
+    return exact_add(x, mpmath.log1p(mpmath.exp(-x)))  # keeps the tiny tail
 
 
 def logistic(x: mpf) -> mpf:

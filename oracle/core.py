@@ -41,6 +41,7 @@ __all__ = [
     "FloatFormat",
     "OracleUndecided",
     "correctly_rounded",
+    "exact_add",
     "format_of",
     "is_nan",
     "mp_array",
@@ -125,6 +126,27 @@ def to_mpf(x: Any) -> mpf:
             return mpf(n)
     with mpmath.workprec(53):  # binary64 holds the value: exact even if the caller works below 53 bits
         return mpf(float(x))
+
+
+# Exact additions keep tails down to this many bits below the larger operand; a
+# smaller tail is replaced by a same-signed stand-in just there (a "sticky bit"):
+# it still tells on which side of a rounding midpoint the sum lies, for every
+# format (p <= 53 bits), without building a mantissa of 1e38 bits when logits are
+# 1e38 apart.
+_STICKY_GAP_BITS = 1 << 15
+
+
+def exact_add(a: mpf, b: mpf) -> mpf:
+    """``a + b`` without rounding, except that a part of ``b`` (or ``a``) more than
+    ``2**15`` bits below the other operand collapses to a sticky bit (see above)."""
+    if not (mpmath.isfinite(a) and mpmath.isfinite(b)) or a == 0 or b == 0:
+        return mpmath.fadd(a, b, exact=True)
+    top_a, top_b = a._mpf_[2] + a._mpf_[3], b._mpf_[2] + b._mpf_[3]
+    if abs(top_a - top_b) <= _STICKY_GAP_BITS:
+        return mpmath.fadd(a, b, exact=True)
+    big, small, top = (a, b, top_a) if top_a > top_b else (b, a, top_b)
+    stand_in = mpmath.ldexp(mpf(1) if small > 0 else mpf(-1), top - _STICKY_GAP_BITS)
+    return mpmath.fadd(big, stand_in, exact=True)
 
 
 def mp_array(a: Any) -> np.ndarray:

@@ -28,6 +28,8 @@ import mpmath
 import numpy as np
 from mpmath import mpf
 
+from .core import exact_add
+
 __all__ = ["REDUCTIONS", "LossTerms", "divide", "exact_sum", "resolve_reduction"]
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -58,7 +60,7 @@ def check_reduction(reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> No
 
 
 def exact_sum(values: Any) -> mpf:
-    """The exact sum of mpf values (no rounding at all; the order does not matter).
+    """The exact sum of mpf values (:func:`oracle.core.exact_add`; the order does not matter).
 
     Terms are exact or carry their full working precision; keeping their sum
     exact preserves tiny parts (a ``log1p`` tail far below the working precision)
@@ -66,7 +68,7 @@ def exact_sum(values: Any) -> mpf:
     """
     total = mpf(0)
     for v in np.asarray(values, dtype=object).reshape(-1):
-        total = mpmath.fadd(total, v, exact=True)
+        total = exact_add(total, v)
     return total
 
 
