@@ -102,7 +102,8 @@ def keras_kl_divergence_terms(
     if reduction == "mean":
         denominator = mpf(x.size)
     elif reduction == "batchmean":
-        denominator = mpf(x.shape[0] if x.ndim else 1)
+        shape = np.shape(input)  # the spec's batch size: input.size(0), before broadcasting
+        denominator = mpf(shape[0] if shape else 1)
     else:
         denominator = None
     return LossTerms(

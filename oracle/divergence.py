@@ -11,7 +11,8 @@ the pointwise term is
 
 Reductions: ``none``; ``sum``; ``mean`` divides by the number of elements (the
 docs warn that this is not the true KL divergence); ``batchmean`` divides the sum
-by ``input.size(0)`` (by 1 for a 0-d input, as PyTorch's Python wrapper does).
+by ``input.size(0)`` -- of ``input`` itself, before broadcasting -- and by 1 for a
+0-d input, as PyTorch's Python wrapper does.
 ``input`` and ``target`` broadcast against each other.
 
 Conventions: ``0 log 0 = 0`` -- a zero target probability (``p = 0``, or
@@ -88,7 +89,10 @@ def kl_div_terms(
     if reduction == "mean":
         denominator = mpf(x.size)
     elif reduction == "batchmean":
-        denominator = mpf(x.shape[0] if x.ndim else 1)
+        # PyTorch divides by input.size(0): the input's own first dimension, not the
+        # broadcast shape's, and not at all for a 0-d input.
+        shape = np.shape(input)
+        denominator = mpf(shape[0] if shape else 1)
     else:
         denominator = None
     return LossTerms(
