@@ -36,6 +36,7 @@ from reports.summary import (
     dtype_key,
     dtype_order,
     option_coverage,
+    semantic_differences,
     summarize,
 )
 
@@ -200,6 +201,7 @@ def _render(doc: Mapping[str, Any]) -> str:
         "coverage": option_coverage(records),
         "failures": failures,
         "deviations": [r for r in records if r["verdict"] == "deviation"],
+        "differences": semantic_differences(records),
         "not_run": _not_run_groups(records),
         "no_dtype": NO_DTYPE,
         "css": _inline_asset("report.css", "</style"),

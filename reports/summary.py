@@ -202,3 +202,55 @@ def option_coverage(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str,
         for option, count in options.items():
             slot[option] = slot.get(option, 0) + int(count or 0)
     return coverage
+
+
+def semantic_differences(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Where adapters disagree on the same fixed case: one row per edge case and dtype.
+
+    Edge cases are small, hand-written and identical for every adapter, so they are
+    the smallest cases on which frameworks can be compared. A row appears when at
+    least two adapters ran the case and their verdicts or observed values differ;
+    it carries the exact value and each adapter's value and verdict.
+    """
+    groups: dict[tuple[str, str, str], dict[str, Mapping[str, Any]]] = {}
+    for record in records:
+        if record.get("test") != "test_edge_cases" or not record.get("case_label"):
+            continue
+        key = (record.get("loss") or "", record.get("case_label") or "", dtype_key(record.get("dtype")))
+        groups.setdefault(key, {})[record.get("adapter") or ""] = record
+    rows = []
+    for (loss, label, dtype), by_adapter in sorted(groups.items()):
+        if len(by_adapter) < 2:
+            continue
+        values = {name: _observed_of(r) for name, r in by_adapter.items()}
+        verdicts = {name: r.get("verdict") for name, r in by_adapter.items()}
+        if len(set(values.values())) < 2 and len(set(verdicts.values())) < 2:
+            continue
+        exact = next((_exact_of(r) for r in by_adapter.values() if _exact_of(r)), "")
+        case = next((_case_of(r) for r in by_adapter.values() if _case_of(r)), "")
+        rows.append(
+            {
+                "loss": loss, "label": label, "dtype": dtype, "exact": exact, "case": case,
+                "adapters": [
+                    {"name": name, "observed": values[name], "verdict": verdicts[name]}
+                    for name in sorted(by_adapter)
+                ],
+            }
+        )
+    return rows
+
+
+def _detail(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    return record.get("failure") or record.get("deviation_example") or record.get("worst") or {}
+
+
+def _observed_of(record: Mapping[str, Any]) -> str:
+    return str(_detail(record).get("observed") or "")
+
+
+def _exact_of(record: Mapping[str, Any]) -> str:
+    return str(_detail(record).get("exact") or "")
+
+
+def _case_of(record: Mapping[str, Any]) -> str:
+    return str(_detail(record).get("case") or "")

@@ -154,6 +154,56 @@ FEATURES: dict[str, Callable[[Case], bool]] = {
 }
 
 
+# Features of the jax adapter's deviations: XLA:CPU's subnormal flushing, and
+# optax's treatment of zero label mass.
+
+
+def _subnormal(values: np.ndarray, dtype: str) -> bool:
+    tiny = format_of(dtype).smallest_normal
+    with np.errstate(invalid="ignore"):
+        return bool(np.any((values != 0) & (np.abs(values) < tiny)))
+
+
+def _subnormal_input(case: Case) -> bool:
+    """Some floating input is subnormal in the case's dtype (nonzero, below the smallest
+    normal): hardware in denormals-are-zero mode reads it as 0."""
+    return any(_subnormal(a, case.dtype) for a in _floats(case))
+
+
+def _subnormal_result(case: Case) -> bool:
+    """Some element of the exact result, correctly rounded to the dtype, is subnormal:
+    hardware in flush-to-zero mode returns 0 there."""
+    from .checks import evaluate_oracle
+
+    try:
+        rounded = np.asarray(evaluate_oracle(case).rounded, dtype=np.float64)
+    except Exception:  # an input the spec rejects has no exact result
+        return False
+    return _subnormal(rounded, case.dtype)
+
+
+def _zero_weight_on_masked_class(case: Case) -> bool:
+    """``cross_entropy``/``nll_loss``: a class whose weight is 0 has a ``-inf`` logit in
+    some row, so the spec's ``w_c * (-log p_c)`` is ``0 * inf``."""
+    weight = case.kwargs.get("weight")
+    if weight is None or case.fn not in ("cross_entropy", "nll_loss"):
+        return False
+    x = _input(case)
+    w = np.asarray(weight, dtype=np.float64)
+    axis = 1 if x.ndim > 1 else 0
+    if x.ndim == 0 or w.shape != (x.shape[axis],):
+        return False
+    masked = np.moveaxis(np.isneginf(x), axis, -1).reshape(-1, w.size).any(axis=0)
+    return bool(np.any(masked & (w == 0)))
+
+
+FEATURES.update({
+    "subnormal_input": _subnormal_input,
+    "subnormal_result": _subnormal_result,
+    "zero_weight_on_masked_class": _zero_weight_on_masked_class,
+})
+
+
 @dataclass(frozen=True)
 class Expectation:
     id: str

@@ -44,6 +44,7 @@ class ItemRecorder:
         self.max_relative = 0.0
         self.samples: list[list[float | str]] = []
         self.deviations: dict[str, dict[str, Any]] = {}
+        self.deviation_example: Outcome | None = None
 
     def add(self, outcome: Outcome) -> None:
         self.examples += 1
@@ -65,8 +66,13 @@ class ItemRecorder:
         self.failure = Outcome(case, False, None, None, text)
 
     def add_deviation(self, expectation, outcome: Outcome) -> None:
-        """A failing case explained by an expectations entry: counted, not raised."""
+        """A failing case explained by an expectations entry: counted, not raised.
+
+        The first such case is kept whole, so the report can show what the framework
+        returned next to the exact value; accuracy figures stay those of conforming cases."""
         self.add_deviation_text(expectation, outcome.case, outcome.message)
+        if self.deviation_example is None:
+            self.deviation_example = outcome
 
     def add_deviation_text(self, expectation, case: Case, text: str) -> None:
         self.examples += 1
@@ -146,6 +152,7 @@ def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str
             max_relative=_finite_or_str(rec.max_relative) if rec.examples else None,
             worst=_case_dict(rec.worst, adapter),
             failure=_case_dict(rec.failure, adapter) if verdict in ("fail", "error") else None,
+            deviation_example=_case_dict(rec.deviation_example, adapter),
             options=dict(rec.options),
             samples=rec.samples,
             deviations=[

@@ -589,3 +589,33 @@ def test_cli_missing_file_and_unwritable_dir_exit_2(tmp_path: Path) -> None:
     lines = unwritable.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "cannot write the report to" in lines[0]
+
+
+def _edge_record(adapter: str, observed: str, verdict: str, label: str = "x_inf") -> dict:
+    return {
+        "nodeid": f"suites/test_conformance.py::test_edge_cases[{adapter}-bce-{label}-float32]",
+        "test": "test_edge_cases", "adapter": adapter, "loss": "bce", "dtype": "float32",
+        "case_label": label, "verdict": verdict,
+        "worst": {"observed": observed, "exact": "0.0", "case": "bce(input=[inf])"},
+    }
+
+
+def test_semantic_differences_lists_edge_cases_where_adapters_disagree():
+    from reports.summary import semantic_differences
+
+    rows = semantic_differences(
+        [
+            _edge_record("torch", "nan", "deviation"),
+            _edge_record("jax", "0.0", "pass"),
+            _edge_record("torch", "1.0", "pass", label="same"),
+            _edge_record("jax", "1.0", "pass", label="same"),
+            _edge_record("torch", "2.0", "pass", label="alone"),
+        ]
+    )
+    assert [(r["loss"], r["label"], r["dtype"], r["exact"]) for r in rows] == [("bce", "x_inf", "float32", "0.0")]
+    assert rows[0]["adapters"] == [
+        {"name": "jax", "observed": "0.0", "verdict": "pass"},
+        {"name": "torch", "observed": "nan", "verdict": "deviation"},
+    ]
+    html = render_html(new_document(new_run_info(), [_edge_record("torch", "<b>nan</b>", "deviation"), _edge_record("jax", "0.0", "pass")]))
+    assert 'id="differences"' in html and "&lt;b&gt;nan&lt;/b&gt;" in html
