@@ -50,8 +50,8 @@ import numpy as np
 from mpmath import mpf
 
 from .activations import SoftmaxRow
-from .core import mp_array
-from .reduction import LossTerms, check_reduction, divide, resolve_reduction
+from .core import exact_add, mp_array
+from .reduction import LossTerms, check_reduction, divide, exact_sum, resolve_reduction
 
 __all__ = [
     "cross_entropy",
@@ -165,14 +165,7 @@ def cross_entropy_terms(
                 continue
             row = SoftmaxRow(list(row_values))
             denominator += w[y]
-            # Without smoothing the term is w_y r_y, formed exactly (see exact_sum).
-            t = mpmath.fmul(w[y], row.neg_log_prob(y), exact=True)
-            if eps:
-                t = (1 - eps) * t
-            if eps:
-                t += eps / n_classes * mpmath.fsum(
-                    w[c] * row.neg_log_prob(c) for c in range(n_classes)
-                )
+            t = _smoothed_index_term(row, y, w, eps, n_classes)
             grad = _index_row_grad(row, y, w, total_w, eps)
             terms.append(t)
             cond.append(_finite_dot_abs(row.x, grad) + abs(t))
@@ -206,6 +199,27 @@ def cross_entropy_terms(
         reduction=reduction,
         denominator=denominator if reduction == "mean" else None,
     )
+
+
+def _smoothed_index_term(row: SoftmaxRow, y: int, w: list[mpf], eps: mpf, n_classes: int) -> mpf:
+    """``(1-eps) w_y r_y + eps/C sum_c w_c r_c``, formed without rounding where it can be.
+
+    Products with floats and the sums are exact, so a tail far below the working
+    precision (``log1p(T)`` when logits are thousands apart) survives to decide on
+    which side of a rounding midpoint the term lies. Only a division by a ``C``
+    that is not a power of two rounds, and its quotient is then no midpoint.
+    """
+    t = mpmath.fmul(w[y], row.neg_log_prob(y), exact=True)
+    if not eps:
+        return t
+    t = mpmath.fmul(mpmath.fsub(1, eps, exact=True), t, exact=True)
+    smooth = exact_sum([mpmath.fmul(w[c], row.neg_log_prob(c), exact=True) for c in range(n_classes)])
+    scaled = mpmath.fmul(eps, smooth, exact=True)
+    if n_classes & (n_classes - 1) == 0:
+        scaled = mpmath.ldexp(scaled, -(n_classes.bit_length() - 1))
+    else:
+        scaled = scaled / n_classes
+    return exact_add(t, scaled)
 
 
 def _as_array(values: list, shape: tuple[int, ...]) -> np.ndarray:

@@ -120,7 +120,23 @@ def kl_div_grad(
     for idx in np.ndindex(x.shape):
         g = _pointwise(x[idx], y[idx], log_target)[1]
         grad[idx] = g / lt.denominator if lt.denominator is not None else g
-    return grad
+    return _sum_to_shape(grad, np.shape(input))
+
+
+def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Undo broadcasting: sum (exactly) over the axes ``input`` was broadcast along."""
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
+    )
+    if not axes:
+        return grad
+    moved = np.moveaxis(grad, axes, tuple(range(len(axes))))
+    flat = moved.reshape((-1, *moved.shape[len(axes):]))
+    out = np.empty(flat.shape[1:], dtype=object)
+    for idx in np.ndindex(out.shape):
+        out[idx] = exact_sum(flat[(slice(None), *idx)])
+    return out.reshape(shape)
 
 
 def entropy(p, dim: int = -1):
