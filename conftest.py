@@ -127,22 +127,20 @@ def selected_adapters(config: pytest.Config) -> list[str]:
 
 # ------------------------------------------------------------------ fixtures
 
-_ADAPTER_CACHE: dict[tuple[str, str], object] = {}
-
-
 @pytest.fixture(scope="session")
 def load_adapter_cached(pytestconfig):
-    """Load each adapter once per process; unavailable frameworks skip with the reason."""
+    """Load each adapter once per session; unavailable frameworks skip with the reason."""
     from adapters import AdapterUnavailableError, load_adapter
 
+    cache: dict[str, object] = {}
+
     def load(name: str):
-        key = (name, pytestconfig.getoption("device"))
-        if key not in _ADAPTER_CACHE:
+        if name not in cache:
             try:
-                _ADAPTER_CACHE[key] = load_adapter(name, device=key[1])
+                cache[name] = load_adapter(name, device=pytestconfig.getoption("device"))
             except AdapterUnavailableError as exc:
-                _ADAPTER_CACHE[key] = exc
-        value = _ADAPTER_CACHE[key]
+                cache[name] = exc
+        value = cache[name]
         if isinstance(value, Exception):
             pytest.skip(f"unavailable: {value}")
         return value
