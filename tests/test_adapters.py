@@ -130,6 +130,8 @@ def test_builtin_adapters_are_named() -> None:
     assert BUILTIN_ADAPTERS == {
         "torch": "adapters.torch_functional",
         "torch-nn": "adapters.torch_modules",
+        "tensorflow": "adapters.tensorflow_losses",
+        "jax": "adapters.jax_losses",
     }
 
 

@@ -251,7 +251,7 @@ def test_correct_functions_of_the_textbook_pass(tmp_path):
         *_dtype_args(*BOTH),
         tmp=tmp_path,
     )
-    bad = [f"{r['nodeid']}: {r['verdict']}\n{r['message']}" for r in run.records if r["verdict"] not in ("pass", "skip", "unsupported")]
+    bad = [f"{r['nodeid']}: {r['verdict']}\n{r['message']}" for r in run.records if r["verdict"] not in ("pass", "skip", "unsupported", "deviation")]
     assert not bad, "\n\n".join(bad)
     assert run.returncode == 0, run.tail()
     tested = {(r["loss"], r["test"]) for r in run.records if r["verdict"] == "pass"}
@@ -263,7 +263,10 @@ def test_correct_functions_of_the_textbook_pass(tmp_path):
 
 @pytest.mark.slow
 def test_torch_control_passes(tmp_path):
-    """``--adapter torch`` on functions where PyTorch follows the spec: exit code 0."""
+    """``--adapter torch`` on functions where PyTorch follows the spec: exit code 0.
+
+    Cases matching a cited entry of adapters/expectations/torch.toml (e.g. a sum
+    that overflows float64 while the exact mean is finite) are deviations, allowed."""
     pytest.importorskip("torch")
     run = run_suite(
         "--adapter", "torch",
@@ -271,7 +274,7 @@ def test_torch_control_passes(tmp_path):
         *_dtype_args("float64"),
         tmp=tmp_path,
     )
-    bad = [f"{r['nodeid']}: {r['verdict']}\n{r['message']}" for r in run.records if r["verdict"] not in ("pass", "skip", "unsupported")]
+    bad = [f"{r['nodeid']}: {r['verdict']}\n{r['message']}" for r in run.records if r["verdict"] not in ("pass", "skip", "unsupported", "deviation")]
     assert not bad, "\n\n".join(bad)
     assert run.returncode == 0, run.tail()
     assert {r["loss"] for r in run.records if r["verdict"] == "pass"} == {"nll_loss", "log_softmax", "softmax"}
