@@ -132,3 +132,171 @@ def convention_for(name: str) -> Convention:
         return CONVENTIONS[name]
     except KeyError:
         raise KeyError(f"no oracle convention named {name!r}: known {', '.join(CONVENTIONS)}") from None
+
+
+# --------------------------------------------------------------------------------------
+# Keras as TensorFlow evaluates it in the case's dtype (the tensorflow adapter).
+
+
+def _in_dtype(value: mpf | float, dtype) -> mpf:
+    """``value`` rounded to ``dtype`` (to nearest), as TensorFlow converts a Python float
+    constant or rounds an operation's exact result."""
+    from .core import format_of, round_to_format
+
+    return mpf(round_to_format(mpf(value), format_of(dtype)))
+
+
+def keras_binary_cross_entropy_in_dtype_terms(
+    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean",
+) -> LossTerms:
+    r"""Keras ``binary_crossentropy`` on probabilities as its TensorFlow backend computes
+    it in the input's dtype ``d``:
+
+    .. math:: x_c = \mathrm{clip}(x, \mathrm{fl}_d(\epsilon), \mathrm{fl}_d(1 - \epsilon)), \quad
+              t = -w [y \log x_c + (1-y) \log \mathrm{fl}_d(1 - x_c)]
+
+    with ``epsilon = keras.config.epsilon() = 1e-7``. Source:
+    ``keras/src/backend/tensorflow/nn.py`` (``binary_crossentropy``:
+    ``output = tf.clip_by_value(output, epsilon, 1.0 - epsilon)``, then
+    ``target * tf.math.log(output) + (1 - target) * tf.math.log(1 - output)``).
+    Two things differ from ``keras-bce-clip`` (exact bounds, exact ``log(1 - x)``), and
+    both change values far beyond the error bound:
+
+    * the clip bounds are Python floats converted to ``d``: ``1 - 1e-7`` is
+      ``1 - 2**-23`` in float32 (so ``-log(1 - x_c)`` at ``x = 1`` is 15.94, not
+      16.12), and exactly 1 in float16 and bfloat16 (the upper clip does nothing:
+      ``x = 1, y = 0`` gives ``inf``); the lower bound is ``1.19e-7`` in float16;
+    * ``1 - x_c`` is formed in ``d`` before the log (``log``, not ``log1p``), so its
+      rounding, up to ``u`` absolute in the log, is part of Keras's formula; for a
+      small ``x_c`` with ``y < 1`` it dwarfs the term (``x = 1e-4, y = 0`` in float32:
+      relative error ~6e-4).
+
+    ``0 log 0 = 0`` as in the spec (so ``x = 1, y = 1`` gives 0 here; where ``d``
+    rounds the upper bound to 1, Keras's ``0 * log(0)`` is NaN: a separate entry).
+    """
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    check_reduction(reduction)
+    dtype = np.asarray(input).dtype
+    lo, hi = _in_dtype(1e-7, dtype), _in_dtype(1.0 - 1e-7, dtype)
+    x, y, w = _elementwise_inputs(input, target, weight)
+    terms = np.empty(x.shape, dtype=object)
+    cond = np.empty(x.shape, dtype=object)
+    for idx in np.ndindex(x.shape):
+        xi, yi = x[idx], y[idx]
+        wi = w[idx] if w is not None else mpf(1)
+        if is_nan(xi):
+            terms[idx] = cond[idx] = mpmath.nan
+            continue
+        clipped = _clip(xi, lo, hi)
+        one_minus = _in_dtype(mpmath.fsub(1, clipped, exact=True), dtype)
+        log_x = mpmath.log(clipped)
+        log_1mx = mpmath.log(one_minus) if one_minus > 0 else -mpmath.inf
+        first, second = _target_times(yi, log_x), _target_times(1 - yi, log_1mx)
+        terms[idx] = -(wi * (first + second))
+        inside = lo < xi < hi
+        sensitivity = abs(wi * (yi - (1 - yi) * clipped / one_minus)) if inside else mpf(0)
+        target_sensitivity = abs(yi * wi * (log_x - log_1mx)) if yi != 0 else mpf(0)
+        cond[idx] = sensitivity + target_sensitivity + abs(wi * first) + abs(wi * second)
+    return LossTerms(terms, cond, np.full(x.shape, mpf(0), dtype=object), reduction, _mean_denominator(reduction, x.size))
+
+
+def _keras_smoothed_term(row, y: int, eps: mpf, n_classes: int) -> mpf:
+    r"""``sum_c q_c r_c`` with Keras's smoothed labels ``q = (1 - eps) onehot(y) + eps / C``,
+    formed without rounding where it can be (as ``oracle.classification`` does). A zero
+    label mass contributes nothing (``q_y = 1 - eps = 0`` at ``eps = 1``: Keras's labels
+    are ``1/C`` everywhere, and a masked target class gives ``inf``, not ``0 * inf``)."""
+    from .core import exact_add
+    from .reduction import exact_sum
+
+    one_minus = mpmath.fsub(1, eps, exact=True)
+    t = mpmath.fmul(one_minus, row.neg_log_prob(y), exact=True) if one_minus else mpf(0)
+    if not eps:
+        return t
+    scaled = mpmath.fmul(eps, exact_sum([row.neg_log_prob(c) for c in range(n_classes)]), exact=True)
+    if n_classes & (n_classes - 1) == 0:
+        scaled = mpmath.ldexp(scaled, -(n_classes.bit_length() - 1))
+    else:
+        scaled = scaled / n_classes
+    return exact_add(t, scaled)
+
+
+def keras_cross_entropy_smoothing_sample_weight_terms(
+    input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+    reduction: str = "mean", label_smoothing: float = 0.0,
+) -> LossTerms:
+    r"""Label-smoothed cross entropy with class weights the Keras way: the class weight
+    is a *sample* weight (``sample_weight = weight[target]``) multiplying the whole
+    smoothed loss of the position, reduced with ``reduction="mean_with_sample_weight"``:
+
+    .. math:: t_n = w_{y_n} \left[ (1-\varepsilon) r_{n,y_n} + \frac{\varepsilon}{C} \sum_c r_{n,c} \right],
+              \qquad \text{mean} = \sum_n t_n \Big/ \sum_{n \text{ not ignored}} w_{y_n}
+
+    where the spec (PyTorch) weighs each class of the smoothing sum by its own weight:
+    ``(1-eps) w_y r_y + eps/C sum_c w_c r_c``. Ignored positions contribute 0; the
+    mean's denominator is the spec's. As Keras smooths the labels before the cross
+    entropy, ``eps = 1`` leaves no ``0 * r_y`` term (the spec's ``0 * inf = NaN`` for a
+    masked target class is ``inf`` here). Keras has no class weights for
+    ``CategoricalCrossentropy``: ``sample_weight`` "acts as a coefficient for the
+    loss" of each sample (``keras/src/losses/loss.py``, ``reduce_weighted_values``),
+    and ``label_smoothing`` mixes ``y * (1 - eps) + eps / C`` into the targets
+    (``keras/src/losses/losses.py``, ``categorical_crossentropy``).
+    """
+    from .classification import (
+        SoftmaxRow,
+        _as_array,
+        _check_common,
+        _class_weights,
+        _finite_dot_abs,
+        _index_row_grad,
+        _index_targets,
+        _layout,
+    )
+
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    _check_common(reduction, label_smoothing)
+    input, target = np.asarray(input), np.asarray(target)
+    if not np.issubdtype(target.dtype, np.integer):
+        raise ValueError("keras-ce-smoothing-sample-weight applies to class-index targets")
+    layout = _layout(input)
+    n_classes = layout.rows.shape[1]
+    w = _class_weights(weight, n_classes)
+    eps = mpf(label_smoothing)
+    targets = _index_targets(target, layout, n_classes, ignore_index)
+    terms, cond, scale = [], [], []
+    denominator = mpf(0)
+    for row_values, y in zip(layout.rows, targets):
+        if y == ignore_index:
+            terms.append(mpf(0)), cond.append(mpf(0)), scale.append(mpf(0))
+            continue
+        row = SoftmaxRow(list(row_values))
+        same = [w[y]] * n_classes  # the sample weight applies to every class's term
+        denominator += w[y]
+        t = mpmath.fmul(w[y], _keras_smoothed_term(row, y, eps, n_classes), exact=True)
+        grad = _index_row_grad(row, y, same, w[y] * n_classes, eps)
+        terms.append(t)
+        cond.append(_finite_dot_abs(row.x, grad) + abs(t))
+        scale.append(abs(w[y]) * row.working_scale)
+    shape = layout.out_shape
+    return LossTerms(
+        terms=_as_array(terms, shape),
+        condition=_as_array(cond, shape),
+        scale=_as_array(scale, shape),
+        reduction=reduction,
+        denominator=denominator if reduction == "mean" else None,
+    )
+
+
+CONVENTIONS.update({
+    c.name: c
+    for c in [
+        Convention(
+            "keras-bce-clip-in-dtype", "binary_cross_entropy", keras_binary_cross_entropy_in_dtype_terms,
+            "https://github.com/keras-team/keras/blob/master/keras/src/backend/tensorflow/nn.py",
+        ),
+        Convention(
+            "keras-ce-smoothing-sample-weight", "cross_entropy",
+            keras_cross_entropy_smoothing_sample_weight_terms,
+            "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py",
+        ),
+    ]
+})

@@ -182,6 +182,21 @@ def _subnormal_result(case: Case) -> bool:
     return _subnormal(rounded, case.dtype)
 
 
+def _subnormal_result_or_term(case: Case) -> bool:
+    """The exact result, correctly rounded to the dtype, or one of the per-element terms
+    a reduction adds (the spec's decomposition) is subnormal: hardware in flush-to-zero
+    mode returns 0 for it (a weighted mean divides such terms by tiny weights)."""
+    from .checks import evaluate_oracle
+
+    try:
+        evaluation = evaluate_oracle(case)
+    except Exception:  # an input the spec rejects has no exact result
+        return False
+    terms = np.array([float(t) for t in np.asarray(evaluation.terms.terms, dtype=object).reshape(-1)])
+    rounded = np.asarray(evaluation.rounded, dtype=np.float64)
+    return _subnormal(rounded, case.dtype) or _subnormal(terms, case.dtype)
+
+
 def _zero_weight_on_masked_class(case: Case) -> bool:
     """``cross_entropy``/``nll_loss``: a class whose weight is 0 has a ``-inf`` logit in
     some row, so the spec's ``w_c * (-log p_c)`` is ``0 * inf``."""
@@ -197,10 +212,253 @@ def _zero_weight_on_masked_class(case: Case) -> bool:
     return bool(np.any(masked & (w == 0)))
 
 
+def _nonzero_sum_over_zero_denominator(case: Case) -> bool:
+    """A ``mean`` over a zero denominator (every position ignored, or every selected
+    class weight 0) of terms that do not sum to 0 (label smoothing's part): the spec's
+    mean is NaN (PyTorch divides its NLL part 0/0 first), one sum / denominator is +-inf."""
+    from oracle.core import working_precision
+    from oracle.reduction import exact_sum
+
+    from .registry import spec_for
+
+    try:
+        with working_precision(64):
+            terms = case.call(spec_for(case.fn).terms)
+            return terms.reduction == "mean" and terms.denominator == 0 and exact_sum(terms.terms) != 0
+    except Exception:  # an input the spec rejects has no terms
+        return False
+
+
+def _log1p_argument_near_minus_0_41(case: Case) -> bool:
+    """``binary_cross_entropy``'s ``log(1 - p)`` is computed as ``log1p(-p)``: some
+    probability p with a target below 1 lies in [0.28, 0.53], where XLA:CPU's float64
+    log1p is up to 129 ULP off (jax-ml/jax#39707). For ``binary_cross_entropy_with_logits``
+    p is ``sigmoid(input)``: the property BCEWithLogits(x) = BCE(sigmoid(x)) computes that."""
+    if case.fn == "binary_cross_entropy":
+        p = _input(case)
+    elif case.fn == "binary_cross_entropy_with_logits":
+        with np.errstate(over="ignore"):
+            p = 1 / (1 + np.exp(-_input(case)))
+    else:
+        return False
+    y = np.asarray(case.args["target"], dtype=np.float64)
+    p, y = np.broadcast_arrays(p, y)
+    return bool(np.any((p >= 0.28) & (p <= 0.53) & (y < 1)))
+
+
 FEATURES.update({
     "subnormal_input": _subnormal_input,
     "subnormal_result": _subnormal_result,
+    "subnormal_result_or_term": _subnormal_result_or_term,
     "zero_weight_on_masked_class": _zero_weight_on_masked_class,
+    "nonzero_sum_over_zero_denominator": _nonzero_sum_over_zero_denominator,
+    "log1p_argument_near_minus_0_41": _log1p_argument_near_minus_0_41,
+})
+
+
+# Features of the tensorflow adapter's deviations: Keras's probability clipping, its
+# sample-weight reductions, its label handling, and TensorFlow's special values.
+
+_KERAS_EPSILON = 1e-7  # keras.config.epsilon()
+
+
+def _in_dtype(value: float, dtype: str) -> float:
+    """``value`` rounded to ``dtype``, as TensorFlow converts a Python float constant."""
+    from mpmath import mpf
+
+    from oracle.core import round_to_format
+
+    return round_to_format(mpf(value), format_of(dtype))
+
+
+def _keras_clip_bounds(dtype: str) -> tuple[float, float]:
+    """Keras's ``clip(x, epsilon, 1 - epsilon)`` bounds as TensorFlow forms them in ``dtype``."""
+    return _in_dtype(_KERAS_EPSILON, dtype), _in_dtype(1.0 - _KERAS_EPSILON, dtype)
+
+
+def _class_axis_last(x: np.ndarray) -> np.ndarray:
+    return np.moveaxis(x, 1, -1) if x.ndim > 1 else x
+
+
+def _softmax_rows(x: np.ndarray) -> np.ndarray:
+    """softmax over the class axis (1, or 0 for a 1-d input), class axis last, in float64."""
+    rows = _class_axis_last(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        shifted = rows - np.max(rows, axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def _kl_distributions(case: Case) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(p, q)`` in float64 for the KL divergence a case computes with Keras:
+    ``kl_div(input=log q, target=p)``, or the ``H(P, Q) = H(P) + KL(P || softmax(x))``
+    relation of a probability-target ``cross_entropy`` case."""
+    x = _input(case)
+    target = np.asarray(case.args.get("target", np.nan), dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if case.fn == "kl_div":
+            p = np.exp(target) if case.kwargs.get("log_target") else target
+            q = np.exp(x)
+            return np.broadcast_arrays(p, q)
+        if FEATURES["probability_target"](case) and x.ndim:
+            return _class_axis_last(target), _softmax_rows(x)
+    return None
+
+
+def _keras_clips_probability(case: Case) -> bool:
+    """Keras clips a probability this case holds: a ``binary_cross_entropy`` input outside
+    ``[eps, 1 - eps]``; for ``kl_div`` a target ``p`` or ``q = exp(input)`` outside
+    ``[eps, 1]``; for a probability-target ``cross_entropy`` (KL against its softmax) a
+    target or a softmax probability below ``eps``. ``eps = 1e-7`` in the dtype."""
+    lo, hi = _keras_clip_bounds(case.dtype)
+    if case.fn == "binary_cross_entropy":
+        x = _input(case)
+        return bool(np.any((x < lo) | (x > hi)))
+    pair = _kl_distributions(case)
+    if pair is None:
+        return False
+    p, q = pair
+    with np.errstate(invalid="ignore"):
+        return bool(np.any((p < lo) | (p > 1) | (q < lo) | (q > 1)))
+
+
+def _kl_ratio_overflows(case: Case) -> bool:
+    """Keras's ``p / q`` of the (clipped) KL distributions exceeds the dtype's max: the
+    ratio is formed in the dtype before its log (float16: ``q < p / 65504``)."""
+    pair = _kl_distributions(case)
+    if pair is None:
+        return False
+    lo, _ = _keras_clip_bounds(case.dtype)
+    p, q = (np.clip(v, lo, 1.0) for v in pair)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return bool(np.any(p / q > format_of(case.dtype).max_finite))
+
+
+def _one_minus_probability_inexact(case: Case) -> bool:
+    """``binary_cross_entropy``: some element with target ``y < 1`` whose ``1 - x`` is not
+    representable in the dtype (``0 < x < 1/2`` mostly), so ``log(1 - x)`` evaluated after
+    forming ``1 - x`` in the dtype (instead of ``log1p(-x)``) inherits its rounding."""
+    if case.fn != "binary_cross_entropy":
+        return False
+    from mpmath import mpf
+
+    from oracle.core import round_to_format
+
+    fmt = format_of(case.dtype)
+    try:
+        x, y = np.broadcast_arrays(_input(case), np.asarray(case.args["target"], dtype=np.float64))
+    except ValueError:  # shapes the spec rejects
+        return False
+    for xi, yi in zip(x.reshape(-1), y.reshape(-1)):
+        if yi < 1 and 0 < xi < 1:
+            exact = 1 - mpf(float(xi))
+            if round_to_format(exact, fmt) != exact:
+                return True
+    return False
+
+
+def _probability_is_one(case: Case) -> bool:
+    """``binary_cross_entropy``: some input probability is exactly 1."""
+    return case.fn == "binary_cross_entropy" and bool(np.any(_input(case) == 1.0))
+
+
+def _index_target(case: Case) -> np.ndarray | None:
+    target = case.args.get("target")
+    if case.fn not in ("cross_entropy", "nll_loss") or target is None:
+        return None
+    target = np.asarray(target)
+    return target if np.issubdtype(target.dtype, np.integer) else None
+
+
+def _mean_denominator_zero(case: Case) -> bool:
+    """``reduction='mean'`` over a zero denominator (every target ignored, or the selected
+    class weights summing to 0): the spec's mean is 0/0 = NaN."""
+    from oracle.core import working_precision
+    from oracle.reduction import resolve_reduction
+
+    from .registry import spec_for
+
+    reduction = resolve_reduction(case.kwargs.get("size_average"), case.kwargs.get("reduce"), case.kwargs.get("reduction", "mean"))
+    if reduction != "mean" or case.fn not in ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"):
+        return False
+    try:
+        with working_precision(64):
+            denominator = case.call(spec_for(case.fn).terms).denominator
+    except Exception:  # an input the spec rejects has no denominator
+        return False
+    return denominator is not None and denominator == 0
+
+
+def _ignored_position_with_nonfinite_logit(case: Case) -> bool:
+    """A class-index target position equal to ``ignore_index`` whose logit row holds an
+    infinite or NaN value (the spec ignores that row whatever its logits)."""
+    target = _index_target(case)
+    if target is None:
+        return False
+    rows = _class_axis_last(_input(case)).reshape(-1, _input(case).shape[1 if _input(case).ndim > 1 else 0])
+    ignored = target.reshape(-1) == case.kwargs.get("ignore_index", -100)
+    return bool(np.any(ignored & ~np.all(np.isfinite(rows), axis=-1)))
+
+
+def _class_index_not_representable(case: Case) -> bool:
+    """A class index (other than ``ignore_index``) that the case's floating dtype cannot hold
+    exactly (bfloat16: odd indices above 256; float16: above 2048)."""
+    target = _index_target(case)
+    if target is None:
+        return False
+    ignore = case.kwargs.get("ignore_index", -100)
+    return any(v != ignore and _in_dtype(float(v), case.dtype) != v for v in target.reshape(-1).tolist())
+
+
+def _single_class_index_target_rank_not_1(case: Case) -> bool:
+    """``cross_entropy`` with one class and a class-index target that is not 1-d: input
+    ``(1,)`` with a 0-d target, or ``(N, 1, d1..dK)``."""
+    target = _index_target(case)
+    x = _input(case)
+    return (
+        case.fn == "cross_entropy" and target is not None and x.ndim >= 1
+        and x.shape[1 if x.ndim > 1 else 0] == 1 and target.ndim != 1
+    )
+
+
+def _masked_mean_rescale_overflows(case: Case) -> bool:
+    """``cross_entropy`` mean with some targets ignored, where a term scaled by
+    ``positions / non-ignored positions`` exceeds the dtype's max: Keras's
+    ``sum_over_batch_size`` masks by weighting each kept term with that ratio before
+    dividing by the number of positions."""
+    from oracle.core import working_precision
+
+    from .registry import spec_for
+
+    target = _index_target(case)
+    if case.fn != "cross_entropy" or target is None or case.kwargs.get("reduction", "mean") != "mean":
+        return False
+    kept = int(np.sum(target != case.kwargs.get("ignore_index", -100)))
+    if kept == 0 or kept == target.size:
+        return False
+    try:
+        with working_precision(64):
+            terms = case.call(spec_for(case.fn).terms).terms
+    except Exception:  # an input the spec rejects
+        return False
+    largest = max((abs(t) for t in terms.reshape(-1) if t == t), default=0)
+    return bool(largest * target.size / kept > format_of(case.dtype).max_finite)
+
+
+FEATURES.update({
+    "pos_inf_input": lambda c: any(np.isposinf(a).any() for a in _floats(c)),
+    "reduction_none": lambda c: c.kwargs.get("reduction") == "none",
+    "label_smoothing": lambda c: c.fn == "cross_entropy" and bool(c.kwargs.get("label_smoothing")),
+    "class_weight": lambda c: c.kwargs.get("weight") is not None,
+    "mean_denominator_zero": _mean_denominator_zero,
+    "ignored_position_with_nonfinite_logit": _ignored_position_with_nonfinite_logit,
+    "class_index_not_representable": _class_index_not_representable,
+    "single_class_index_target_rank_not_1": _single_class_index_target_rank_not_1,
+    "probability_is_one": _probability_is_one,
+    "one_minus_probability_inexact": _one_minus_probability_inexact,
+    "keras_clips_probability": _keras_clips_probability,
+    "kl_ratio_overflows": _kl_ratio_overflows,
+    "masked_mean_rescale_overflows": _masked_mean_rescale_overflows,
 })
 
 

@@ -1,0 +1,202 @@
+"""The JAX code the ``jax`` adapter runs, written once as source text.
+
+Each spec call becomes a small JAX function, ``loss_fn(input, target, ...)``, whose
+body is the code a JAX user writes for it: an ``optax.losses`` or ``jax.nn``
+call, plus, where optax has no such option, the usual idiom around it (a
+``jnp.where`` mask for ``ignore_index``, ``jnp.mean`` for a reduction, ...).
+The adapter compiles that very text and runs it under ``jax.jit``; a repro
+snippet prints the same text. So a snippet reproduces the adapter's value bit
+for bit by construction, and what a report shows is what ran.
+
+Only the arrays are arguments of the jitted function; the static options
+(reduction, ``ignore_index``, ``label_smoothing``, ``dim``) are literals in its
+body, as they would be in user code. Nothing here imports JAX: a
+:class:`Program` is plain text until :mod:`adapters.jax_losses` compiles it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Names the compiled source may use; the adapter binds them, a snippet imports them.
+IMPORTS = ("import jax", "import jax.numpy as jnp", "import optax")
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+@dataclass(frozen=True)
+class Program:
+    """``def loss_fn(*params): <body>; return out`` for one spec call's static options."""
+
+    params: tuple[str, ...]  # the array arguments, in order
+    body: tuple[str, ...]  # statements; the last ones bind ``out``
+
+    def source(self, *, decorator: str = "") -> str:
+        head = [decorator] if decorator else []
+        lines = [*head, f"def loss_fn({', '.join(self.params)}):"]
+        lines += [f"    {line}" for line in self.body]
+        lines.append("    return out")
+        return "\n".join(lines) + "\n"
+
+
+def _check_reduction(reduction: object, allowed: tuple[str, ...] = _REDUCTIONS) -> str:
+    if reduction not in allowed:
+        raise ValueError(
+            f"reduction={reduction!r} is not valid: expected one of {', '.join(map(repr, allowed))}"
+        )
+    return str(reduction)
+
+
+def _reduce(reduction: str) -> list[str]:
+    """optax returns per-example losses; users reduce them with jnp."""
+    return {
+        "none": ["out = loss"],
+        "sum": ["out = jnp.sum(loss)"],
+        "mean": ["out = jnp.mean(loss)"],
+    }[reduction]
+
+
+def _classes_last(name: str, source: str, ndim: int) -> list[str]:
+    """optax takes the class axis last; the spec has it second, (N, C, d1, ...)."""
+    if ndim <= 1:
+        return [f"{name} = {source}"]
+    return [f"{name} = jnp.moveaxis({source}, 1, -1)"]
+
+
+def _literal(value: float) -> str:
+    return repr(float(value))
+
+
+def cross_entropy(
+    *,
+    ndim: int,
+    index_target: bool,
+    weighted: bool,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+) -> Program:
+    """Class indices: ``softmax_cross_entropy_with_integer_labels``, or with
+    smoothing ``softmax_cross_entropy`` of ``smooth_labels(one_hot)``; class
+    probabilities: ``safe_softmax_cross_entropy`` (0 log 0 = 0, as the spec).
+
+    Class weights scale each class's label mass (``labels * weight``), which
+    is the spec's per-class weighting also under smoothing; without smoothing
+    that is ``weight[labels] * loss``. Ignored positions are masked to 0 with
+    ``jnp.where``, and ``mean`` divides by the kept positions' weights.
+    """
+    reduction = _check_reduction(reduction)
+    params = ("input", "target", "weight") if weighted else ("input", "target")
+    body = _classes_last("logits", "input", ndim)
+    if not index_target:
+        body += _classes_last("labels", "target", ndim)
+        if label_smoothing:
+            body.append(f"labels = optax.smooth_labels(labels, {_literal(label_smoothing)})")
+        if weighted:
+            body.append("labels = labels * weight")
+        body.append("loss = optax.losses.safe_softmax_cross_entropy(logits, labels)")
+        return Program(params, (*body, *_reduce(reduction)))
+
+    body += [f"keep = target != {int(ignore_index)}", "labels = jnp.where(keep, target, 0)"]
+    if label_smoothing:
+        body += [
+            "one_hot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)",
+            f"smoothed = optax.smooth_labels(one_hot, {_literal(label_smoothing)})",
+        ]
+        if weighted:
+            body.append("smoothed = smoothed * weight")
+        body.append("loss = optax.losses.softmax_cross_entropy(logits, smoothed)")
+    else:
+        body.append("loss = optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)")
+        if weighted:
+            body.append("loss = weight[labels] * loss")
+    body.append("loss = jnp.where(keep, loss, 0)")
+    if reduction == "mean":
+        if weighted:
+            body.append("out = jnp.sum(loss) / jnp.sum(jnp.where(keep, weight[labels], 0))")
+        else:
+            body.append("out = jnp.mean(loss, where=keep)")
+    else:
+        body += _reduce(reduction)
+    return Program(params, tuple(body))
+
+
+def nll_loss(*, ndim: int, weighted: bool, ignore_index: int, reduction: str) -> Program:
+    """optax has no NLL on log-probabilities: the gather users write, masked like CE."""
+    reduction = _check_reduction(reduction)
+    params = ("input", "target", "weight") if weighted else ("input", "target")
+    body = _classes_last("log_probs", "input", ndim)
+    body += [
+        f"keep = target != {int(ignore_index)}",
+        "labels = jnp.where(keep, target, 0)",
+        "loss = -jnp.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]",
+    ]
+    if weighted:
+        body.append("loss = weight[labels] * loss")
+    body.append("loss = jnp.where(keep, loss, 0)")
+    if reduction == "mean":
+        if weighted:
+            body.append("out = jnp.sum(loss) / jnp.sum(jnp.where(keep, weight[labels], 0))")
+        else:
+            body.append("out = jnp.mean(loss, where=keep)")
+    else:
+        body += _reduce(reduction)
+    return Program(params, tuple(body))
+
+
+def binary_cross_entropy(*, weighted: bool, reduction: str) -> Program:
+    """optax has no BCE on probabilities: the spec's formula in jnp, each log
+    clamped at -100 as ``torch.nn.BCELoss`` documents; ``log1p(-p)`` for log(1-p)."""
+    reduction = _check_reduction(reduction)
+    params = ("input", "target", "weight") if weighted else ("input", "target")
+    body = [
+        "log_p = jnp.maximum(jnp.log(input), -100.0)",
+        "log_not_p = jnp.maximum(jnp.log1p(-input), -100.0)",
+        "loss = -(target * log_p + (1 - target) * log_not_p)",
+    ]
+    if weighted:
+        body.append("loss = weight * loss")
+    return Program(params, (*body, *_reduce(reduction)))
+
+
+def binary_cross_entropy_with_logits(*, weighted: bool, pos_weighted: bool, reduction: str) -> Program:
+    """``optax.losses.sigmoid_binary_cross_entropy``; with ``pos_weight``, which
+    optax lacks, its own formula with the positive term scaled."""
+    reduction = _check_reduction(reduction)
+    params = ["input", "target"]
+    if weighted:
+        params.append("weight")
+    if pos_weighted:
+        params.append("pos_weight")
+        body = [
+            "loss = -(pos_weight * target * jax.nn.log_sigmoid(input)"
+            " + (1 - target) * jax.nn.log_sigmoid(-input))",
+        ]
+    else:
+        body = ["loss = optax.losses.sigmoid_binary_cross_entropy(input, target)"]
+    if weighted:
+        body.append("loss = weight * loss")
+    return Program(tuple(params), (*body, *_reduce(reduction)))
+
+
+def kl_div(*, input_shape: tuple[int, ...], reduction: str, log_target: bool) -> Program:
+    """``optax.losses.kl_divergence`` (``_with_log_targets``) summed over the axes a
+    reduction needs: ``axis=()`` keeps the pointwise terms, ``axis=None`` sums them all;
+    ``batchmean`` is that sum over ``input.shape[0]`` (1 for a 0-d input), as PyTorch
+    divides, also when ``target`` broadcasts ``input`` to more dimensions."""
+    reduction = _check_reduction(reduction, (*_REDUCTIONS, "batchmean"))
+    function = "kl_divergence_with_log_targets" if log_target else "kl_divergence"
+    if reduction in ("sum", "batchmean"):
+        body = [f"out = optax.losses.{function}(input, target, axis=None)"]
+        if reduction == "batchmean":
+            body[0] += f" / {input_shape[0] if input_shape else 1}"
+        return Program(("input", "target"), tuple(body))
+    body = [f"loss = optax.losses.{function}(input, target, axis=())"]
+    return Program(("input", "target"), (*body, *_reduce(reduction)))
+
+
+def activation(fn_name: str, *, dim: int | None = None) -> Program:
+    """``jax.nn.softmax`` / ``log_softmax`` (``axis=dim``) and ``jax.nn.sigmoid``."""
+    if fn_name == "sigmoid":
+        return Program(("input",), ("out = jax.nn.sigmoid(input)",))
+    return Program(("input",), (f"out = jax.nn.{fn_name}(input, axis={int(dim)})",))  # type: ignore[arg-type]

@@ -1,0 +1,414 @@
+"""The ``jax`` adapter: the spec's calls through ``optax.losses`` and ``jax.nn``, jitted.
+
+Each spec function is the code a JAX user writes (``adapters/_jax_programs.py``
+holds it as source text): the ``optax.losses`` function for the loss, or the
+``jax.nn`` activation, and, where optax has no such option, the usual idiom
+around it (optax returns per-example losses, so reductions are ``jnp.mean`` /
+``jnp.sum``; ``ignore_index`` is a ``jnp.where`` mask; class weights scale the
+labels). ``OPTION_TABLE`` says which is which. Every call runs under
+``jax.jit``, on the chosen JAX device.
+
+Choices where optax offers two APIs: class-probability targets go through
+``optax.losses.safe_softmax_cross_entropy``, which follows the spec's 0 log 0 = 0
+for a zero label on a ``-inf`` logit (plain ``softmax_cross_entropy`` returns NaN
+there, google-deepmind/optax#896); class indices through
+``softmax_cross_entropy_with_integer_labels``, and with label smoothing through
+``softmax_cross_entropy`` of ``optax.smooth_labels(one_hot)``, whose smoothed labels
+are never 0, so that a zero class weight on a ``-inf`` logit stays 0 * inf = NaN
+as in the spec. ``adapters/expectations/jax.toml`` records where JAX still differs.
+
+Dtypes. float16, bfloat16 and float32 run in JAX's default 32-bit mode, as a
+JAX user runs them. float64 needs JAX's 64-bit mode; the adapter enables it
+only around a float64 call, with the thread-local ``jax.enable_x64(True)``
+context manager, never process-wide: a JAX program in the same process keeps
+its own setting. ``jax.jit`` keys its cache on that mode, so a function traced
+in one mode is never reused in the other. Arrays cross into JAX exactly (JAX's
+bfloat16 *is* ``ml_dtypes.bfloat16``); class indices go in as int32, JAX's
+default integer. Results come back as NumPy arrays in the dtype JAX returns
+(0-d for reductions), unconverted: a JAX dtype change would be visible.
+
+Legacy ``size_average``/``reduce``: optax has no equivalent, so anything but
+None raises NotImplementedError (unsupported).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import _jax_programs as programs
+from ._repro import is_bfloat16, is_floating, reshape_suffix, values_literal
+from ._spec import SPEC_FUNCTIONS as POSITIONAL
+from .errors import AdapterError, AdapterUnavailableError
+
+LEGACY_REDUCTION_PARAMETERS = ("size_average", "reduce")
+
+_INT32 = np.iinfo(np.int32)
+
+#: Compiled programs kept per adapter: each holds jax.jit's executables (~2 MB apiece)
+#: for every shape it ran on; a forgotten program frees them.
+_MAX_PROGRAMS = 64
+
+
+#: Device names the adapter understands: JAX platforms, ``cuda`` meaning ``gpu``.
+_PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
+
+
+def resolve_device(device: str) -> jax.Device:
+    """The JAX device ``device`` names: a platform (``cpu``, ``gpu``/``cuda``, ``tpu``),
+    optionally with an index (``gpu:1``). AdapterUnavailableError (the suite skips)
+    when this JAX has no such device; AdapterError for a name that is not a device."""
+    name, _, index = str(device).partition(":")
+    if name not in _PLATFORMS or (index and not index.isdigit()):
+        raise AdapterError(
+            f"adapter 'jax': {device!r} is not a JAX device; use cpu, gpu (or cuda) or tpu, "
+            "optionally with an index such as gpu:1"
+        )
+    try:
+        found = jax.devices(_PLATFORMS[name])
+    except RuntimeError as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AdapterUnavailableError(f"adapter 'jax' cannot run on device {device!r}: {reason}") from None
+    if int(index or 0) >= len(found):
+        raise AdapterUnavailableError(
+            f"adapter 'jax' cannot run on device {device!r}: JAX sees {len(found)} {name} device(s)"
+        )
+    return found[int(index or 0)]
+
+
+def array_source(array: np.ndarray) -> str:
+    """A JAX expression rebuilding ``array`` exactly (values, dtype, shape)."""
+    array = np.asarray(array)
+    values = values_literal(array)
+    if is_bfloat16(array.dtype):
+        # literals parse as float64; float32 holds every bfloat16 value exactly
+        expr = f"jnp.array({values}, dtype=jnp.float32).astype(jnp.bfloat16)"
+    elif array.dtype.kind in "iu":
+        expr = f"jnp.array({values}, dtype=jnp.int32)"
+    else:
+        expr = f"jnp.array({values}, dtype=jnp.{array.dtype.name})"
+    return expr + reshape_suffix(array.shape)
+
+
+def _needs_x64(arrays: Mapping[str, np.ndarray]) -> bool:
+    return any(a.dtype == np.float64 for a in arrays.values())
+
+
+def _host_array(name: str, value: object) -> np.ndarray:
+    """The NumPy array JAX receives: floats unchanged, class indices as int32."""
+    array = np.asarray(value)
+    if array.dtype.kind in "iu":
+        if array.size and (array.min() < _INT32.min or array.max() > _INT32.max):
+            raise ValueError(f"{name}: class indices beyond int32, JAX's default integer type")
+        return array.astype(np.int32)
+    if not is_floating(array.dtype):
+        raise TypeError(f"{name}: expected a floating or integer array, got dtype {array.dtype}")
+    return array
+
+
+class JaxLosses:
+    """The spec's functions, each a jitted JAX program built on optax / jax.nn."""
+
+    name: ClassVar[str] = "jax"
+    version: ClassVar[str] = f"{jax.__version__} (optax {optax.__version__})"
+
+    def __init__(self, *, device: str = "cpu") -> None:
+        self.device = resolve_device(device)
+        self._compiled: dict[str, Callable[..., jax.Array]] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={str(self.device)!r})"
+
+    # -- the spec: torch.nn.functional's names, parameters and defaults ----------
+
+    def cross_entropy(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> np.ndarray:
+        """Cross entropy of logits against class indices or class probabilities."""
+        return self._forward("cross_entropy", locals())
+
+    def nll_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Negative log-likelihood of log-probabilities at class indices."""
+        return self._forward("nll_loss", locals())
+
+    def binary_cross_entropy(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Binary cross entropy of probabilities against targets in [0, 1]."""
+        return self._forward("binary_cross_entropy", locals())
+
+    def binary_cross_entropy_with_logits(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        pos_weight: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Binary cross entropy of logits against targets in [0, 1]."""
+        return self._forward("binary_cross_entropy_with_logits", locals())
+
+    def kl_div(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        log_target: bool = False,
+    ) -> np.ndarray:
+        """Kullback-Leibler divergence of log-probabilities ``input`` from ``target``."""
+        return self._forward("kl_div", locals())
+
+    def softmax(self, input: np.ndarray, dim: int) -> np.ndarray:
+        """Softmax along ``dim``."""
+        return self._forward("softmax", locals())
+
+    def log_softmax(self, input: np.ndarray, dim: int) -> np.ndarray:
+        """Log-softmax along ``dim``."""
+        return self._forward("log_softmax", locals())
+
+    def sigmoid(self, input: np.ndarray) -> np.ndarray:
+        """The logistic function, elementwise."""
+        return self._forward("sigmoid", locals())
+
+    # -- gradients and repro snippets --------------------------------------------
+
+    def grad(
+        self,
+        fn_name: str,
+        args: Mapping[str, object],
+        kwargs: Mapping[str, Any],
+        wrt: str = "input",
+    ) -> np.ndarray:
+        """Gradient of ``fn_name(*args, **kwargs).sum()`` w.r.t. ``wrt``, by ``jax.grad``.
+
+        Computed on the same jitted program as the value, in the case's dtype
+        (64-bit mode scoped as for the value); returned in ``wrt``'s dtype.
+        """
+        program, arrays = self._plan(fn_name, self._bind(fn_name, args, kwargs))
+        if wrt not in arrays:
+            raise ValueError(f"{fn_name}: no array argument {wrt!r} to differentiate")
+        if not is_floating(arrays[wrt].dtype):
+            raise ValueError(f"{fn_name}: argument {wrt!r} is not a floating array")
+        function = self._jitted(program)
+        position = program.params.index(wrt)
+
+        def total(*values: jax.Array) -> jax.Array:
+            return jnp.sum(function(*values))
+
+        with jax.enable_x64(_needs_x64(arrays)):
+            values = self._device_arrays(arrays)
+            return np.array(jax.grad(total, argnums=position)(*values))
+
+    def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:
+        """The JAX program that ran, with every array written exactly; prints the output.
+
+        A float64 case starts by enabling JAX's 64-bit mode, which a script
+        needs before it creates float64 arrays.
+        """
+        try:
+            program, arrays = self._plan(fn_name, self._bind(fn_name, args, kwargs))
+        except (NotImplementedError, ValueError, TypeError) as error:
+            return f"# the jax adapter refuses this call before running JAX: {error}\n"
+        lines = list(programs.IMPORTS)
+        if _needs_x64(arrays):
+            lines.append('jax.config.update("jax_enable_x64", True)  # float64 needs 64-bit mode')
+        lines.append("")
+        lines += [f"{name} = {array_source(array)}" for name, array in arrays.items()]
+        lines += ["", program.source(decorator="@jax.jit").rstrip("\n"), ""]
+        lines.append(f"out = loss_fn({', '.join(program.params)})")
+        lines.append("print(out.dtype, out.tolist())")
+        return "\n".join(lines) + "\n"
+
+    # -- internals -------------------------------------------------------------------
+
+    def _bind(
+        self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]
+    ) -> dict[str, object]:
+        """All of a call's arguments by parameter name (``args`` are positional, in order)."""
+        if fn_name not in POSITIONAL:
+            raise ValueError(
+                f"{fn_name!r} is not a spec function; expected one of {', '.join(POSITIONAL)}"
+            )
+        bound = inspect.signature(getattr(self, fn_name)).bind(*args.values(), **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def _forward(self, fn_name: str, arguments: dict[str, object]) -> np.ndarray:
+        arguments = {k: v for k, v in arguments.items() if k != "self"}
+        program, arrays = self._plan(fn_name, arguments)
+        function = self._jitted(program)
+        with jax.enable_x64(_needs_x64(arrays)):
+            result = function(*self._device_arrays(arrays))
+            # convert inside the scope: the array's dtype belongs to the mode it ran in
+            return np.array(result)
+
+    def _device_arrays(self, arrays: Mapping[str, np.ndarray]) -> list[jax.Array]:
+        return [jax.device_put(array, self.device) for array in arrays.values()]
+
+    def _jitted(self, program: programs.Program) -> Callable[..., jax.Array]:
+        """``jax.jit`` of the program's source, compiled once per distinct text."""
+        source = program.source()
+        if source not in self._compiled:
+            if len(self._compiled) >= _MAX_PROGRAMS:
+                # each distinct label_smoothing is its own program: forget the oldest
+                del self._compiled[next(iter(self._compiled))]
+            namespace: dict[str, Any] = {"jax": jax, "jnp": jnp, "optax": optax}
+            exec(compile(source, "<lossconf jax program>", "exec"), namespace)
+            self._compiled[source] = jax.jit(namespace["loss_fn"])
+        return self._compiled[source]
+
+    @staticmethod
+    def _plan(
+        fn_name: str, arguments: Mapping[str, object]
+    ) -> tuple[programs.Program, dict[str, np.ndarray]]:
+        """The JAX program for this call's static options, and its array arguments."""
+        for legacy in LEGACY_REDUCTION_PARAMETERS:
+            if arguments.get(legacy) is not None:
+                raise NotImplementedError(
+                    f"{legacy}={arguments[legacy]!r}: optax has no legacy size_average/reduce "
+                    "arguments (use reduction)"
+                )
+        ndim = np.ndim(arguments["input"])
+        reduction = arguments.get("reduction")
+        if fn_name == "cross_entropy":
+            target = np.asarray(arguments["target"])
+            program = programs.cross_entropy(
+                ndim=ndim,
+                index_target=target.dtype.kind in "iu",
+                weighted=arguments["weight"] is not None,
+                ignore_index=int(arguments["ignore_index"]),  # type: ignore[call-overload]
+                reduction=reduction,  # type: ignore[arg-type]
+                label_smoothing=float(arguments["label_smoothing"]),  # type: ignore[arg-type]
+            )
+        elif fn_name == "nll_loss":
+            program = programs.nll_loss(
+                ndim=ndim,
+                weighted=arguments["weight"] is not None,
+                ignore_index=int(arguments["ignore_index"]),  # type: ignore[call-overload]
+                reduction=reduction,  # type: ignore[arg-type]
+            )
+        elif fn_name == "binary_cross_entropy":
+            program = programs.binary_cross_entropy(
+                weighted=arguments["weight"] is not None, reduction=reduction  # type: ignore[arg-type]
+            )
+        elif fn_name == "binary_cross_entropy_with_logits":
+            program = programs.binary_cross_entropy_with_logits(
+                weighted=arguments["weight"] is not None,
+                pos_weighted=arguments["pos_weight"] is not None,
+                reduction=reduction,  # type: ignore[arg-type]
+            )
+        elif fn_name == "kl_div":
+            program = programs.kl_div(
+                input_shape=np.shape(arguments["input"]),
+                reduction=reduction,  # type: ignore[arg-type]
+                log_target=bool(arguments["log_target"]),
+            )
+        elif fn_name in ("softmax", "log_softmax"):
+            program = programs.activation(fn_name, dim=int(arguments["dim"]))  # type: ignore[call-overload]
+        elif fn_name == "sigmoid":
+            program = programs.activation("sigmoid")
+        else:
+            raise ValueError(f"{fn_name!r} is not a spec function")
+        arrays = {name: _host_array(name, arguments[name]) for name in program.params}
+        return program, arrays
+
+
+_OPTAX = "optax.losses."
+_MEAN = ("composed", "jnp.mean(loss) of optax's per-example losses")
+_SUM = ("composed", "jnp.sum(loss)")
+_LEGACY = ("unsupported", "optax has no size_average/reduce: NotImplementedError")
+
+#: How each spec option reaches JAX (docs/options.md; format in adapters/options.py).
+OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
+    "cross_entropy": {
+        "(function)": ("native", _OPTAX + "softmax_cross_entropy_with_integer_labels / safe_softmax_cross_entropy"),
+        "class-index target": ("native", _OPTAX + "softmax_cross_entropy_with_integer_labels(logits, labels)"),
+        "probability target": ("native", _OPTAX + "safe_softmax_cross_entropy(logits, labels) (0 log 0 = 0)"),
+        "(N, C, d1..dK) input": ("composed", "jnp.moveaxis(input, 1, -1): optax wants classes last"),
+        "weight": ("composed", "weight[labels] * loss; with smoothing or probabilities, labels * weight"),
+        "ignore_index": ("composed", "jnp.where(target != ignore_index, loss, 0), labels made safe the same way"),
+        "label_smoothing": ("native", "optax.smooth_labels(jax.nn.one_hot(labels, C), alpha) + softmax_cross_entropy"),
+        "reduction='none'": ("native", "optax returns per-example losses"),
+        "reduction='mean'": ("composed", "jnp.mean(loss, where=keep); weighted: jnp.sum(loss) / jnp.sum(w_y); probabilities: jnp.mean(loss)"),
+        "reduction='sum'": _SUM,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "nll_loss": {
+        "(function)": ("composed", "-jnp.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]: optax has no NLL"),
+        "class-index target": ("composed", "jnp.take_along_axis"),
+        "(N, C, d1..dK) input": ("composed", "jnp.moveaxis(input, 1, -1)"),
+        "weight": ("composed", "weight[labels] * loss"),
+        "ignore_index": ("composed", "jnp.where(target != ignore_index, loss, 0)"),
+        "reduction='none'": ("composed", "the masked per-example losses"),
+        "reduction='mean'": ("composed", "jnp.mean(loss, where=keep); weighted: jnp.sum(loss) / jnp.sum(w_y)"),
+        "reduction='sum'": _SUM,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "binary_cross_entropy": {
+        "(function)": ("composed", "-(y * max(jnp.log(p), -100) + (1 - y) * max(jnp.log1p(-p), -100)): optax has no BCE on probabilities"),
+        "weight": ("composed", "weight * loss"),
+        "reduction='none'": ("composed", "the elementwise losses"),
+        "reduction='mean'": ("composed", "jnp.mean(loss)"),
+        "reduction='sum'": _SUM,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "binary_cross_entropy_with_logits": {
+        "(function)": ("native", _OPTAX + "sigmoid_binary_cross_entropy(logits, labels)"),
+        "weight": ("composed", "weight * loss"),
+        "pos_weight": ("composed", "-(pos_weight * y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x)): optax's formula, positive term scaled"),
+        "reduction='none'": ("native", "optax returns elementwise losses"),
+        "reduction='mean'": _MEAN,
+        "reduction='sum'": _SUM,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "kl_div": {
+        "(function)": ("native", _OPTAX + "kl_divergence(log_predictions, targets, axis=...)"),
+        "log_target": ("native", _OPTAX + "kl_divergence_with_log_targets"),
+        "reduction='none'": ("native", "axis=(): pointwise terms"),
+        "reduction='mean'": ("composed", "jnp.mean of the pointwise terms (axis=())"),
+        "reduction='sum'": ("native", "axis=None"),
+        "reduction='batchmean'": ("composed", "kl_divergence(..., axis=None) / input.shape[0]"),
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "softmax": {"(function)": ("native", "jax.nn.softmax"), "dim": ("native", "axis=dim")},
+    "log_softmax": {"(function)": ("native", "jax.nn.log_softmax"), "dim": ("native", "axis=dim")},
+    "sigmoid": {"(function)": ("native", "jax.nn.sigmoid")},
+}
+
+
+def create(*, device: str = "cpu") -> JaxLosses:
+    """The ``jax`` adapter on ``device`` (AdapterUnavailableError if JAX has no such device)."""
+    return JaxLosses(device=device)

@@ -1,0 +1,637 @@
+"""The ``tensorflow`` adapter: the spec's calls through TensorFlow's own losses.
+
+Each spec function is answered by the API a TensorFlow user reaches for:
+``tf.keras.losses`` (Keras 3, TensorFlow's Keras) for the losses, with their
+``from_logits``, ``label_smoothing``, ``ignore_class``, ``reduction`` and
+``sample_weight``; ``tf.nn`` for what Keras lacks (``pos_weight``:
+``tf.nn.weighted_cross_entropy_with_logits``) and for ``softmax``,
+``log_softmax``; ``tf.math.sigmoid``. Where TensorFlow has no form of a spec
+option, the adapter writes the idiom its users write and ``OPTION_TABLE`` marks
+it *composed*; where it has none at all, ``NotImplementedError`` (unsupported).
+
+Choices, each what a TensorFlow user would write:
+
+* **Computation dtype.** A Keras loss computes in its ``dtype`` argument,
+  ``keras.config.floatx()`` (float32) by default, whatever its inputs: float64
+  logits would be rounded to float32. The adapter passes ``dtype=`` the case's
+  dtype, so every dtype is computed in that dtype, and never changes the global
+  ``floatx`` or dtype policy. Keras casts ``y_true`` to that dtype too, class
+  indices included (see ``adapters/expectations/tensorflow.toml``).
+* **Layout.** TensorFlow is channels-last: an ``(N, C, d1..dK)`` input is
+  ``tf.transpose``-d to ``(N, d1..dK, C)``, the class axis last.
+* **Elementwise terms.** ``BinaryCrossentropy`` averages and ``KLDivergence``
+  sums over the last axis before reducing; the spec's terms are elementwise, so
+  those two are called on ``x[..., None]``, a unit last axis (a mean or sum over
+  one element is that element, exactly).
+* **The mean.** The spec's ``mean`` is Keras's default ``"sum_over_batch_size"``
+  (the sum over the number of loss values; with ``ignore_class``, over the
+  non-ignored ones) -- except with class weights, which Keras takes as
+  ``sample_weight = tf.gather(weight, target)``: ``"sum_over_batch_size"``
+  would divide by the number of positions, not by the sum of the weights as the
+  spec does, so the adapter uses Keras's ``"mean_with_sample_weight"``, which
+  divides by the sum of the sample weights (added for exactly this in
+  keras-team/keras#20410, after keras-team/keras#19740).
+* **Label smoothing with class indices.** ``SparseCategoricalCrossentropy`` has
+  none: ``CategoricalCrossentropy(label_smoothing=...)`` on ``tf.one_hot``
+  targets, with ignored positions masked by ``sample_weight`` (and the mean
+  ``"mean_with_sample_weight"``).
+* **nll_loss** has no TensorFlow loss (Keras losses take probabilities or logits,
+  not log-probabilities): ``-tf.gather(log_probs, target, batch_dims=...)`` and
+  explicit reductions.
+* Legacy ``size_average``/``reduce``: TensorFlow has nothing like them;
+  ``NotImplementedError`` when either is not None.
+* **Eager execution.** Every call runs eagerly (no ``tf.function``): the values
+  are those of the ops themselves, not of a graph that Grappler may rewrite,
+  and no retracing per shape. A repro snippet runs the same lines, eagerly.
+
+Every call is written once, as source lines (``out = ...`` from the tensors
+``input``, ``target``, ``weight``, ``pos_weight``); the adapter runs exactly
+those lines, ``grad`` runs them under ``tf.GradientTape``, and ``repro``
+prints them after the exact tensor literals -- so a repro is the call itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ._repro import scalar_literal
+from ._spec import SPEC_FUNCTIONS as POSITIONAL
+from ._tf_convert import tensor_source, tf_dtype, to_numpy, to_tf
+from .errors import AdapterError, AdapterUnavailableError
+
+#: Parameters that hold arrays: the tensors a program reads by these names.
+ARRAY_PARAMETERS = ("input", "target", "weight", "pos_weight")
+
+_KERAS = "tf.keras.losses"
+
+
+def _keras_version() -> str | None:
+    version = getattr(tf.keras, "__version__", None)
+    if version is None:
+        try:
+            import keras
+
+            version = keras.__version__
+        except ImportError:  # pragma: no cover - TensorFlow's Keras is keras
+            return None
+    return str(version)
+
+
+def _device_name(device: str) -> str:
+    """The TensorFlow device for the suite's ``--device`` (torch spellings accepted)."""
+    text = str(device).strip()
+    lowered = text.lower()
+    if lowered == "cpu":
+        return "/CPU:0"
+    if lowered in ("cuda", "gpu"):
+        return "/GPU:0"
+    if lowered.startswith("cuda:"):
+        return f"/GPU:{lowered.split(':', 1)[1]}"
+    return text
+
+
+def _resolve_device(device: str) -> str:
+    name = _device_name(device)
+    try:
+        spec = tf.DeviceSpec.from_string(name)
+    except (ValueError, TypeError) as error:
+        raise AdapterError(
+            f"adapter 'tensorflow': {device!r} is not a TensorFlow device ({error}); "
+            "use e.g. 'cpu' or 'gpu'"
+        ) from None
+    kind = (spec.device_type or "").upper()
+    if kind and kind != "CPU":
+        visible = tf.config.list_logical_devices(kind)
+        index = spec.device_index or 0
+        if index >= len(visible):
+            raise AdapterUnavailableError(
+                f"adapter 'tensorflow' cannot run on device {device!r}: TensorFlow "
+                f"{tf.__version__} sees {len(visible)} {kind} device(s); use device 'cpu'"
+            )
+    return name
+
+
+class _Program:
+    """Source lines computing ``out`` from tensors named as the spec's parameters."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.text = "\n".join(lines) + "\n"
+
+    def run(self, tensors: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        namespace: dict[str, Any] = {"tf": tf, "np": np, **tensors}
+        exec(_compiled(self.text), namespace)
+        return namespace["out"]
+
+
+@lru_cache(maxsize=512)
+def _compiled(text: str):
+    return compile(text, "<lossconf tensorflow adapter>", "exec")
+
+
+def _legacy(fn_name: str, size_average: object, reduce: object) -> None:
+    if size_average is not None or reduce is not None:
+        raise NotImplementedError(
+            f"{fn_name}: the legacy size_average/reduce arguments have no TensorFlow "
+            "equivalent; use reduction="
+        )
+
+
+def _keras_reduction(reduction: object, *, by_weight: bool = False) -> object:
+    """The Keras reduction for the spec's; an unknown value goes to Keras to reject."""
+    if reduction == "mean":
+        return "mean_with_sample_weight" if by_weight else "sum_over_batch_size"
+    return reduction
+
+
+def _explicit_reduction(fn_name: str, reduction: object, allowed=("none", "mean", "sum")) -> str:
+    """For composed losses, which have no framework check of their own."""
+    if reduction not in allowed:
+        raise ValueError(
+            f"{fn_name}: reduction={reduction!r} is not valid: expected one of "
+            f"{', '.join(map(repr, allowed))}"
+        )
+    return str(reduction)
+
+
+def _channels_last(lines: list[str], name: str, array: np.ndarray, into: str) -> str:
+    """Move the class axis (1) of an ``(N, C, d1..dK)`` tensor last; returns the name to use."""
+    if array.ndim <= 2:
+        return name
+    perm = [0, *range(2, array.ndim), 1]
+    lines.append(f"{into} = tf.transpose({name}, perm={perm})")
+    return into
+
+
+def _n_classes(x: np.ndarray) -> int:
+    return int(x.shape[1] if x.ndim > 1 else x.shape[0])
+
+
+def _call(callee: str, *args: str, **kwargs: object) -> str:
+    parts = [*args, *(f"{k}={v}" for k, v in kwargs.items())]
+    return f"{callee}({', '.join(parts)})"
+
+
+def _kw(value: object) -> str:
+    return scalar_literal(value)
+
+
+# -- the programs, one per spec function ----------------------------------------------
+
+
+def _cross_entropy(a: dict[str, Any]) -> list[str]:
+    _legacy("cross_entropy", a["size_average"], a["reduce"])
+    x, target, weight = np.asarray(a["input"]), np.asarray(a["target"]), a["weight"]
+    ignore, smoothing, reduction = a["ignore_index"], a["label_smoothing"], a["reduction"]
+    dtype = tf_dtype(x.dtype).name
+    lines: list[str] = []
+    logits = _channels_last(lines, "input", x, "logits")
+    smoothing_kw = {"label_smoothing": _kw(smoothing)} if smoothing else {}
+
+    if not np.issubdtype(target.dtype, np.integer):
+        if weight is not None:
+            raise NotImplementedError(
+                "cross_entropy: class weights with probability targets; Keras's "
+                "CategoricalCrossentropy has no per-class weight (sample_weight weighs positions)"
+            )
+        probs = _channels_last(lines, "target", target, "probs")
+        loss = _call(
+            f"{_KERAS}.CategoricalCrossentropy", from_logits="True", **smoothing_kw,
+            reduction=_kw(_keras_reduction(reduction)), dtype=_kw(dtype),
+        )
+        lines += [f"loss_fn = {loss}", f"out = loss_fn({probs}, {logits})"]
+        return lines
+
+    if not smoothing:
+        sample = {}
+        if weight is not None:
+            lines.append(
+                f"sample_weight = tf.gather(weight, tf.where(tf.not_equal(target, {ignore}), "
+                "target, tf.zeros_like(target)))"
+            )
+            sample = {"sample_weight": "sample_weight"}
+        loss = _call(
+            f"{_KERAS}.SparseCategoricalCrossentropy", from_logits="True",
+            ignore_class=_kw(int(ignore)),
+            reduction=_kw(_keras_reduction(reduction, by_weight=weight is not None)),
+            dtype=_kw(dtype),
+        )
+        lines += [f"loss_fn = {loss}", _call("out = loss_fn", "target", logits, **sample)]
+        return lines
+
+    # Label smoothing with class indices: one-hot targets; ignored positions get
+    # sample weight 0, and the mean divides by the sample weights' sum.
+    lines.append(f"valid = tf.not_equal(target, {int(ignore)})")
+    if weight is None:
+        lines.append(f"sample_weight = tf.cast(valid, tf.{dtype})")
+    else:
+        lines.append(
+            "sample_weight = tf.where(valid, tf.gather(weight, tf.where(valid, target, "
+            "tf.zeros_like(target))), tf.zeros_like(weight[0]))"
+        )
+    loss = _call(
+        f"{_KERAS}.CategoricalCrossentropy", from_logits="True", **smoothing_kw,
+        reduction=_kw(_keras_reduction(reduction, by_weight=True)), dtype=_kw(dtype),
+    )
+    lines += [
+        f"loss_fn = {loss}",
+        f"out = loss_fn(tf.one_hot(target, {_n_classes(x)}, dtype=tf.{dtype}), {logits}, "
+        "sample_weight=sample_weight)",
+    ]
+    return lines
+
+
+def _nll_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("nll_loss", a["size_average"], a["reduce"])
+    x, target, weight = np.asarray(a["input"]), np.asarray(a["target"]), a["weight"]
+    reduction = _explicit_reduction("nll_loss", a["reduction"])
+    lines: list[str] = []
+    log_probs = _channels_last(lines, "input", x, "log_probs")
+    lines += [
+        f"valid = tf.not_equal(target, {int(a['ignore_index'])})",
+        "index = tf.where(valid, target, tf.zeros_like(target))",
+        f"picked = tf.gather({log_probs}, index, batch_dims={target.ndim})",
+    ]
+    if weight is None:
+        lines.append("losses = tf.where(valid, -picked, tf.zeros_like(picked))")
+        denominator = "tf.reduce_sum(tf.cast(valid, picked.dtype))"
+    else:
+        lines += [
+            "w = tf.where(valid, tf.gather(weight, index), tf.zeros_like(picked))",
+            "losses = tf.where(valid, -(w * picked), tf.zeros_like(picked))",
+        ]
+        denominator = "tf.reduce_sum(w)"
+    lines.append({
+        "none": "out = losses",
+        "sum": "out = tf.reduce_sum(losses)",
+        "mean": f"out = tf.reduce_sum(losses) / {denominator}",
+    }[reduction])  # fmt: skip
+    return lines
+
+
+def _binary_cross_entropy(a: dict[str, Any]) -> list[str]:
+    _legacy("binary_cross_entropy", a["size_average"], a["reduce"])
+    dtype = tf_dtype(np.asarray(a["input"]).dtype).name
+    return _keras_binary(a, dtype, from_logits=False)
+
+
+def _keras_binary(a: dict[str, Any], dtype: str, *, from_logits: bool) -> list[str]:
+    lines: list[str] = []
+    sample = {}
+    if a["weight"] is not None:
+        lines.append("sample_weight = tf.broadcast_to(weight, tf.shape(input))")
+        sample = {"sample_weight": "sample_weight"}
+    logits = {"from_logits": "True"} if from_logits else {}
+    loss = _call(
+        f"{_KERAS}.BinaryCrossentropy", **logits,
+        reduction=_kw(_keras_reduction(a["reduction"])), dtype=_kw(dtype),
+    )
+    lines += [f"loss_fn = {loss}", _call("out = loss_fn", "target[..., None]", "input[..., None]", **sample)]
+    return lines
+
+
+def _binary_cross_entropy_with_logits(a: dict[str, Any]) -> list[str]:
+    _legacy("binary_cross_entropy_with_logits", a["size_average"], a["reduce"])
+    dtype = tf_dtype(np.asarray(a["input"]).dtype).name
+    if a["pos_weight"] is None:
+        return _keras_binary(a, dtype, from_logits=True)
+    reduction = _explicit_reduction("binary_cross_entropy_with_logits", a["reduction"])
+    lines = [
+        "losses = tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input, "
+        "pos_weight=pos_weight)"
+    ]
+    if a["weight"] is not None:
+        lines.append("losses = losses * weight")
+    lines.append({
+        "none": "out = losses",
+        "sum": "out = tf.reduce_sum(losses)",
+        "mean": "out = tf.reduce_mean(losses)",
+    }[reduction])  # fmt: skip
+    return lines
+
+
+def _kl_div(a: dict[str, Any]) -> list[str]:
+    _legacy("kl_div", a["size_average"], a["reduce"])
+    x = np.asarray(a["input"])
+    dtype = tf_dtype(x.dtype).name
+    lines = [
+        "y_pred = tf.math.exp(input)",
+        "y_true = tf.math.exp(target)" if a["log_target"] else "y_true = target",
+    ]
+    if a["reduction"] == "batchmean":
+        # Keras's own mean: the sum over each sample, averaged over the batch.
+        rows = int(x.shape[0]) if x.ndim else 1
+        lines += [
+            f"loss_fn = {_call(f'{_KERAS}.KLDivergence', dtype=_kw(dtype))}",
+            f"out = loss_fn(tf.reshape(y_true, ({rows}, -1)), tf.reshape(y_pred, ({rows}, -1)))",
+        ]
+        return lines
+    loss = _call(f"{_KERAS}.KLDivergence", reduction=_kw(_keras_reduction(a["reduction"])), dtype=_kw(dtype))
+    lines += [f"loss_fn = {loss}", "out = loss_fn(y_true[..., None], y_pred[..., None])"]
+    return lines
+
+
+def _softmax(a: dict[str, Any]) -> list[str]:
+    return [f"out = tf.nn.softmax(input, axis={int(a['dim'])})"]
+
+
+def _log_softmax(a: dict[str, Any]) -> list[str]:
+    return [f"out = tf.nn.log_softmax(input, axis={int(a['dim'])})"]
+
+
+def _sigmoid(a: dict[str, Any]) -> list[str]:
+    return ["out = tf.math.sigmoid(input)"]
+
+
+_PROGRAMS = {
+    "cross_entropy": _cross_entropy,
+    "nll_loss": _nll_loss,
+    "binary_cross_entropy": _binary_cross_entropy,
+    "binary_cross_entropy_with_logits": _binary_cross_entropy_with_logits,
+    "kl_div": _kl_div,
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "sigmoid": _sigmoid,
+}
+
+
+class TensorFlowLosses:
+    """The spec's functions, answered by TensorFlow's losses (module docstring)."""
+
+    name = "tensorflow"
+    version = f"{tf.__version__} (keras {_keras_version()})"
+
+    def __init__(self, *, device: str = "cpu") -> None:
+        self.device = _resolve_device(device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={self.device!r})"
+
+    # -- the spec: torch.nn.functional's names, parameters and defaults ----------
+
+    def cross_entropy(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> np.ndarray:
+        """Cross entropy of logits: Keras's (Sparse)CategoricalCrossentropy(from_logits=True)."""
+        return self._forward("cross_entropy", locals())
+
+    def nll_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Negative log-likelihood: composed with ``tf.gather`` (TensorFlow has none)."""
+        return self._forward("nll_loss", locals())
+
+    def binary_cross_entropy(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Binary cross entropy of probabilities: Keras's BinaryCrossentropy()."""
+        return self._forward("binary_cross_entropy", locals())
+
+    def binary_cross_entropy_with_logits(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        pos_weight: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Binary cross entropy of logits: BinaryCrossentropy(from_logits=True), or
+        ``tf.nn.weighted_cross_entropy_with_logits`` with ``pos_weight``."""
+        return self._forward("binary_cross_entropy_with_logits", locals())
+
+    def kl_div(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        log_target: bool = False,
+    ) -> np.ndarray:
+        """KL divergence of log-probabilities ``input`` from ``target``: Keras's KLDivergence()."""
+        return self._forward("kl_div", locals())
+
+    def softmax(self, input: np.ndarray, dim: int) -> np.ndarray:
+        """``tf.nn.softmax`` along ``dim``."""
+        return self._forward("softmax", locals())
+
+    def log_softmax(self, input: np.ndarray, dim: int) -> np.ndarray:
+        """``tf.nn.log_softmax`` along ``dim``."""
+        return self._forward("log_softmax", locals())
+
+    def sigmoid(self, input: np.ndarray) -> np.ndarray:
+        """``tf.math.sigmoid``, elementwise."""
+        return self._forward("sigmoid", locals())
+
+    # -- gradients and repro snippets --------------------------------------------
+
+    def grad(
+        self,
+        fn_name: str,
+        args: Mapping[str, object],
+        kwargs: Mapping[str, Any],
+        wrt: str = "input",
+    ) -> np.ndarray:
+        """Gradient of ``fn_name(*args, **kwargs)``'s sum w.r.t. argument ``wrt``.
+
+        ``tf.GradientTape`` over the same eager program the forward pass runs, in
+        the case's dtype; an argument the output does not depend on gets zeros.
+        """
+        arguments = self._bind(fn_name, args, kwargs)
+        value = arguments.get(wrt)
+        if value is None or wrt not in ARRAY_PARAMETERS:
+            raise ValueError(f"{fn_name}: no array argument {wrt!r} to differentiate")
+        if not tf_dtype(np.asarray(value).dtype).is_floating:
+            raise ValueError(f"{fn_name}: argument {wrt!r} is not a floating array")
+        program = self._program(fn_name, arguments)
+        with tf.device(self.device):
+            tensors = self._tensors(arguments)
+            variable = tensors[wrt]
+            with tf.GradientTape() as tape:
+                tape.watch(variable)
+                total = tf.reduce_sum(program.run(tensors))
+            gradient = tape.gradient(total, variable)
+            if gradient is None:
+                gradient = tf.zeros_like(variable)
+            return to_numpy(tf.convert_to_tensor(gradient))
+
+    def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:
+        """TensorFlow source reproducing the call bit for bit: the exact tensors, then
+        the very lines the adapter runs, then a print of the output's exact values."""
+        arguments = self._bind(fn_name, args, kwargs)
+        try:
+            program = self._program(fn_name, arguments)
+        except NotImplementedError as error:
+            return f"# unsupported by the tensorflow adapter: {error}\n"
+        lines = ["import numpy as np", "import tensorflow as tf"]
+        body = [
+            f"{name} = {tensor_source(np.asarray(arguments[name]))}"
+            for name in ARRAY_PARAMETERS
+            if arguments.get(name) is not None
+        ]
+        body += program.lines
+        if self.device != "/CPU:0":
+            lines.append(f"with tf.device({self.device!r}):")
+            body = ["    " + line for line in body]
+        lines += body
+        lines.append("print(out.dtype.name, tf.cast(out, tf.float64).numpy().tolist())")
+        return "\n".join(lines) + "\n"
+
+    # -- internals -------------------------------------------------------------------
+
+    def _forward(self, fn_name: str, local: dict[str, object]) -> np.ndarray:
+        arguments = {k: v for k, v in local.items() if k != "self"}
+        program = self._program(fn_name, arguments)
+        with tf.device(self.device):
+            return to_numpy(program.run(self._tensors(arguments)))
+
+    @staticmethod
+    def _program(fn_name: str, arguments: dict[str, object]) -> _Program:
+        return _Program(_PROGRAMS[fn_name](arguments))
+
+    @staticmethod
+    def _tensors(arguments: Mapping[str, object]) -> dict[str, tf.Tensor]:
+        return {
+            name: to_tf(np.asarray(arguments[name]))
+            for name in ARRAY_PARAMETERS
+            if arguments.get(name) is not None
+        }
+
+    def _bind(
+        self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]
+    ) -> dict[str, object]:
+        """All of a call's arguments by parameter name (``args`` are positional, in order)."""
+        if fn_name not in POSITIONAL:
+            raise ValueError(
+                f"{fn_name!r} is not a spec function; expected one of {', '.join(POSITIONAL)}"
+            )
+        bound = inspect.signature(getattr(self, fn_name)).bind(*args.values(), **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+
+_LEGACY = ("unsupported", "TensorFlow has no size_average/reduce: NotImplementedError")
+
+#: How each spec option is provided (adapters/options.py; docs/options.md).
+OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
+    "cross_entropy": {
+        "(function)": ("native", f"{_KERAS}.SparseCategoricalCrossentropy / CategoricalCrossentropy(from_logits=True)"),
+        "class-index target": ("native", "SparseCategoricalCrossentropy(from_logits=True)"),
+        "probability target": ("native", "CategoricalCrossentropy(from_logits=True)"),
+        "(N, C, d1..dK) input": ("composed", "tf.transpose to channels-last (class axis last)"),
+        "weight": (
+            "composed",
+            "sample_weight = tf.gather(weight, target), reduction='mean_with_sample_weight'; "
+            "with probability targets unsupported",
+        ),
+        "ignore_index": (
+            "native",
+            "SparseCategoricalCrossentropy(ignore_class=ignore_index); with label smoothing, "
+            "composed: sample_weight 0 at ignored positions",
+        ),
+        "label_smoothing": (
+            "composed",
+            "CategoricalCrossentropy(label_smoothing=...) on tf.one_hot(target) "
+            "(native for probability targets)",
+        ),
+        "reduction='none'": ("native", "reduction='none'"),
+        "reduction='mean'": (
+            "native",
+            "reduction='sum_over_batch_size'; 'mean_with_sample_weight' with weight or label smoothing",
+        ),
+        "reduction='sum'": ("native", "reduction='sum'"),
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "nll_loss": {
+        "(function)": ("composed", "-tf.gather(log_probs, target, batch_dims=target.ndim)"),
+        "class-index target": ("composed", "tf.gather(..., batch_dims=...)"),
+        "(N, C, d1..dK) input": ("composed", "tf.transpose to channels-last"),
+        "weight": ("composed", "tf.gather(weight, target) times the picked log-probability"),
+        "ignore_index": ("composed", "tf.where(target != ignore_index, ..., 0)"),
+        "reduction='none'": ("composed", "the per-position losses"),
+        "reduction='mean'": ("composed", "tf.reduce_sum(losses) / tf.reduce_sum(selected weights)"),
+        "reduction='sum'": ("composed", "tf.reduce_sum(losses)"),
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "binary_cross_entropy": {
+        "(function)": (
+            "native",
+            f"{_KERAS}.BinaryCrossentropy() on x[..., None] (Keras averages over the last axis; "
+            "a unit axis keeps the elementwise terms)",
+        ),
+        "weight": ("composed", "sample_weight = tf.broadcast_to(weight, tf.shape(input))"),
+        "reduction='none'": ("native", "reduction='none'"),
+        "reduction='mean'": ("native", "reduction='sum_over_batch_size'"),
+        "reduction='sum'": ("native", "reduction='sum'"),
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "binary_cross_entropy_with_logits": {
+        "(function)": (
+            "native",
+            f"{_KERAS}.BinaryCrossentropy(from_logits=True) on x[..., None]; "
+            "tf.nn.weighted_cross_entropy_with_logits with pos_weight",
+        ),
+        "weight": ("composed", "sample_weight = tf.broadcast_to(weight, ...); losses * weight with pos_weight"),
+        "pos_weight": ("native", "tf.nn.weighted_cross_entropy_with_logits(pos_weight=...)"),
+        "reduction='none'": ("native", "reduction='none'"),
+        "reduction='mean'": (
+            "native",
+            "reduction='sum_over_batch_size'; with pos_weight composed: tf.reduce_mean",
+        ),
+        "reduction='sum'": ("native", "reduction='sum'; with pos_weight composed: tf.reduce_sum"),
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "kl_div": {
+        "(function)": (
+            "native",
+            f"{_KERAS}.KLDivergence()(target, tf.exp(input)) on a unit last axis",
+        ),
+        "log_target": ("composed", "y_true = tf.exp(target)"),
+        "reduction='none'": ("native", "reduction='none'"),
+        "reduction='mean'": ("native", "reduction='sum_over_batch_size'"),
+        "reduction='sum'": ("native", "reduction='sum'"),
+        "reduction='batchmean'": (
+            "native",
+            "KLDivergence() on tf.reshape(., (N, -1)): Keras's default, the sum over each "
+            "sample averaged over the batch",
+        ),
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "softmax": {"(function)": ("native", "tf.nn.softmax"), "dim": ("native", "axis=dim")},
+    "log_softmax": {"(function)": ("native", "tf.nn.log_softmax"), "dim": ("native", "axis=dim")},
+    "sigmoid": {"(function)": ("native", "tf.math.sigmoid")},
+}
+
+
+def create(*, device: str = "cpu") -> TensorFlowLosses:
+    """The ``tensorflow`` adapter on ``device`` (AdapterUnavailableError if unusable here)."""
+    return TensorFlowLosses(device=device)

@@ -1,0 +1,421 @@
+"""Tests of the ``jax`` adapter (``adapters/jax_losses.py``): its contract and its findings.
+
+What must hold for its conformance verdicts to mean anything: arrays cross into
+JAX and back bit for bit (bfloat16 included); outputs keep the input's dtype and
+the spec's shape; float64 is really computed in float64 while JAX's 64-bit mode
+stays off outside the call; a repro snippet is the program that ran and gives
+the same bits; every spec option has a declared status; the composed idioms
+compute the spec's formula. And every entry of ``adapters/expectations/jax.toml``
+still describes JAX: its minimal case still differs from the oracle as written,
+and the entry's condition matches that case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+pytest.importorskip("optax")
+
+import jax
+import jax.numpy as jnp
+
+import oracle
+from adapters import AdapterError, AdapterUnavailableError, jax_losses, load_adapter
+from adapters.options import SPEC_OPTIONS, STATUSES
+from oracle.core import format_of
+from suites.cases import Case
+from suites.checks import evaluate_oracle
+from suites.expectations import EXPECTATIONS_DIR, load_expectations
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+FLOAT_DTYPES = [np.dtype(np.float16), BF16, np.dtype(np.float32), np.dtype(np.float64)]
+DTYPE_IDS = [d.name for d in FLOAT_DTYPES]
+INF = math.inf
+ENTRIES = {e.id: e for e in load_expectations(EXPECTATIONS_DIR / "jax.toml")}
+
+
+@pytest.fixture(scope="module")
+def jax_adapter():
+    # not named ``adapter``: conftest parametrizes tests using that name as conformance tests
+    return load_adapter("jax")
+
+
+def cast(values: Any, dtype: Any) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).astype(dtype)
+
+
+def bits(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    return array.view(np.dtype(f"u{array.dtype.itemsize}"))
+
+
+def assert_same_bits(actual: np.ndarray, expected: np.ndarray) -> None:
+    __tracebackhide__ = True
+    assert isinstance(actual, np.ndarray), type(actual)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape, (actual, expected)
+    assert np.array_equal(bits(actual), bits(expected)), f"{actual!r} != {expected!r}"
+
+
+def x64_is_off() -> bool:
+    return not jax.config.jax_enable_x64 and not jax.enable_x64.value
+
+
+# -- conversion, dtypes, shapes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_IDS)
+def test_arrays_cross_into_jax_and_back_bit_for_bit(jax_adapter, dtype: np.dtype) -> None:
+    """Every bit pattern of the dtype but NaN payloads: subnormals, -0, +-inf, extremes."""
+    fmt = format_of(dtype)
+    values = [0.0, -0.0, 1.0, -2.5, fmt.smallest_subnormal, -fmt.smallest_subnormal,
+              fmt.smallest_normal, fmt.max_finite, -fmt.max_finite, INF, -INF]  # fmt: skip
+    array = cast(values, dtype)
+    impl = jax_adapter.implementation
+    with jax.enable_x64(dtype == np.float64):
+        (device,) = impl._device_arrays({"input": jax_losses._host_array("input", array)})
+        assert device.dtype == dtype
+        back = np.array(device)
+    assert_same_bits(back, array)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_IDS)
+def test_nll_none_is_the_negated_gathered_input_exactly(jax_adapter, dtype: np.dtype) -> None:
+    x = cast([[-0.5, -3.25, -1e4], [-7.0, -0.0, -1.5]], dtype)
+    out = jax_adapter.function("nll_loss")(x, np.array([2, 0]), reduction="none")
+    assert_same_bits(out, -x[[0, 1], [2, 0]])
+
+
+# float16 and float64 here; the repro test below checks every function's dtype in all four
+@pytest.mark.parametrize("dtype", [np.dtype(np.float16), np.dtype(np.float64)], ids=["float16", "float64"])
+@pytest.mark.parametrize(
+    ("fn", "args", "kwargs", "shape"),
+    [
+        ("cross_entropy", ([[1.0, 2.0, 3.0], [0.0, 1.0, -1.0]], [0, 2]), {}, ()),
+        ("cross_entropy", ([[1.0, 2.0, 3.0], [0.0, 1.0, -1.0]], [0, 2]), {"reduction": "none"}, (2,)),
+        ("cross_entropy", ([1.0, 2.0, 3.0], 1), {"reduction": "none"}, ()),
+        ("cross_entropy", (np.arange(24.0).reshape(2, 3, 2, 2) / 8, np.zeros((2, 2, 2), int)), {"reduction": "none"}, (2, 2, 2)),
+        ("cross_entropy", (np.arange(24.0).reshape(2, 3, 2, 2) / 8, np.full((2, 3, 2, 2), 1 / 3)), {"reduction": "sum"}, ()),
+        ("nll_loss", ([[-1.0, -2.0], [-0.5, -4.0]], [1, -100]), {}, ()),
+        ("binary_cross_entropy", ([0.25, 0.5, 1.0], [1.0, 0.0, 1.0]), {"reduction": "none"}, (3,)),
+        ("binary_cross_entropy_with_logits", ([[0.5, -1.0]], [[1.0, 0.0]]), {"pos_weight": [2.0, 1.0]}, ()),
+        ("kl_div", ([[-1.0, -0.5], [-2.0, -0.125]], [[0.5, 0.5], [0.25, 0.75]]), {"reduction": "batchmean"}, ()),
+        ("kl_div", ([[-1.0, -0.5]], [[-0.7, -0.7]]), {"reduction": "none", "log_target": True}, (1, 2)),
+        ("softmax", ([[1.0, 2.0], [0.0, 0.0]],), {"dim": 0}, (2, 2)),
+        ("log_softmax", ([[1.0, 2.0], [0.0, 0.0]],), {"dim": -1}, (2, 2)),
+        ("sigmoid", (2.0,), {}, ()),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_output_has_the_input_dtype_and_the_spec_shape(jax_adapter, dtype, fn, args, kwargs, shape) -> None:
+    def convert(value):
+        array = np.asarray(value)
+        return array.astype(np.int64) if array.dtype.kind in "iu" else cast(array, dtype)
+
+    positional = [convert(a) for a in args]
+    options = {k: convert(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    out = jax_adapter.function(fn)(*positional, **options)
+    assert isinstance(out, np.ndarray) and not isinstance(out, np.generic)
+    assert out.dtype == dtype and out.shape == shape, (out.dtype, out.shape)
+    assert np.all(np.isfinite(out.astype(np.float64)))
+
+
+def test_float64_is_computed_in_float64_and_x64_is_scoped(jax_adapter) -> None:
+    """A float32 computation would be ~1e-8 off; the oracle's float64 value is met to 4 ULP."""
+    assert x64_is_off()
+    x = np.array([[0.0, 1e-9, 1.0 / 3.0], [2.0, -1.0, 0.1]])
+    out = jax_adapter.function("cross_entropy")(x, np.array([1, 2]), reduction="none")
+    assert out.dtype == np.float64
+    exact = np.array([float(v) for v in oracle.cross_entropy(x, np.array([1, 2]), reduction="none")])
+    assert np.all(np.abs(out - exact) <= 4 * np.spacing(exact)), (out, exact)
+    assert x64_is_off(), "the adapter left JAX's 64-bit mode on"
+    assert jnp.asarray(np.float64(1.0)).dtype == np.float32
+
+
+def test_jit_cache_keeps_the_modes_apart(jax_adapter) -> None:
+    """The same program traced for float64 (64-bit mode) and float32 (default mode)."""
+    fresh = jax_losses.create(device="cpu")
+    x32 = np.array([[0.1, 0.7, -2.0]], np.float32)
+    before = fresh.cross_entropy(x32, np.array([1]), label_smoothing=0.2)
+    jax_adapter.function("cross_entropy")(x32.astype(np.float64), np.array([1]), label_smoothing=0.2)
+    after = jax_adapter.function("cross_entropy")(x32, np.array([1]), label_smoothing=0.2)
+    assert_same_bits(after, before)
+    assert x64_is_off()
+
+
+def test_device_names_are_checked() -> None:
+    assert jax_losses.create(device="cpu:0").device.platform == "cpu"
+    with pytest.raises(AdapterError, match="not a JAX device"):
+        jax_losses.create(device="nonsense")
+    with pytest.raises(AdapterUnavailableError, match="cpu:7"):
+        jax_losses.create(device="cpu:7")
+
+
+# -- repro snippets, option table, composed idioms -----------------------------------------
+
+REPRO_CASES = [
+    ("cross_entropy", {"input": [[1.0, -INF, 2.5], [0.1, 0.2, 0.3]], "target": [0, -100]}, {"label_smoothing": 0.3, "weight": [0.5, 1.0, 2.0]}),
+    ("cross_entropy", {"input": np.arange(12.0).reshape(1, 3, 4) / 7, "target": np.full((1, 3, 4), 0.25)}, {"reduction": "none"}),
+    ("nll_loss", {"input": [[-1.0, -2.0], [-0.3, -0.1]], "target": [1, 0]}, {"ignore_index": 0}),
+    ("binary_cross_entropy", {"input": [0.1, 0.0, 0.75], "target": [1.0, 0.5, 0.0]}, {"reduction": "sum"}),
+    ("binary_cross_entropy_with_logits", {"input": [[3.0, -0.5]], "target": [[1.0, 0.25]]}, {"pos_weight": [1.5, 3.0], "weight": [0.5, 2.0]}),
+    ("kl_div", {"input": [[-1.0, -0.5]], "target": [[0.25, 0.75]]}, {"reduction": "mean"}),
+    ("log_softmax", {"input": [[1.0, 2.0, 1e4]]}, {"dim": 1}),
+    ("sigmoid", {"input": [-3.0, 0.5]}, {}),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize(("fn", "args", "kwargs"), REPRO_CASES, ids=[c[0] for c in REPRO_CASES])
+def test_repro_snippet_reproduces_the_output_bit_for_bit(jax_adapter, dtype, fn, args, kwargs) -> None:
+    def convert(value):
+        array = np.asarray(value)
+        return array.astype(np.int64) if array.dtype.kind in "iu" else cast(array, dtype)
+
+    args = {k: convert(v) for k, v in args.items()}
+    kwargs = {k: convert(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    expected = jax_adapter.function(fn)(*args.values(), **kwargs)
+    assert expected.dtype == dtype
+    source = jax_adapter.repro(fn, args, kwargs)
+    assert source.startswith("import jax\n") and "@jax.jit" in source
+    assert ('jax_enable_x64", True' in source) == (dtype == np.float64)
+    namespace: dict[str, Any] = {}
+    saved = jax.config.jax_enable_x64
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            exec(compile(source, "<repro>", "exec"), namespace)
+        reproduced = np.array(namespace["out"])
+    finally:
+        jax.config.update("jax_enable_x64", saved)
+    assert printed.getvalue().startswith(str(np.dtype(dtype)))
+    assert_same_bits(reproduced, expected)
+
+
+def test_option_table_covers_every_spec_option() -> None:
+    table = jax_losses.OPTION_TABLE
+    assert set(table) == set(SPEC_OPTIONS)
+    for loss, options in SPEC_OPTIONS.items():
+        assert set(table[loss]) == {"(function)", *options}, loss
+        for option, (status, note) in table[loss].items():
+            assert status in STATUSES, (loss, option, status)
+            assert note, (loss, option)
+        assert table[loss].get("size_average/reduce (legacy)", ("unsupported",))[0] == "unsupported"
+
+
+def _neg_log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(axis=1, keepdims=True)
+    return -(shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))
+
+
+def test_composed_weighted_mean_is_the_spec_formula(jax_adapter) -> None:
+    """mean = sum_n w_{y_n} r_{n,y_n} / sum_n w_{y_n} over the rows not ignored."""
+    x = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 0.5], [0.2, -1.0, 2.0], [5.0, 0.0, 1.0]])
+    t = np.array([0, 2, -100, 1])
+    w = np.array([0.25, 1.0, 4.0])
+    r = _neg_log_softmax(x)
+    kept = t != -100
+    rows, classes = np.arange(4)[kept], t[kept]
+    by_hand = np.sum(w[classes] * r[rows, classes]) / np.sum(w[classes])
+    for fn, data in (("cross_entropy", x), ("nll_loss", -r)):
+        out = jax_adapter.function(fn)(data, t, weight=w)
+        np.testing.assert_allclose(out, by_hand, rtol=1e-14)
+
+
+def test_composed_smoothing_with_weights_is_the_spec_formula(jax_adapter) -> None:
+    """t_n = (1-eps) w_y r_y + eps/C sum_c w_c r_c (PyTorch's), mean over sum w_y."""
+    x = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 0.5]])
+    t, w, eps = np.array([0, 2]), np.array([0.5, 1.0, 2.0]), 0.25
+    r = _neg_log_softmax(x)
+    terms = (1 - eps) * w[t] * r[[0, 1], t] + eps / 3 * (r * w).sum(axis=1)
+    out = jax_adapter.function("cross_entropy")(x, t, weight=w, label_smoothing=eps, reduction="none")
+    np.testing.assert_allclose(out, terms, rtol=1e-14)
+    mean = jax_adapter.function("cross_entropy")(x, t, weight=w, label_smoothing=eps)
+    np.testing.assert_allclose(mean, terms.sum() / w[t].sum(), rtol=1e-14)
+
+
+def test_all_ignored_mean_is_nan_and_sum_is_zero(jax_adapter) -> None:
+    x, t = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), np.array([-100, -100])
+    assert np.isnan(jax_adapter.function("cross_entropy")(x, t))
+    assert jax_adapter.function("cross_entropy")(x, t, reduction="sum") == 0
+    assert np.isnan(jax_adapter.function("nll_loss")(x, t, weight=np.ones(2, np.float32)))
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        ("cross_entropy", ([[1.0, 2.0]], [0])),
+        ("nll_loss", ([[-1.0, -2.0]], [0])),
+        ("binary_cross_entropy", ([0.5], [1.0])),
+        ("binary_cross_entropy_with_logits", ([0.5], [1.0])),
+        ("kl_div", ([-1.0], [0.5])),
+    ],
+)
+@pytest.mark.parametrize(("size_average", "reduce"), [(True, None), (None, False), (False, True)])
+def test_legacy_reduction_arguments_are_unsupported(jax_adapter, fn, args, size_average, reduce) -> None:
+    positional = [np.asarray(a, dtype=np.int64 if isinstance(a[0], int) else np.float32) for a in args]
+    with pytest.raises(NotImplementedError, match="size_average/reduce"):
+        jax_adapter.function(fn)(*positional, size_average=size_average, reduce=reduce)
+    assert jax_adapter.function(fn)(*positional, size_average=None, reduce=None).shape == ()
+
+
+def test_what_the_spec_rejects_statically_raises(jax_adapter) -> None:
+    x = np.array([[1.0, 2.0]], np.float32)
+    with pytest.raises(ValueError, match="reduction"):
+        jax_adapter.function("cross_entropy")(x, np.array([0]), reduction="avg")
+    with pytest.raises(ValueError, match="out of bounds"):
+        jax_adapter.function("softmax")(x, dim=2)
+    with pytest.raises(TypeError, match="incompatible shapes"):
+        jax_adapter.function("binary_cross_entropy")(np.array([0.5, 0.5]), np.array([1.0, 0.0, 1.0]))
+
+
+def test_grad_matches_the_oracle_and_keeps_the_dtype(jax_adapter) -> None:
+    x = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 0.5]])
+    t = np.array([0, 2])
+    kwargs = {"weight": np.array([0.5, 1.0, 2.0]), "label_smoothing": 0.1}
+    got = jax_adapter.grad("cross_entropy", {"input": x, "target": t}, kwargs)
+    exact = oracle.cross_entropy_grad(x, t, **kwargs).astype(np.float64)
+    np.testing.assert_allclose(got, exact, rtol=1e-13, atol=1e-16)
+    x16 = x.astype(BF16)
+    assert jax_adapter.grad("log_softmax", {"input": x16}, {"dim": 1}).dtype == BF16
+    with pytest.raises(ValueError, match="not a floating array"):
+        jax_adapter.grad("cross_entropy", {"input": x, "target": t}, {}, wrt="target")
+    assert x64_is_off()
+
+
+# -- every expected deviation still holds on its minimal case --------------------------------
+
+
+@dataclass(frozen=True)
+class Minimal:
+    """An entry's minimal case, the test it stands for, and what JAX returns on it."""
+
+    entry: str
+    test: str
+    case: Case
+    observed: list[float] | None  # None: checked by ``check`` instead
+    check: Callable[[np.ndarray], bool] | None = None
+    matched: Case | None = None  # the case the entry selects, when a property derives ``case``
+
+
+def _case(fn, args, kwargs=None, dtype="float32", label="") -> Case:
+    converted = {
+        k: np.asarray(v, dtype=np.int64) if np.asarray(v).dtype.kind in "iu" else cast(v, format_of(dtype).numpy_dtype)
+        for k, v in args.items()
+    }
+    options = {k: cast(v, format_of(dtype).numpy_dtype) if isinstance(v, list) else v for k, v in (kwargs or {}).items()}
+    return Case(fn, converted, options, dtype, label)
+
+
+NAN = math.nan
+MINIMAL_CASES = [
+    Minimal("sigmoid-bce-infinite-logit-nan", "test_edge_cases",
+            _case("binary_cross_entropy_with_logits", {"input": [INF, -INF], "target": [1.0, 0.0]}, {"reduction": "none"}), [NAN, NAN]),
+    Minimal("sigmoid-bce-infinite-logit-nan", "test_matches_oracle",
+            _case("binary_cross_entropy_with_logits", {"input": [INF], "target": [1.0]}, {"reduction": "none", "pos_weight": [2.0]}), [NAN]),
+    Minimal("kl-divergence-zero-target-at-neg-inf-nan", "test_edge_cases",
+            _case("kl_div", {"input": [-INF, 0.0], "target": [0.0, 1.0]}, {"reduction": "none"}), [NAN, 0.0]),
+    Minimal("kl-divergence-zero-target-at-neg-inf-nan", "test_edge_cases",
+            _case("kl_div", {"input": [-1.0, 0.0], "target": [-INF, 0.0]}, {"reduction": "none", "log_target": True}), [NAN, 0.0]),
+    Minimal("class-index-out-of-range-nan", "test_rejects_invalid_input",
+            _case("cross_entropy", {"input": [[1.0, 2.0]], "target": [2]}, label="target_class_out_of_range"), [NAN]),
+    Minimal("class-index-out-of-range-nan", "test_rejects_invalid_input",
+            _case("nll_loss", {"input": [[-1.0, -2.0]], "target": [2]}, label="target_class_out_of_range"), [NAN]),
+    Minimal("negative-class-index-wraps", "test_rejects_invalid_input",
+            _case("cross_entropy", {"input": [[1.0, 2.0]], "target": [-1]}, label="negative_target_not_ignore_index"), None,
+            lambda out: float(out) == pytest.approx(math.log1p(math.exp(-1.0)), rel=1e-6)),
+    Minimal("negative-class-index-wraps", "test_rejects_invalid_input",
+            _case("nll_loss", {"input": [[-1.0, -2.0]], "target": [-1]}, label="negative_target_not_ignore_index"), [2.0]),
+    Minimal("smooth-labels-accepts-alpha-outside-unit-interval", "test_rejects_invalid_input",
+            _case("cross_entropy", {"input": [[1.0, 2.0]], "target": [0]}, {"label_smoothing": 1.5}, label="label_smoothing_above_one"), None,
+            lambda out: float(out) == pytest.approx(0.56326, rel=1e-4)),
+    Minimal("smooth-labels-accepts-alpha-outside-unit-interval", "test_rejects_invalid_input",
+            _case("cross_entropy", {"input": [[1.0, 2.0]], "target": [0]}, {"label_smoothing": -0.1}, label="label_smoothing_negative"), None,
+            lambda out: float(out) == pytest.approx(1.36326, rel=1e-4)),
+    Minimal("class-weight-length-not-checked", "test_rejects_invalid_input",
+            _case("cross_entropy", {"input": [[1.0, 2.0]], "target": [0]}, {"weight": [1.0, 1.0, 1.0]}, label="weight_wrong_length"), None,
+            lambda out: float(out) == pytest.approx(math.log1p(math.exp(1.0)), rel=1e-6)),
+    Minimal("class-weight-length-not-checked", "test_rejects_invalid_input",
+            _case("nll_loss", {"input": [[-1.0, -2.0]], "target": [0]}, {"weight": [1.0]}, label="weight_wrong_length"), [1.0]),
+    Minimal("bce-probability-outside-unit-interval-nan", "test_rejects_invalid_input",
+            _case("binary_cross_entropy", {"input": [1.5], "target": [1.0]}, label="probability_above_one"), [NAN]),
+    Minimal("bce-probability-outside-unit-interval-nan", "test_rejects_invalid_input",
+            _case("binary_cross_entropy", {"input": [-0.25], "target": [1.0]}, label="negative_probability"), [NAN]),
+    Minimal("bce-probability-outside-unit-interval-nan", "test_rejects_invalid_input",
+            _case("binary_cross_entropy", {"input": [NAN], "target": [1.0]}, label="nan_probability"), [NAN]),
+    Minimal("xla-cpu-denormals-are-zero", "test_edge_cases",
+            _case("binary_cross_entropy", {"input": [1e-40], "target": [1.0]}, {"reduction": "none"}), [100.0]),
+    Minimal("xla-cpu-denormals-are-zero", "test_edge_cases",
+            _case("binary_cross_entropy", {"input": [9.183549615799121e-41], "target": [1.0]}, {"reduction": "none"}, "bfloat16"), [100.0]),
+    Minimal("xla-cpu-flush-to-zero", "test_matches_oracle", _case("sigmoid", {"input": [-88.0]}), [0.0]),
+    Minimal("xla-cpu-flush-to-zero", "test_matches_oracle",
+            _case("softmax", {"input": [[0.0, -88.0]]}, {"dim": 1}), [1.0, 0.0]),
+    Minimal("xla-cpu-flush-to-zero", "test_matches_oracle", _case("sigmoid", {"input": [-708.5]}, dtype="float64"), [0.0]),
+    Minimal("xla-cpu-flush-to-zero", "test_matches_oracle",
+            _case("nll_loss", {"input": [[0.5]], "target": [0]}, {"weight": [1.1754943508222875e-38]}, "bfloat16"), [0.0]),
+    Minimal("sigmoid-exp-overflow-underflows-to-zero", "test_matches_oracle",
+            _case("sigmoid", {"input": [-11.5, -10.0]}, dtype="float16"), None,
+            lambda out: out[0] == 0 and out[1] == np.float16(4.536e-05)),
+    Minimal("cross-entropy-overflowing-logit-spread", "test_matches_oracle",
+            _case("cross_entropy", {"input": [[0.0, 35424.0, -30096.0]], "target": [0]},
+                  {"label_smoothing": 0.1, "reduction": "none"}, "float16"), [INF]),
+    Minimal("cross-entropy-overflowing-logit-spread", "test_matches_oracle",
+            _case("cross_entropy", {"input": [[3.4028234663852886e38, -(2.0**103)]], "target": [[0.75, 0.25]]},
+                  {"reduction": "none"}), [INF]),
+    Minimal("zero-class-weight-on-masked-class-is-zero", "test_matches_oracle",
+            _case("cross_entropy", {"input": [[-INF, 0.0]], "target": [[1.0, 0.0]]},
+                  {"weight": [0.0, 1.0], "reduction": "none"}), [0.0]),
+    Minimal("reduction-intermediate-overflow", "test_matches_oracle",
+            _case("nll_loss", {"input": [[-3e38], [-1e38], [2e38]], "target": [0, 0, 0]}, {"reduction": "sum"}), [INF]),
+    Minimal("reduction-intermediate-overflow", "test_properties",
+            _case("nll_loss", {"input": [[-3e38], [-1e38], [2e38]], "target": [0, 0, 0]}, {"reduction": "sum"}, "bfloat16"), [INF]),
+    Minimal("reduction-intermediate-overflow", "test_matches_oracle",
+            _case("nll_loss", {"input": [[32768.0]], "target": [0]}, {"weight": [2.0]}, "float16"), [-INF]),
+    Minimal("smoothed-mean-over-zero-weight-is-inf", "test_matches_oracle",
+            _case("cross_entropy", {"input": np.zeros((2, 3)), "target": [0, 0]},
+                  {"weight": [0.0, 0.0, 1.0], "label_smoothing": 0.1}, "float64"), [INF]),
+    Minimal("float64-log1p-inaccurate-near-minus-0-41", "test_matches_oracle",
+            _case("binary_cross_entropy", {"input": [0.4141892], "target": [0.0]}, {"reduction": "none"}, "float64"),
+            [0.5347584084320454]),
+    Minimal("float64-log1p-inaccurate-in-bce-of-sigmoid-property", "test_properties",
+            _case("binary_cross_entropy", {"input": [0.40733340004593027], "target": [0.0]}, {"reduction": "none"}, "float64"),
+            [0.523123264139831],
+            matched=_case("binary_cross_entropy_with_logits", {"input": [-0.375], "target": [0.0]}, {"reduction": "none"}, "float64")),
+]  # fmt: skip
+
+
+def test_every_expectation_has_a_minimal_case() -> None:
+    assert {m.entry for m in MINIMAL_CASES} == set(ENTRIES)
+    for entry in ENTRIES.values():
+        assert entry.adapters == ("jax",), f"{entry.id} must name the jax adapter only"
+
+
+@pytest.mark.parametrize("minimal", MINIMAL_CASES, ids=[f"{m.entry}-{m.case.fn}-{m.case.dtype}" for m in MINIMAL_CASES])
+def test_documented_deviation_still_exists(jax_adapter, minimal: Minimal) -> None:
+    """JAX still returns the documented value, the oracle (the spec) disagrees, and the
+    entry's condition selects the case, for this adapter and test only."""
+    case, entry = minimal.case, ENTRIES[minimal.entry]
+    observed = case.call(jax_adapter.function(case.fn))
+    assert observed.dtype == format_of(case.dtype).numpy_dtype
+    if minimal.observed is not None:
+        expected = np.asarray(minimal.observed, dtype=np.float64).reshape(observed.shape)
+        np.testing.assert_array_equal(observed.astype(np.float64), expected)
+    else:
+        assert minimal.check(observed), observed  # type: ignore[misc]
+    if entry.kind == "accepts-invalid-input":
+        with pytest.raises(ValueError):
+            case.call(getattr(oracle, case.fn))  # the spec rejects what JAX accepted
+    else:
+        rounded = np.asarray(evaluate_oracle(case).rounded)
+        differs = ~((observed.astype(np.float64) == rounded) | (np.isnan(observed.astype(np.float64)) & np.isnan(rounded)))
+        assert differs.any(), f"JAX now agrees with the spec on {case.describe()}: retire [{entry.id}]"
+    selected = minimal.matched or case
+    assert entry.matches("jax", minimal.test, selected), f"[{entry.id}] no longer selects {selected.describe()}"
+    assert not entry.matches("torch", minimal.test, selected)
