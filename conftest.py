@@ -104,16 +104,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _load_all_expectations(config: pytest.Config) -> list:
     """Every expectations entry this run applies; a malformed file is a usage error."""
-    from suites.expectations import ExpectationsError, builtin_expectations_file, load_expectations
+    from adapters import BUILTIN_ADAPTERS
+    from suites.expectations import (
+        ExpectationsError,
+        builtin_adapters_sharing,
+        builtin_expectations_file,
+        load_expectations,
+    )
 
     if config.getoption("no_expectations"):
         return []
-    files = {builtin_expectations_file(name) for name in selected_adapters(config)} - {None}
-    files |= {Path(f) for f in config.getoption("expectations")}
+    builtin_files = {builtin_expectations_file(name) for name in selected_adapters(config)} - {None}
+    # A built-in framework's entries apply to that framework's adapters only; a file
+    # given with --expectations applies to every adapter unless an entry narrows it.
+    sources = [(path, builtin_adapters_sharing(path, BUILTIN_ADAPTERS)) for path in sorted(builtin_files)]
+    sources += [(Path(f), ()) for f in config.getoption("expectations")]
     entries = []
-    for path in sorted(files):
+    for path, default_adapters in sources:
         try:
-            entries += load_expectations(path)
+            entries += load_expectations(path, default_adapters=default_adapters)
         except ExpectationsError as exc:
             raise pytest.UsageError(str(exc)) from None
     return entries

@@ -10,7 +10,9 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
     dtypes = ["float32"]          # optional: default every dtype
     labels = ["..."]              # optional: edge/invalid case labels
     when = ["infinite_input"]     # optional: case features that must all hold
-    adapters = ["torch", "torch-nn"]  # optional: default every adapter the file is loaded for
+    adapters = ["torch", "torch-nn"]  # optional: default the built-in adapters sharing this
+                                      # file (torch.toml: torch, torch-nn); for a file given
+                                      # with --expectations, every adapter
     convention = "keras-bce-clip" # optional: judge matching cases against the framework's own
                                   # documented formula (oracle/conventions.py) instead
     reason = "what differs and why"
@@ -43,6 +45,11 @@ from .cases import Case
 __all__ = ["FEATURES", "Expectation", "ExpectationsError", "builtin_expectations_file", "load_expectations"]
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "adapters" / "expectations"
+
+
+def builtin_adapters_sharing(path: Path, names) -> tuple[str, ...]:
+    """The built-in adapter names whose expectations file is ``path``."""
+    return tuple(n for n in names if builtin_expectations_file(n) == path)
 
 
 def builtin_expectations_file(adapter_name: str) -> Path | None:
@@ -502,8 +509,13 @@ def _str_list(value, where: str, field: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def load_expectations(path: str | Path) -> list[Expectation]:
-    """Parse and validate an expectations file; raise :class:`ExpectationsError` on any problem."""
+def load_expectations(path: str | Path, *, default_adapters: tuple[str, ...] = ()) -> list[Expectation]:
+    """Parse and validate an expectations file; raise :class:`ExpectationsError` on any problem.
+
+    ``default_adapters`` is what an entry without ``adapters`` applies to: a built-in
+    framework's file (``torch.toml``) must not excuse another framework's failures
+    in a run of several adapters. Empty means every adapter (a user's own file).
+    """
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -547,7 +559,7 @@ def load_expectations(path: str | Path) -> list[Expectation]:
                 dtypes=_str_list(entry.get("dtypes", []), where, "dtypes"),
                 labels=_str_list(entry.get("labels", []), where, "labels"),
                 when=when,
-                adapters=_str_list(entry.get("adapters", []), where, "adapters"),
+                adapters=_str_list(entry.get("adapters", list(default_adapters)), where, "adapters"),
                 convention=convention,
                 source=str(path),
             )

@@ -1,0 +1,73 @@
+"""Expectations files: validation errors name the file, the entry and the fix; matching is narrow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adapters import BUILTIN_ADAPTERS
+from suites.cases import Case
+from suites.expectations import (
+    ExpectationsError,
+    builtin_adapters_sharing,
+    builtin_expectations_file,
+    load_expectations,
+)
+
+VALID = """
+[[expected]]
+id = "x"
+kind = "special-value"
+losses = ["kl_div"]
+when = ["zero_target"]
+reason = "r"
+citation = "https://example.org"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[[expected]\nid=1", "is not valid TOML"),
+        ('[[expected]]\nid = "x"\nkind = "bug"\nreason = "r"', "missing required field(s) citation"),
+        (VALID.replace('kind = "special-value"', 'kind = "oops"'), "kind 'oops' is not one of"),
+        (VALID.replace('"zero_target"', '"no_such_feature"'), "unknown feature 'no_such_feature'"),
+        (VALID + 'colour = "red"\n', "unknown field(s) colour"),
+        (VALID + 'convention = "nope"\n', "unknown convention 'nope'"),
+        (VALID + VALID, "duplicate id 'x'"),
+        ('[other]\nx = 1\n', "expected only [[expected]] tables"),
+    ],
+)
+def test_malformed_files_are_one_line_errors(tmp_path, text, fragment):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ExpectationsError) as info:
+        load_expectations(path)
+    message = str(info.value)
+    assert fragment in message and str(path) in message and "\n" not in message
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ExpectationsError, match="does not exist"):
+        load_expectations(tmp_path / "absent.toml")
+
+
+def test_builtin_entries_apply_to_their_own_framework_only():
+    path = builtin_expectations_file("torch")
+    assert builtin_adapters_sharing(path, BUILTIN_ADAPTERS) == ("torch", "torch-nn")
+    entries = load_expectations(path, default_adapters=("torch", "torch-nn"))
+    case = Case("kl_div", {"input": np.array([-np.inf, 0.0]), "target": np.array([0.0, 1.0])}, {"reduction": "none"})
+    matching = [e.id for e in entries if e.matches("torch", "test_edge_cases", case)]
+    assert matching == ["kl-div-zero-target-at-neg-inf-nan"]
+    assert not [e.id for e in entries if e.matches("jax", "test_edge_cases", case)]
+
+
+def test_features_keep_entries_narrow(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_text(VALID)
+    (entry,) = load_expectations(path)
+    zero = Case("kl_div", {"input": np.array([-1.0]), "target": np.array([0.0])})
+    positive = Case("kl_div", {"input": np.array([-1.0]), "target": np.array([0.5])})
+    assert entry.matches("anything", "test_matches_oracle", zero)
+    assert not entry.matches("anything", "test_matches_oracle", positive)
+    assert not entry.matches("anything", "test_matches_oracle", Case("nll_loss", zero.args))
