@@ -492,6 +492,8 @@ class TensorFlowLosses:
             program = self._program(fn_name, arguments)
         except NotImplementedError as error:
             return f"# unsupported by the tensorflow adapter: {error}\n"
+        except ValueError as error:  # a composed loss's own argument check: no TensorFlow call
+            return f"# rejected by the tensorflow adapter before calling TensorFlow: {error}\n"
         lines = ["import numpy as np", "import tensorflow as tf"]
         body = [
             f"{name} = {tensor_source(np.asarray(arguments[name]))}"

@@ -321,6 +321,14 @@ def _keras_clips_probability(case: Case) -> bool:
     if case.fn == "binary_cross_entropy":
         x = _input(case)
         return bool(np.any((x < lo) | (x > hi)))
+    if case.fn == "kl_div":
+        # In log space, so that exp rounding to 1 cannot hide a q or p above 1.
+        x = _input(case)
+        target = np.asarray(case.args["target"], dtype=np.float64)
+        log_lo = math.log(lo)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_p = target if case.kwargs.get("log_target") else np.log(target)
+            return bool(np.any((log_p < log_lo) | (log_p > 0)) or np.any((x < log_lo) | (x > 0)))
     pair = _kl_distributions(case)
     if pair is None:
         return False
@@ -428,6 +436,71 @@ def _single_class_index_target_rank_not_1(case: Case) -> bool:
     )
 
 
+def _pos_weight_factor_inexact(case: Case) -> bool:
+    """``binary_cross_entropy_with_logits`` with ``pos_weight``: for some element with a
+    nonzero target the factor ``1 + (p - 1) * y``, formed in the dtype op by op as
+    ``tf.nn.weighted_cross_entropy_with_logits`` documents it, is not its exact value
+    (it cancels for ``p`` far below 1: ``p = 1e-20, y = 1`` gives ``1 + (-1) = 0``)."""
+    if case.fn != "binary_cross_entropy_with_logits" or case.kwargs.get("pos_weight") is None:
+        return False
+    import mpmath
+
+    from oracle.core import round_to_format
+
+    fmt = format_of(case.dtype)
+    try:
+        _, y, p = np.broadcast_arrays(
+            _input(case), np.asarray(case.args["target"], dtype=np.float64),
+            np.asarray(case.kwargs["pos_weight"], dtype=np.float64),
+        )
+    except ValueError:  # shapes the spec rejects
+        return False
+
+    def rounded(v):
+        return mpmath.mpf(round_to_format(v, fmt))
+
+    for pi, yi in zip(p.reshape(-1), y.reshape(-1)):
+        if yi == 0 or not (np.isfinite(pi) and np.isfinite(yi)):
+            continue
+        p_minus_1 = mpmath.fsub(float(pi), 1, exact=True)
+        exact = mpmath.fadd(1, mpmath.fmul(p_minus_1, float(yi), exact=True), exact=True)
+        formed = rounded(mpmath.fadd(1, rounded(mpmath.fmul(rounded(p_minus_1), float(yi), exact=True)), exact=True))
+        if formed != exact:
+            return True
+    return False
+
+
+def _subnormal_result_any_reduction(case: Case) -> bool:
+    """The exact result under reduction ``none``, ``sum`` or ``mean`` (or the case's own, for
+    a function without reductions) has a subnormal element: a term a reduction reads, or a
+    reduced value. Properties compare several reductions of one case."""
+    from .checks import evaluate_oracle
+
+    variants = [case]
+    if "reduction" in case.kwargs:
+        variants += [
+            Case(case.fn, case.args, dict(case.kwargs, reduction=r), case.dtype)
+            for r in ("none", "sum", "mean") if r != case.kwargs["reduction"]
+        ]
+    for variant in variants:
+        try:
+            rounded = np.asarray(evaluate_oracle(variant).rounded, dtype=np.float64)
+        except Exception:  # an input the spec rejects has no exact result
+            continue
+        if _subnormal(rounded, case.dtype):
+            return True
+    return False
+
+
+def _unbatched_weighted_mean(case: Case) -> bool:
+    """``cross_entropy`` of one position (a ``(C)`` input, 0-d target) with class weights and
+    ``reduction='mean'``: the mean is that position's weighted loss over its weight."""
+    return (
+        case.fn == "cross_entropy" and _input(case).ndim == 1
+        and case.kwargs.get("weight") is not None and case.kwargs.get("reduction", "mean") == "mean"
+    )
+
+
 def _masked_mean_rescale_overflows(case: Case) -> bool:
     """``cross_entropy`` mean with some targets ignored, where a term scaled by
     ``positions / non-ignored positions`` exceeds the dtype's max: Keras's
@@ -466,6 +539,13 @@ FEATURES.update({
     "keras_clips_probability": _keras_clips_probability,
     "kl_ratio_overflows": _kl_ratio_overflows,
     "masked_mean_rescale_overflows": _masked_mean_rescale_overflows,
+    "pos_weight_factor_inexact": _pos_weight_factor_inexact,
+    "subnormal_result_any_reduction": _subnormal_result_any_reduction,
+    "unbatched_weighted_mean": _unbatched_weighted_mean,
+    "subnormal_weight": lambda c: any(
+        _subnormal(np.asarray(c.kwargs[k], dtype=np.float64), c.dtype)
+        for k in ("weight", "pos_weight") if c.kwargs.get(k) is not None
+    ),
 })
 
 

@@ -231,6 +231,31 @@ def test_gradients_through_gradient_tape(tensorflow_adapter):
         adapter.grad("cross_entropy", {"input": x, "target": i([2])}, {}, wrt="target")
 
 
+def test_keras_conventions_match_closed_forms():
+    """The oracle conventions added for TensorFlow (oracle/conventions.py) on hand cases."""
+    from oracle.conventions import convention_for
+
+    bce = convention_for("keras-bce-clip-in-dtype").terms
+    terms = bce(a([0.0, 1.0, 0.25], "float32"), a([1.0, 0.0, 0.0], "float32"), reduction="none").terms
+    lo = float(np.float32(1e-7))  # the bounds as float32 holds them: 1 - 1e-7 is 1 - 2**-23
+    expected = [-math.log(lo), -math.log(2.0**-23), -math.log(0.75)]
+    np.testing.assert_allclose([float(t) for t in terms], expected, rtol=1e-15)
+    half = bce(a([1.0, 1e-4], "float16"), a([0.0, 0.0], "float16"), reduction="none").terms
+    assert half[0] == INF  # 1 - 1e-7 rounds to 1 in float16: the clip does not reach below 1
+    one_minus = float(np.float16(1 - np.float16(1e-4)))  # 1 - p formed in float16
+    assert float(half[1]) == pytest.approx(-math.log(one_minus), rel=1e-15)
+
+    ce = convention_for("keras-ce-smoothing-sample-weight").terms
+    x = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 0.5]])
+    lt = ce(x, i([0, 2]), weight=np.array([0.5, 1.0, 2.0]), label_smoothing=0.25)
+    r = np.log(np.exp(x).sum(axis=1, keepdims=True)) - x  # -log softmax
+    per_row = [(1 - 0.25) * r[n, y] + 0.25 / 3 * r[n].sum() for n, y in enumerate([0, 2])]
+    hand = (0.5 * per_row[0] + 2.0 * per_row[1]) / (0.5 + 2.0)
+    assert float(lt.value) == pytest.approx(hand, rel=1e-14)
+    masked = ce(np.array([[-INF, 0.0]]), i([0]), label_smoothing=1.0, reduction="none").terms
+    assert masked[0] == INF  # Keras's labels are 1/C everywhere: no 0 * inf
+
+
 # -- every expectations entry still describes TensorFlow ------------------------------
 
 ENTRIES = {e.id: e for e in load_expectations(EXPECTATIONS)}
@@ -261,12 +286,18 @@ def _subnormal_results(adapter):
     _deviates(adapter, case, [0.0], [6.054601485195952e-39])
     case64 = _case("sigmoid", {"input": a([-709.0], "float64")}, {}, "float64")
     _deviates(adapter, case64, [0.0], [1.216780750623423e-308])
+    x = np.zeros((6, 8))
+    x[5, 0] = 2.2250738585072014e-308
+    mean = _case("nll_loss", {"input": a(x, "float64"), "target": i([0] * 6)}, {"reduction": "mean"}, "float64")
+    _deviates(adapter, mean, -0.0, -3.7084564308453356e-309)
+    summed = _case("nll_loss", {"input": a([[-1e-38, 0.0], [-1e-38, 0.0]], "float32"), "target": i([0, 0])}, {"reduction": "sum"}, "float32")
+    _deviates(adapter, summed, 0.0, 1.9999998700912808e-38)  # a normal sum of subnormal terms
     return case
 
 
-def _subnormal_inputs(adapter):
-    case = _case("nll_loss", {"input": a([[-1e-38, 0.0], [-1e-38, 0.0]], "float32"), "target": i([0, 0])}, {"reduction": "sum"}, "float32")
-    _deviates(adapter, case, 0.0, 1.9999998700912808e-38)
+def _subnormal_weights(adapter):
+    case = _case("binary_cross_entropy", {"input": a([0.5], "float32"), "target": a([0.5], "float32")}, {"weight": a([1e-40], "float32"), "reduction": "none"}, "float32")
+    _deviates(adapter, case, [0.0], [6.931382723936275e-41])
     return case
 
 
@@ -276,6 +307,20 @@ def _bce_logits_infinite(adapter):
     _deviates(adapter, case, [NAN, NAN, NAN, INF], [0.0, INF, 0.0, INF])
     weighted = _case("binary_cross_entropy_with_logits", {"input": x, "target": y}, {"reduction": "none", "pos_weight": a([1.0], "float32")}, "float32")
     _deviates(adapter, weighted, [NAN, INF, NAN, NAN], [0.0, INF, 0.0, INF])
+    return case
+
+
+def _pos_weight_cancels(adapter):
+    case = _case(
+        "binary_cross_entropy_with_logits", {"input": a([-10.0], "float32"), "target": a([1.0], "float32")},
+        {"reduction": "none", "pos_weight": a([1e-4], "float32")}, "float32",
+    )
+    _deviates(adapter, case, [0.0010001704795286059], [0.0010000044712796807])
+    case64 = _case(
+        "binary_cross_entropy_with_logits", {"input": a([-1000.0], "float64"), "target": a([1.0], "float64")},
+        {"reduction": "none", "pos_weight": a([1e-20], "float64")}, "float64",
+    )
+    _deviates(adapter, case64, [0.0], [9.999999999999999e-18])
     return case
 
 
@@ -326,6 +371,14 @@ def _mean_over_nothing(adapter):
     _deviates(adapter, case, 0.0, NAN)
     weighted = _case("cross_entropy", {"input": a([[1.0, 2.0], [3.0, 4.0]], "float32"), "target": i([0, 0])}, {"weight": a([0.0, 1.0], "float32")}, "float32")
     _deviates(adapter, weighted, 0.0, NAN)
+    return case
+
+
+def _unbatched_weighted_mean(adapter):
+    case = _case("cross_entropy", {"input": a(np.zeros(5), "float32"), "target": i(2)}, {"weight": a([0.0, 0.0, 2.0, 0.0, 0.0], "float32")}, "float32")
+    _deviates(adapter, case, 3.2188758248682006, 1.6094379425048828)
+    batch_of_one = _case("cross_entropy", {"input": a(np.zeros((1, 5)), "float32"), "target": i([2])}, {"weight": a([0.0, 0.0, 2.0, 0.0, 0.0], "float32")}, "float32")
+    assert check_case(adapter, batch_of_one).passed
     return case
 
 
@@ -381,6 +434,15 @@ def _kl_clip(adapter):
     _deviates(adapter, case, [-1.5118095006982912e-06, 0.4999999701976776], [0.0, 0.5])
     above_one = _case("kl_div", {"input": a([1.0], "float32"), "target": a([1.0], "float32")}, {"reduction": "none"}, "float32")
     _deviates(adapter, above_one, [0.0], [-1.0])
+    rounds_to_one = _case("kl_div", {"input": a([2.3296243084525498e-300], "float64"), "target": a([0.0], "float64")}, {"reduction": "none", "log_target": True}, "float64")
+    _deviates(adapter, rounds_to_one, [0.0], [-2.3296243084525498e-300])
+    assert _first_match("test_matches_oracle", rounds_to_one) is ENTRIES["keras-kl-clips-probabilities"]
+    return case
+
+
+def _kl_probabilities(adapter):
+    case = _case("kl_div", {"input": a([-0.03125], "float64"), "target": a([0.0], "float64")}, {"reduction": "none", "log_target": True}, "float64")
+    _deviates(adapter, case, [0.03124999999999987], [0.03125])
     return case
 
 
@@ -437,8 +499,9 @@ def _weight_length(adapter):
 #: entry id -> (the test whose failures it explains, a check of its minimal case returning it)
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cpu-flushes-subnormal-results": ("test_matches_oracle", _subnormal_results),
-    "cpu-reads-subnormal-inputs-as-zero": ("test_matches_oracle", _subnormal_inputs),
+    "cpu-reads-subnormal-weights-as-zero": ("test_matches_oracle", _subnormal_weights),
     "sigmoid-cross-entropy-infinite-logit-nan": ("test_edge_cases", _bce_logits_infinite),
+    "weighted-cross-entropy-pos-weight-factor-cancels": ("test_matches_oracle", _pos_weight_cancels),
     "softmax-cross-entropy-zero-target-on-masked-class-nan": ("test_edge_cases", _ce_masked_probability),
     "softmax-cross-entropy-overflowing-logit-spread-nan": ("test_matches_oracle", _ce_logit_spread),
     "reduction-intermediate-overflow": ("test_matches_oracle", _reduction_overflow),
@@ -446,6 +509,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "keras-sparse-labels-cast-to-loss-dtype": ("test_matches_oracle", _labels_cast),
     "keras-single-class-axis-squeezed": ("test_properties", _single_class),
     "keras-mean-over-zero-weight-is-zero": ("test_edge_cases", _mean_over_nothing),
+    "keras-unbatched-weighted-mean-not-divided": ("test_matches_oracle", _unbatched_weighted_mean),
     "keras-masked-mean-rescale-overflows": ("test_properties", _masked_mean_overflow),
     "keras-zero-sample-weight-does-not-mask-infinite-loss": ("test_properties", _zero_sample_weight),
     "keras-label-smoothing-weighted-by-sample": ("test_edge_cases", _smoothing_weights),
@@ -454,6 +518,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "keras-bce-clips-probabilities": ("test_edge_cases", _bce_clip),
     "keras-kl-ratio-overflows-in-half-precision": ("test_matches_oracle", _kl_ratio),
     "keras-kl-clips-probabilities": ("test_edge_cases", _kl_clip),
+    "keras-kl-takes-probabilities": ("test_matches_oracle", _kl_probabilities),
     "keras-kl-breaks-entropy-identity-ratio-overflow": ("test_properties", _entropy_identity_ratio),
     "keras-kl-breaks-entropy-identity-clip": ("test_properties", _entropy_identity_clip),
     "keras-bce-accepts-probabilities-outside-0-1": ("test_rejects_invalid_input", _bce_outside),
