@@ -44,7 +44,7 @@ _HERE = Path(__file__).resolve().parent
 _TEMPLATES = _HERE / "templates"
 _STATIC = _HERE / "static"
 
-PROBLEM_VERDICTS = ("fail", "error")
+PROBLEM_VERDICTS = ("fail", "error", "undecided")
 """Verdicts that get a full failure block with the case and its repro."""
 NOT_RUN_VERDICTS = ("unsupported", "skip")
 """Verdicts listed compactly, grouped by reason."""

@@ -339,6 +339,7 @@ def test_summarize_counts_and_maxima_for_hand_built_records() -> None:
         "fail": 1,
         "deviation": 0,
         "error": 0,
+        "undecided": 0,
         "unsupported": 0,
         "skip": 0,
     }
