@@ -322,7 +322,7 @@ def correctly_rounded(
         max_bits = budget.max_bits
     deadline = None if budget.seconds is None else time.monotonic() + budget.seconds
     while bits <= max_bits:
-        if deadline is not None and time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() >= deadline:
             raise OracleUndecided(
                 f"rounding to {fmt.name} undecided when the oracle's time budget ran out "
                 f"(before trying {bits} bits)"

@@ -77,11 +77,11 @@ class ItemRecorder:
         self.options.update(case.option_labels())
         self.undecided_text = self.undecided_text or f"{text}\n  case:     {case.describe()}"
 
-    def add_failure_text(self, case: Case, text: str) -> None:
+    def add_failure_text(self, case: Case, text: str, observed: Any = None) -> None:
         """A failure that is not an oracle comparison (e.g. a property, an invalid input)."""
         self.examples += 1
         self.options.update(case.option_labels())
-        self.failure = Outcome(case, False, None, None, text)
+        self.failure = Outcome(case, False, None, observed, text)
 
     def add_deviation(self, expectation, outcome: Outcome) -> None:
         """A failing case explained by an expectations entry: counted, not raised.

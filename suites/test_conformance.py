@@ -16,7 +16,14 @@ import pytest
 from hypothesis import currently_in_test_context, given, settings, target
 
 from .cases import Case
-from .checks import ConformanceFailure, OracleUndecided, Unsupported, check_case, failure_message
+from .checks import (
+    ConformanceFailure,
+    OracleUndecided,
+    Outcome,
+    Unsupported,
+    check_case,
+    failure_message,
+)
 from .properties import PROPERTIES, PropertyViolation
 from .registry import spec_for
 
@@ -104,10 +111,11 @@ def test_rejects_invalid_input(adapter, loss, label, dtype, recorder, expected_d
         return
     problem = f"accepted invalid input ({label}) and returned {result!r} instead of raising an error"
     text = failure_message(adapter, case, problem, None, None, result)
+    accepted = Outcome(case, False, None, result, text)
     if (expectation := expected_deviation(case)) is not None:
-        recorder.add_deviation_text(expectation, case, text)
+        recorder.add_deviation(expectation, accepted)
         return
-    recorder.add_failure_text(case, text)
+    recorder.add_failure_text(case, text, observed=result)
     raise ConformanceFailure(text)
 
 

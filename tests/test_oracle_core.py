@@ -745,6 +745,7 @@ def test_oracle_budget_time_limit_makes_the_case_undecided():
     calls, evaluate = _never_decided()
     with oracle.oracle_budget(oracle.OracleBudget(seconds=0.0)), pytest.raises(OracleUndecided, match="time budget"):
         correctly_rounded(evaluate, np.float64)
+    assert calls == []  # a zero budget is spent before the first evaluation
     # A decidable value within the budget is unaffected.
     with oracle.oracle_budget(oracle.OracleBudget(max_bits=600, seconds=60.0)):
         _, rounded = correctly_rounded(lambda: mpf(1) / 3, np.float64)
