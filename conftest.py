@@ -9,6 +9,13 @@ Options (``pytest suites --help``):
 ``--device DEVICE``   torch device for the built-in torch adapters (``cpu``, ``cuda``).
 ``--dtype NAME`` / ``--loss NAME``   restrict the run (repeatable).
 ``--report-dir DIR``  where ``results.json`` and ``index.html`` go (default ``lossconf-report``).
+``--oracle-budget SECONDS`` / ``--oracle-max-bits BITS``   the oracle's budget per evaluation;
+    a case beyond it is *undecided* (never a pass).
+``--memory-limit SIZE``   cap each test process's address space (``suites/isolation.py``).
+
+Crash isolation (``suites/isolation.py``): each test process keeps its in-flight case
+on disk; a worker that pytest-xdist reports crashed, or an item cut short by an
+interrupt, is recorded as an error naming that case. SIGTERM interrupts like Ctrl-C.
 
 Results: every conformance test item appends one record to a per-process
 ``.jsonl`` file as soon as it finishes (nothing is lost if a worker dies);
