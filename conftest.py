@@ -151,15 +151,12 @@ def _configure_reliability(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     parts = _parts_dir(config)
-    try:
-        parts.mkdir(parents=True, exist_ok=True)
-        (parts / f".probe-{os.getpid()}").touch()
-        (parts / f".probe-{os.getpid()}").unlink()
-    except OSError as exc:
+    problem = _unwritable(parts)
+    if problem:
         raise pytest.UsageError(
-            f"--report-dir {config.getoption('report_dir')}: cannot write there ({exc.strerror or exc}); "
+            f"--report-dir {config.getoption('report_dir')}: cannot write there ({problem}); "
             "choose a directory you can write to"
-        ) from None
+        )
     controller = not _is_worker(config) and bool(getattr(config.option, "numprocesses", None))
     if not controller:
         worker = getattr(config, "workerinput", {}).get("workerid", "main")
@@ -172,6 +169,19 @@ def _configure_reliability(config: pytest.Config) -> None:
 
         previous = signal.signal(signal.SIGTERM, interrupt)
         config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
+
+
+def _unwritable(path: Path) -> str:
+    """Why ``path`` could not be created and written ("" if it can), without creating it:
+    a run of the project's own tests must not leave a report directory behind."""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return ""
 
 
 def _load_all_expectations(config: pytest.Config) -> list:

@@ -200,7 +200,7 @@ def test_exhausted_oracle_budget_is_undecided_never_a_pass(tmp_path):
         (("--no-expectations", "--expectations", "x.toml"), {}, "--no-expectations contradicts --expectations"),
         (("--memory-limit", "lots"), {}, "--memory-limit 'lots' is not a size"),
         (("--oracle-budget", "0"), {}, "--oracle-budget and --oracle-max-bits must be positive"),
-        (("--report-dir", "/dev/null/report"), {}, "--report-dir /dev/null/report: cannot write there"),
+        (("--report-dir", "/dev/null/report"), {}, "--report-dir /dev/null/report: cannot write there (/dev/null is not a directory)"),
     ],
     ids=["unknown-profile", "conflicting-expectations", "bad-memory-limit", "zero-budget", "unwritable-report-dir"],
 )
