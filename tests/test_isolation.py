@@ -148,6 +148,20 @@ def test_interrupted_run_leaves_a_valid_report_marked_incomplete(tmp_path, sig):
     assert "INCOMPLETE" in html and "(incomplete)</title>" in html
 
 
+def test_sigterm_to_an_xdist_run_with_a_hung_worker_still_writes_the_report(tmp_path):
+    """What a CI time limit does: SIGTERM to the controller while a worker hangs in an adapter."""
+    proc = _start(tmp_path, "-n", "1", *_adapters("correct", "hangs"), *ONE_CASE)
+    _wait_for_inflight(tmp_path, proc, "hangs")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == INTERRUPTED, out[-3000:]
+    doc = _load(tmp_path / "report")
+    assert doc["run"]["complete"] is False
+    [r] = _records_of(doc, "hangs")
+    assert r["verdict"] == "error" and r["failure"]["case"].startswith("[infinities] sigmoid("), r
+    assert "INCOMPLETE" in (tmp_path / "report" / "index.html").read_text()
+
+
 def test_segfault_without_xdist_is_recovered_from_its_parts(tmp_path):
     proc = _start(tmp_path, *_adapters("correct", "segfaults"), *ONE_CASE)
     out, _ = proc.communicate(timeout=120)
