@@ -23,6 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from reports import formatting as fmt
+from reports.invalid_input import invalid_input_rows
 from reports.results import (
     CASE_FIELDS,
     validate_document,
@@ -44,7 +45,7 @@ _HERE = Path(__file__).resolve().parent
 _TEMPLATES = _HERE / "templates"
 _STATIC = _HERE / "static"
 
-PROBLEM_VERDICTS = ("fail", "error")
+PROBLEM_VERDICTS = ("fail", "error", "undecided")
 """Verdicts that get a full failure block with the case and its repro."""
 NOT_RUN_VERDICTS = ("unsupported", "skip")
 """Verdicts listed compactly, grouped by reason."""
@@ -202,6 +203,7 @@ def _render(doc: Mapping[str, Any]) -> str:
         "failures": failures,
         "deviations": [r for r in records if r["verdict"] == "deviation"],
         "differences": semantic_differences(records),
+        "invalid_input": invalid_input_rows(records),
         "not_run": _not_run_groups(records),
         "no_dtype": NO_DTYPE,
         "css": _inline_asset("report.css", "</style"),

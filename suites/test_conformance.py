@@ -16,7 +16,14 @@ import pytest
 from hypothesis import currently_in_test_context, given, settings, target
 
 from .cases import Case
-from .checks import ConformanceFailure, Unsupported, check_case, failure_message
+from .checks import (
+    ConformanceFailure,
+    OracleUndecided,
+    Outcome,
+    Unsupported,
+    check_case,
+    failure_message,
+)
 from .properties import PROPERTIES, PropertyViolation
 from .registry import spec_for
 
@@ -31,15 +38,25 @@ def _require(adapter, fn: str) -> None:
 
 
 def _finish(recorder) -> None:
+    if recorder.undecided:
+        # Never a pass: the item fails, and its record's verdict is "undecided".
+        raise OracleUndecided(
+            f"the oracle could not decide {recorder.undecided} case(s) within its budget "
+            f"(--oracle-budget, --oracle-max-bits):\n{recorder.undecided_text}"
+        )
     if recorder.examples == 0 and recorder.unsupported:
         pytest.skip(f"unsupported: {recorder.unsupported_reason}")
 
 
 def _check(adapter, case: Case, recorder, expected_deviation) -> None:
+    recorder.note_case(case, adapter)
     try:
         outcome = check_case(adapter, case)
     except Unsupported as exc:
         recorder.add_unsupported(str(exc))
+        return
+    except OracleUndecided as exc:
+        recorder.add_undecided(case, str(exc))
         return
     if not outcome.passed and (expectation := expected_deviation(case)) is not None:
         if expectation.convention:
@@ -84,6 +101,7 @@ def test_edge_cases(adapter, loss, label, dtype, recorder, expected_deviation):
 def test_rejects_invalid_input(adapter, loss, label, dtype, recorder, expected_deviation):
     _require(adapter, loss)
     case = spec_for(loss).invalid_cases[label](dtype)
+    recorder.note_case(case, adapter)
     try:
         result = case.call(adapter.function(loss))
     except NotImplementedError as exc:
@@ -93,10 +111,11 @@ def test_rejects_invalid_input(adapter, loss, label, dtype, recorder, expected_d
         return
     problem = f"accepted invalid input ({label}) and returned {result!r} instead of raising an error"
     text = failure_message(adapter, case, problem, None, None, result)
+    accepted = Outcome(case, False, None, result, text)
     if (expectation := expected_deviation(case)) is not None:
-        recorder.add_deviation_text(expectation, case, text)
+        recorder.add_deviation(expectation, accepted)
         return
-    recorder.add_failure_text(case, text)
+    recorder.add_failure_text(case, text, observed=result)
     raise ConformanceFailure(text)
 
 
@@ -127,10 +146,14 @@ def test_properties(adapter, loss, prop, dtype, recorder, expected_deviation):
 
     @given(case=definition.cases(loss, dtype))
     def holds(case):
+        recorder.note_case(case, adapter)
         try:
             definition.check(adapter, case)
         except Unsupported as exc:
             recorder.add_unsupported(str(exc))
+            return
+        except OracleUndecided as exc:
+            recorder.add_undecided(case, str(exc))
             return
         except PropertyViolation as exc:
             text = f"property {prop!r} violated by {adapter.name} ({loss}, {dtype}):\n{exc}"

@@ -339,6 +339,7 @@ def test_summarize_counts_and_maxima_for_hand_built_records() -> None:
         "fail": 1,
         "deviation": 0,
         "error": 0,
+        "undecided": 0,
         "unsupported": 0,
         "skip": 0,
     }
@@ -619,3 +620,63 @@ def test_semantic_differences_lists_edge_cases_where_adapters_disagree():
     ]
     html = render_html(new_document(new_run_info(), [_edge_record("torch", "<b>nan</b>", "deviation"), _edge_record("jax", "0.0", "pass")]))
     assert 'id="differences"' in html and "&lt;b&gt;nan&lt;/b&gt;" in html
+
+
+# --------------------------------------------------------------------------- reliability additions
+
+
+def _accepted_invalid(adapter: str, verdict: str, citation: str = "") -> dict[str, Any]:
+    return make_record(
+        test="test_rejects_invalid_input", adapter=adapter, verdict=verdict, case_label="label_smoothing_negative",
+        failure=make_case(observed="array(1.31326169)", case="[label_smoothing_negative] cross_entropy(...)") if verdict == "fail" else None,
+        deviation_example=make_case(observed="array(nan)") if verdict == "deviation" else None,
+        deviations=[{"id": "accepts-it", "kind": "bug", "reason": "r", "citation": citation, "count": 1}] if verdict == "deviation" else [],
+    )
+
+
+def test_accepts_invalid_input_section_lists_fail_and_documented_rows() -> None:
+    records = [
+        _accepted_invalid("torch", "fail"),
+        _accepted_invalid("jax", "deviation", citation="javascript:alert(1)"),
+        _accepted_invalid("tensorflow", "deviation", citation="https://example.org/doc"),
+        make_record(test="test_rejects_invalid_input", adapter="torch-nn", verdict="pass"),
+        make_record(verdict="fail", failure=make_case()),  # an accuracy failure is not listed there
+    ]
+    from reports.invalid_input import invalid_input_rows
+
+    rows = invalid_input_rows(records)
+    assert [(r["adapter"], r["verdict"], r["returned"]) for r in rows] == [
+        ("jax", "deviation", "array(nan)"), ("tensorflow", "deviation", "array(nan)"), ("torch", "fail", "array(1.31326169)"),
+    ]
+    html = render_html(make_doc(records))
+    section = html[html.index('id="invalid-input"'):html.index('id="failures"')]
+    assert section.count("<tr data-row>") == 3
+    assert 'href="https://example.org/doc"' in section
+    assert "javascript:" not in html  # only https citations become links
+
+
+def test_no_invalid_input_section_when_everything_was_rejected() -> None:
+    html = render_html(make_doc([make_record(test="test_rejects_invalid_input", verdict="pass")]))
+    assert 'id="invalid-input"' not in html
+
+
+def test_undecided_is_its_own_verdict_and_never_counted_as_pass() -> None:
+    doc = make_doc([make_record(verdict="undecided", message="rounding undecided at 64 bits", failure=None)])
+    cell = summarize(doc["records"])["cells"]["cross_entropy"]["torch"]["float32"]
+    assert cell["counts"]["undecided"] == 1 and cell["counts"]["pass"] == 0
+    assert cell["worst_verdict"] == "undecided"
+    html = render_html(doc)
+    assert 'class="failure v-undecided"' in html and "rounding undecided at 64 bits" in html
+
+
+def test_appended_records_redact_this_machines_paths(tmp_path: Path) -> None:
+    from reports.redact import _CHECKOUT
+
+    leaky = f"failed in {sys.prefix}/lib/x.so, {Path.home()}/.cache/y and {_CHECKOUT}/build/z"
+    append_record(tmp_path / "p.jsonl", make_record(verdict="error", message=leaky, failure=make_case(message=leaky)))
+    text = (tmp_path / "p.jsonl").read_text()
+    for path in (sys.prefix, str(_CHECKOUT)):
+        assert f"{path}/" not in text
+    [record] = read_records(tmp_path / "p.jsonl")
+    assert record["message"] == "failed in <python>/lib/x.so, ~/.cache/y and <lossconf>/build/z"
+    assert record["failure"]["message"] == record["message"]
