@@ -4,9 +4,14 @@ Prints, for ``cross_entropy`` (class-index targets, 32 classes) and
 ``binary_cross_entropy_with_logits`` at ``reduction="none"``, correctly rounded to
 float64:
 
-* ``oracle``      -- lossconf's oracle as the suite runs it (``suites.checks.evaluate_oracle``:
-                     exact terms, Ziv's loop at p and p + 64 bits, midpoint re-evaluation,
-                     the error model's condition numbers included);
+* ``oracle``      -- lossconf's oracle as the suite runs it (``suites.checks.evaluate_oracle``):
+                     for these two losses in their common form that is the arb fast path
+                     (``oracle/fast.py``: values in proven balls, the error model's
+                     condition numbers in float64);
+* ``oracle-mpmath`` -- the mpmath oracle alone (``oracle.<loss>_terms`` in
+                     ``oracle.core.correctly_rounded``: exact terms, Ziv's loop at p and
+                     p + 64 bits, midpoint re-evaluation, condition numbers in mpmath):
+                     what every case outside the fast path's scope costs;
 * ``mpmath-60``   -- a naive textbook loop in mpmath at a fixed 60 digits, rounded with
                      ``float()``: fast, but with *no* rounding guarantee;
 * ``mpmath-ziv``  -- the same naive loop, made correctly rounded the cheapest honest way
@@ -43,11 +48,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from oracle.core import correctly_rounded
 from suites.cases import Case
 from suites.checks import _evaluate_cached, evaluate_oracle
+from suites.registry import spec_for
 
 N_CLASSES = 32
-METHODS = ("oracle", "mpmath-60", "mpmath-ziv", "arb")
+METHODS = ("oracle", "oracle-mpmath", "mpmath-60", "mpmath-ziv", "arb")
 
 
 # ------------------------------------------------------------------ the inputs
@@ -73,6 +80,12 @@ def run_oracle(fn: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     _evaluate_cached.cache_clear()  # measure an evaluation, not a cache hit
     case = Case(fn, {"input": x, "target": y}, {"reduction": "none"}, "float64")
     return evaluate_oracle(case).rounded
+
+
+def run_oracle_mpmath(fn: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    case = Case(fn, {"input": x, "target": y}, {"reduction": "none"}, "float64")
+    terms = spec_for(fn).terms
+    return correctly_rounded(lambda: case.call(terms).value, "float64")[1]
 
 
 def _mp_ce(x: np.ndarray, y: np.ndarray) -> list:
@@ -155,6 +168,7 @@ def run_arb(fn: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 RUNNERS: dict[str, Callable[[str, np.ndarray, np.ndarray], np.ndarray]] = {
     "oracle": run_oracle,
+    "oracle-mpmath": run_oracle_mpmath,
     "mpmath-60": run_mpmath_60,
     "mpmath-ziv": run_mpmath_ziv,
     "arb": run_arb,
@@ -190,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'loss':34} {'elements':>9} " + " ".join(f"{m:>14}" for m in args.only)
     print(header + "   (elements/s; x = speed relative to mpmath-ziv)")
     rng = np.random.default_rng(20261129)
+    for method in args.only:  # warm up: imports (flint, mpmath's caches) are not throughput
+        RUNNERS[method]("binary_cross_entropy_with_logits", *bce_inputs(4, rng))
     for fn, make in (("cross_entropy", ce_inputs), ("binary_cross_entropy_with_logits", bce_inputs)):
         for size in args.sizes:
             x, y = make(int(size), rng)
@@ -199,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, results[method] = timed(functools.partial(RUNNERS[method], fn, x, y), args.min_seconds)
                 rates[method] = elements / seconds
             # The correctly rounded methods must agree bit for bit; say so if they don't.
-            guaranteed = [m for m in ("oracle", "mpmath-ziv", "arb") if m in results]
+            guaranteed = [m for m in ("oracle", "oracle-mpmath", "mpmath-ziv", "arb") if m in results]
             for m in guaranteed[1:]:
                 if not np.array_equal(results[m], results[guaranteed[0]]):
                     print(f"!! {m} and {guaranteed[0]} disagree on {fn} at {elements} elements")
