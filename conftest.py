@@ -412,6 +412,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pairs = [(n, p) for p in sorted(PROPERTIES) for n in PROPERTIES[p].losses if n in losses]
         metafunc.parametrize(("loss", "prop"), pairs, ids=[f"{n}-{p}" for n, p in pairs])
         metafunc.parametrize("dtype", dtypes)
+    elif kind == "llm":
+        # suites/test_llm_scale.py: cross_entropy at a 128k vocabulary, in the dtypes LLMs train in.
+        metafunc.parametrize("loss", [n for n in losses if n == "cross_entropy"])
+        metafunc.parametrize("dtype", [d for d in dtypes if d in ("float32", "bfloat16", "float16")])
     elif kind == "reducing":
         # The legacy-argument mapping does not depend on the dtype: one is enough.
         metafunc.parametrize("loss", [n for n in losses if REGISTRY[n].reduces])
