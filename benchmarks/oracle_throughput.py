@@ -21,11 +21,14 @@ float64:
                      accepted when every ball's endpoints round to one float64, else the
                      precision doubles: the same guarantee, proven by the balls.
 
-and how the oracle's time grows with the number of elements. Figures are elements
+and how the oracle's time grows with the number of elements. With ``--conformance-runs``
+it also times whole conformance runs (default profile): one adapter and three with
+``-n 2``, and one adapter with ``-n 1`` (the speed-up of ``-n 2``). Figures are elements
 per second (an element is one logit). Run from the checkout::
 
     .venv/bin/python benchmarks/oracle_throughput.py                # 1e3 and 1e4 elements
     .venv/bin/python benchmarks/oracle_throughput.py --sizes 1e3 1e4 1e5 1e6 --only oracle
+    .venv/bin/python benchmarks/oracle_throughput.py --sizes 1e3 --conformance-runs
 
 Timings are wall-clock on whatever else the machine runs: note ``uptime``'s load
 next to figures you quote. Nothing here asserts a speed; it measures.
@@ -195,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e3, 1e4], help="element counts")
     parser.add_argument("--only", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--conformance-runs", action="store_true", help="also time whole conformance runs")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="repeat small runs up to this long")
     args = parser.parse_args(argv)
 
@@ -225,7 +229,36 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = f" x{rates[m] / base:.2f}" if base else ""
                 cells.append(f"{rates[m]:>8.0f}{ratio:>6}")
             print(f"{fn:34} {elements:>9} " + " ".join(f"{c:>14}" for c in cells), flush=True)
+    if args.conformance_runs:
+        conformance_runs()
     return 0
+
+
+CONFORMANCE_RUNS = [
+    ("torch, -n 2", ["--adapter", "torch", "-n", "2"]),
+    ("torch, -n 1", ["--adapter", "torch", "-n", "1"]),
+    ("torch + tensorflow + jax, -n 2", ["--adapter", "torch", "--adapter", "tensorflow", "--adapter", "jax", "-n", "2"]),
+]
+
+
+def conformance_runs() -> None:
+    """Wall time of whole default-profile runs, each in a fresh process and report dir."""
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    print("\n# conformance runs (default profile), wall seconds")
+    walls = {}
+    for label, extra in CONFORMANCE_RUNS:
+        with tempfile.TemporaryDirectory() as report:
+            command = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--report-dir", report, *extra]
+            start = time.perf_counter()
+            done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+            walls[label] = time.perf_counter() - start
+            summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-200:]
+            print(f"{label:34} {walls[label]:8.1f} s  rc={done.returncode}  {summary}  (load {os.getloadavg()[0]:.2f})", flush=True)
+    if "torch, -n 1" in walls and "torch, -n 2" in walls:
+        print(f"speed-up of -n 2 over -n 1 (torch): x{walls['torch, -n 1'] / walls['torch, -n 2']:.2f}")
 
 
 if __name__ == "__main__":
