@@ -10,6 +10,9 @@ Options (``pytest suites --help``):
 ``--dtype NAME`` / ``--loss NAME``   restrict the run (repeatable).
 ``--report-dir DIR``  where ``results.json`` and ``index.html`` go (default ``lossconf-report``).
 
+CI options (``--strict-expectations``, ``--example-db``) and the rerun command of each
+failure come from ``suites/gating.py``; the profiles from ``suites/profiles.py``.
+
 Results: every conformance test item appends one record to a per-process
 ``.jsonl`` file as soon as it finishes (nothing is lost if a worker dies);
 the controlling process merges them at the end of the session -- also under
