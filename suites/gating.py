@@ -99,7 +99,11 @@ def rerun_command(item: pytest.Item) -> str:
         args.append(f"--hypothesis-seed={seed}")
     if config.getoption("example_db", None) and not settings.default.derandomize:
         args += ["--example-db", config.getoption("example_db")]
-    return shlex.join(args)
+    command = shlex.join(args)
+    # Test ids are relative to the rootdir (the lossconf checkout).
+    if Path.cwd().resolve() != config.rootpath.resolve():
+        command = f"cd {shlex.quote(str(config.rootpath))} && {command}"
+    return command
 
 
 def _how_it_reproduces(config: pytest.Config) -> str:

@@ -13,6 +13,7 @@ sigmoid) and whose ``sigmoid`` has none -- under the ``gate`` profile:
 * an entry that matched only conforming cases is reported XPASS, and fails the run
   under ``--strict-expectations`` (also with pytest-xdist workers); an entry whose
   loss was not run is neither;
+* a random profile's failure replays from ``--example-db DIR`` with its rerun command;
 * ``--splits N --group I`` (pytest-split) partitions the test ids exactly;
 * JUnit XML names every test id and carries its verdict as properties;
 * ``--example-db DIR`` puts Hypothesis's database where CI can cache it.
@@ -24,11 +25,16 @@ import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import Phase, settings
 
 from suites.baseline import main as baseline_main
+from suites.cases import Case
+from suites.expectations import ExpectationLookup, load_expectations
+from suites.gating import expectation_usage
 from suites.profiles import GATE_EXAMPLES
 
 from .test_harness import ROOT, TESTS_FAILED, run_suite
@@ -41,8 +47,24 @@ OK = 0
 
 @pytest.fixture(scope="module")
 def failing_run(tmp_path_factory):
-    """The defective function under the gate profile: the run every test here starts from."""
-    return run_suite(*DEFECT, tmp=tmp_path_factory.mktemp("failing"), profile="gate")
+    """The defective function under the gate profile, with JUnit XML (``junit.xml``
+    beside the report): the run most tests here start from."""
+    tmp = tmp_path_factory.mktemp("failing")
+    return run_suite(*DEFECT, f"--junitxml={tmp / 'junit.xml'}", tmp=tmp, profile="gate")
+
+
+def _rerun(command: str, tmp_path) -> str:
+    """Run a failure's rerun command (with this interpreter); its output."""
+    args = shlex.split(command)
+    assert args[1:3] == ["-m", "pytest"], command
+    proc = subprocess.run(
+        [sys.executable, *args[1:], "-p", "no:cacheprovider", "--report-dir", str(tmp_path / "rerun")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == TESTS_FAILED, output[-3000:]
+    assert "1 failed" in output, output[-3000:]
+    return output
 
 
 def test_gate_profile_is_derandomized_small_and_untargeted():
@@ -59,7 +81,7 @@ def test_a_failing_adapter_fails_with_an_actionable_message(failing_run):
     failed = run.select(verdict="fail")
     assert failed, run.tail()
     for record in failed:
-        assert record["rerun"].startswith(f"{__import__('pathlib').Path(sys.executable).name} -m pytest ")
+        assert record["rerun"].startswith(f"{Path(sys.executable).name} -m pytest ")
         assert record["nodeid"] in record["rerun"] and f"--adapter {TEXTBOOK}" in record["rerun"]
         assert "--hypothesis-profile gate" in record["rerun"]
         assert record["failure"]["repro"] and record["failure"]["case"]
@@ -71,15 +93,7 @@ def test_a_failing_adapter_fails_with_an_actionable_message(failing_run):
 
 def test_the_rerun_command_reproduces_the_same_case(failing_run, tmp_path):
     record = failing_run.one(test="test_matches_oracle", verdict="fail")
-    args = shlex.split(record["rerun"])
-    assert args[:3] == [args[0], "-m", "pytest"]
-    proc = subprocess.run(
-        [sys.executable, *args[1:], "-p", "no:cacheprovider", "--report-dir", str(tmp_path / "rerun")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == TESTS_FAILED, output[-3000:]
-    assert "1 failed" in output, output[-3000:]
+    output = _rerun(record["rerun"], tmp_path)
     assert record["failure"]["case"] in output, "the rerun fails on another case"
 
 
@@ -124,22 +138,54 @@ citation = "https://example.org/not-run"
 """
 
 
+def test_an_entry_that_now_passes_is_reported_xpass(tmp_path):
+    entries = tmp_path / "entries.toml"
+    entries.write_text(XPASS_ENTRIES)
+    run = run_suite(*SOUND, "--expectations", str(entries), tmp=tmp_path, profile="gate")
+    assert run.returncode == OK, run.tail()
+    assert "expectations: 0 used, 1 XPASS, 1 not exercised by this run" in run.output, run.tail()
+    assert "XPASS [sigmoid-edges-said-to-fail]" in run.output
+    assert "kl-div-not-run]" not in run.output, "an entry the run never reached is not XPASS"
+
+
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
 def test_strict_mode_turns_an_entry_that_now_passes_into_a_failure(tmp_path, workers):
     entries = tmp_path / "entries.toml"
     entries.write_text(XPASS_ENTRIES)
-    lenient = run_suite(*SOUND, "--expectations", str(entries), *workers, tmp=tmp_path / "lenient", profile="gate")
-    assert lenient.returncode == OK, lenient.tail()
-    assert "expectations: 0 used, 1 XPASS, 1 not exercised by this run" in lenient.output, lenient.tail()
-    assert "XPASS [sigmoid-edges-said-to-fail]" in lenient.output
-    assert "kl-div-not-run]" not in lenient.output, "an entry the run never reached is not XPASS"
-    strict = run_suite(
-        *SOUND, "--expectations", str(entries), "--strict-expectations", *workers,
-        tmp=tmp_path / "strict", profile="gate",
+    run = run_suite(
+        *SOUND, "--expectations", str(entries), "--strict-expectations", *workers, tmp=tmp_path, profile="gate"
     )
-    assert strict.returncode == TESTS_FAILED, strict.tail()
-    assert "XPASS(strict) [sigmoid-edges-said-to-fail]" in strict.output, strict.tail()
-    assert {r["verdict"] for r in strict.records} == {"pass"}, "the items themselves passed"
+    assert run.returncode == TESTS_FAILED, run.tail()
+    assert "XPASS(strict) [sigmoid-edges-said-to-fail]" in run.output, run.tail()
+    assert "kl-div-not-run]" not in run.output
+    assert {r["verdict"] for r in run.records} == {"pass"}, "the items themselves passed"
+
+
+def test_xpass_evidence_skips_conditions_the_oracle_cannot_evaluate(tmp_path):
+    """An invalid input (rejected, as it should be) makes the oracle raise inside
+    features; asking which entries it meets must not turn a pass into an error."""
+    path = tmp_path / "e.toml"
+    path.write_text(
+        '[[expected]]\nid = "overflow"\nkind = "bug"\nlosses = ["binary_cross_entropy"]\n'
+        'when = ["intermediate_exceeds_dtype_max"]\nreason = "r"\ncitation = "https://example.org"\n'
+    )
+    lookup = ExpectationLookup(load_expectations(path), "textbook", "test_rejects_invalid_input")
+    invalid = Case("binary_cross_entropy", {"input": np.array([1.5]), "target": np.array([1.0])}, {}, "float64")
+    assert lookup.conforming(invalid) == []
+
+
+def test_usage_classifies_entries_over_all_records(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_text(XPASS_ENTRIES)
+    fixed, not_run = load_expectations(path)
+    records = [
+        {"deviations": [], "expectations_conforming": {fixed.id: 2}},
+        {"deviations": [{"id": not_run.id, "count": 1}], "expectations_conforming": {}},
+    ]
+    usage = expectation_usage([fixed, not_run], records)
+    assert [e.id for e, _ in usage.used] == [not_run.id]
+    assert [(e.id, n) for e, n in usage.xpass] == [(fixed.id, 2)]
+    assert expectation_usage([fixed, not_run], records[:1]).unexercised == [not_run]
 
 
 def _collected(*args: str) -> list[str]:
@@ -163,16 +209,13 @@ def test_shards_partition_the_test_ids_exactly(tmp_path):
     assert again == shards[1], "sharding is deterministic"
 
 
-def test_junit_xml_names_every_test_id_and_carries_the_verdict(failing_run, tmp_path):
-    xml = tmp_path / "junit.xml"
-    run = run_suite(*DEFECT, f"--junitxml={xml}", tmp=tmp_path, profile="gate")
-    assert run.returncode == TESTS_FAILED, run.tail()
-    cases = ET.parse(xml).getroot().iter("testcase")
+def test_junit_xml_names_every_test_id_and_carries_the_verdict(failing_run):
+    xml = failing_run.report_dir.parent / "junit.xml"
     by_name = {}
-    for case in cases:
-        props = {p.get("name"): p.get("value") for p in case.iter("property")}
-        by_name[case.get("name")] = (case, props)
-    for record in run.records:
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        by_name[case.get("name")] = (case, {p.get("name"): p.get("value") for p in case.iter("property")})
+    assert len(by_name) == len(failing_run.records)
+    for record in failing_run.records:
         name = record["nodeid"].split("::", 1)[1]
         assert name in by_name, f"{name} is not a JUnit test case"
         case, props = by_name[name]
@@ -191,6 +234,8 @@ def test_example_db_directory_is_used_and_named_in_the_rerun_command(tmp_path):
     record = run.one(test="test_matches_oracle")
     assert f"--example-db {db}" in record["rerun"] and "--hypothesis-profile dev" in record["rerun"]
     assert "replays the failure from the example database" in run.output
+    output = _rerun(record["rerun"], tmp_path)
+    assert record["failure"]["case"] in output, "the database did not replay the failing case"
 
 
 def test_example_db_that_is_a_file_is_a_usage_error(tmp_path):
