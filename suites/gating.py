@@ -3,10 +3,13 @@
 A pytest plugin (``conftest.py`` loads it through ``pytest_plugins``) with its options:
 
 ``--strict-expectations``
-    An expectations entry that applied to some checked case in this run and explained
-    no failure (every case it matched conformed: *XPASS*) fails the run, the way
-    ``xfail(strict=True)`` does: the framework may have been fixed, and the entry
-    would hide a regression. Without it, XPASS entries are a warning.
+    An entry of a file given with ``--expectations`` (a project's baseline or its own
+    entries) that applied to some checked case in this run and explained no failure
+    (every case it matched conformed: *XPASS*) fails the run, the way
+    ``xfail(strict=True)`` does: the implementation may have been fixed, and the entry
+    would hide a regression. Without it, XPASS entries are a warning; so are always
+    those of the built-in framework files (``adapters/expectations/``), whose conditions
+    describe where a framework *may* deviate (e.g. an accuracy loss in a region).
 ``--example-db DIR`` (or ``LOSSCONF_EXAMPLE_DB``)
     Hypothesis's example database (failures found, replayed first next time) in
     ``DIR``, so CI can cache it between runs. Derandomized profiles use no database.
@@ -160,23 +163,30 @@ class ExpectationUsage:
     used: list = field(default_factory=list)  # (entry, deviations)
     xpass: list = field(default_factory=list)  # (entry, conforming cases)
     unexercised: list = field(default_factory=list)
+    user_sources: frozenset = frozenset()  # files given with --expectations
 
-    def lines(self, strict: bool) -> list[str]:
+    def lines(self, strict_sources: frozenset[str]) -> list[str]:
         out = []
         if self.used or self.xpass or self.unexercised:
             out.append(
                 f"expectations: {len(self.used)} used, {len(self.xpass)} XPASS, "
                 f"{len(self.unexercised)} not exercised by this run"
             )
-        tag = "XPASS(strict)" if strict else "XPASS"
         for entry, conforming in self.xpass:
-            out.append(
-                f"{tag} [{entry.id}] ({entry.source}): its condition held in {conforming} "
-                f"case(s), all conforming, and it explained no failure: the implementation "
-                f"may be fixed -- remove the entry or narrow it"
-                + ("" if strict else " (--strict-expectations fails the run on this)")
-            )
+            strict = entry.source in strict_sources
+            head = f"{'XPASS(strict)' if strict else 'XPASS'} [{entry.id}] ({entry.source}): its condition held in {conforming} case(s), all conforming"
+            if entry.source in self.user_sources:
+                out.append(
+                    f"{head}, and it explained no failure: the implementation may be fixed -- "
+                    f"remove the entry or narrow it"
+                    + ("" if strict else " (--strict-expectations fails the run on this)")
+                )
+            else:
+                out.append(f"{head} (built-in entry; informational: it may describe a region, not every case in it)")
         return out
+
+    def strict_failures(self, strict_sources: frozenset[str]) -> list:
+        return [(e, n) for e, n in self.xpass if e.source in strict_sources]
 
 
 def expectation_usage(entries, records: list[dict[str, Any]]) -> ExpectationUsage:
@@ -203,10 +213,15 @@ def finish_session(session: pytest.Session, records: list[dict[str, Any]]) -> No
     """Judge the expectations over ``records``; under ``--strict-expectations`` an XPASS
     fails the run. The lines go to the terminal summary."""
     config = session.config
-    strict = config.getoption("strict_expectations")
     usage = expectation_usage(getattr(config, "_lossconf_expectations", []), records)
-    config._lossconf_gating_lines = usage.lines(strict)
-    if strict and usage.xpass and session.exitstatus == pytest.ExitCode.OK:
+    usage.user_sources = frozenset(str(Path(f)) for f in config.getoption("expectations"))
+    # Strictness covers the project's own files (a baseline, its own entries). A built-in
+    # framework file's conditions describe where the framework *may* deviate (an accuracy
+    # loss in a region, say), so a case in that region that happens to conform is no
+    # sign of a stale entry; those XPASS lines stay warnings.
+    strict_sources = usage.user_sources if config.getoption("strict_expectations") else frozenset()
+    config._lossconf_gating_lines = usage.lines(strict_sources)
+    if usage.strict_failures(strict_sources) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = STRICT_FAILED
     failed = [r for r in records if r["verdict"] == "fail"]
     if failed:

@@ -186,6 +186,9 @@ def test_usage_classifies_entries_over_all_records(tmp_path):
     assert [e.id for e, _ in usage.used] == [not_run.id]
     assert [(e.id, n) for e, n in usage.xpass] == [(fixed.id, 2)]
     assert expectation_usage([fixed, not_run], records[:1]).unexercised == [not_run]
+    # Strictness covers the files given with --expectations, not the built-in ones.
+    assert usage.strict_failures(frozenset({str(path)})) == [(fixed, 2)]
+    assert usage.strict_failures(frozenset({"adapters/expectations/jax.toml"})) == []
 
 
 def _collected(*args: str) -> list[str]:
