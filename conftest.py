@@ -17,6 +17,9 @@ Crash isolation (``suites/isolation.py``): each test process keeps its in-flight
 on disk; a worker that pytest-xdist reports crashed, or an item cut short by an
 interrupt, is recorded as an error naming that case. SIGTERM interrupts like Ctrl-C.
 
+CI options (``--strict-expectations``, ``--example-db``) and the rerun command of each
+failure come from ``suites/gating.py``; the profiles from ``suites/profiles.py``.
+
 Results: every conformance test item appends one record to a per-process
 ``.jsonl`` file as soon as it finishes (nothing is lost if a worker dies);
 the controlling process merges them at the end of the session -- also under
@@ -33,33 +36,28 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis.errors import InvalidArgument
+
+from suites.profiles import DEFAULT_PROFILE, register_profiles
 
 RECORDER_KEY = pytest.StashKey["object"]()
 FLIGHT_KEY = pytest.StashKey["object"]()
 PARTS_DIRNAME = ".parts"  # reports.recovery.PARTS_DIRNAME
 
-_COMMON = dict(
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.filter_too_much,
-        HealthCheck.differing_executors,
-    ],
-)
-settings.register_profile("lossconf", max_examples=25, **_COMMON)
-settings.register_profile("ci", max_examples=25, derandomize=True, **_COMMON)
-settings.register_profile("dev", max_examples=8, **_COMMON)
-settings.register_profile("thorough", max_examples=400, **_COMMON)
-_PROFILE = os.environ.get("LOSSCONF_PROFILE", "lossconf")
+# CI gating (strict expectations, XPASS, rerun commands, JUnit details, --example-db).
+pytest_plugins = ["suites.gating"]
+
+# Profiles and their rationale: suites/profiles.py. An unknown one is a usage error
+# raised in pytest_configure (a traceback at import time would say nothing useful).
+register_profiles()
+_PROFILE = os.environ.get("LOSSCONF_PROFILE", DEFAULT_PROFILE)
 try:
     settings.load_profile(_PROFILE)
 except InvalidArgument:
-    _PROFILE_ERROR = f"LOSSCONF_PROFILE={_PROFILE!r} is not a Hypothesis profile: use lossconf, ci, dev or thorough"
+    _PROFILE_ERROR = (
+        f"LOSSCONF_PROFILE={_PROFILE!r} is not a Hypothesis profile: use lossconf, ci, gate, dev or thorough"
+    )
 else:
     _PROFILE_ERROR = ""
 
@@ -249,13 +247,9 @@ def adapter(request, load_adapter_cached):
 @pytest.fixture
 def expected_deviation(request, adapter):
     """``lookup(case) -> Expectation | None`` for this adapter and test."""
-    entries = request.config._lossconf_expectations
-    test = request.node.originalname
+    from suites.expectations import ExpectationLookup
 
-    def lookup(case):
-        return next((e for e in entries if e.matches(adapter.name, test, case)), None)
-
-    return lookup
+    return ExpectationLookup(request.config._lossconf_expectations, adapter.name, request.node.originalname)
 
 
 @pytest.fixture
@@ -280,10 +274,12 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     done = report.when == "call" or (report.when == "setup" and not report.passed)
     if done:
         from reports import append_record
+        from suites.gating import annotate_report
         from suites.recording import record_from_report
 
         worker = getattr(item.config, "workerinput", {}).get("workerid", "main")
         record = record_from_report(item, report, call, rec, worker)
+        annotate_report(item, report, record)
         parts = _parts_dir(item.config)
         parts.mkdir(parents=True, exist_ok=True)
         append_record(parts / f"{worker}.jsonl", record)
@@ -350,6 +346,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     records = [r for f in sorted(parts.glob("*.jsonl")) for r in read_records(f)]
     if not records:
         return
+    from suites.gating import finish_session
+
+    finish_session(session, records)
     adapters = {}
     for r in records:
         adapters.setdefault(r["adapter"], {"version": r.get("adapter_version"), "module": r.get("adapter_module") or r["adapter"]})

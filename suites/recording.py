@@ -50,6 +50,7 @@ class ItemRecorder:
         self.samples: list[list[float | str]] = []
         self.deviations: dict[str, dict[str, Any]] = {}
         self.deviation_example: Outcome | None = None
+        self.conforming_matches: Counter[str] = Counter()  # entry id -> conforming cases it met
 
     def add(self, outcome: Outcome) -> None:
         self.examples += 1
@@ -106,6 +107,10 @@ class ItemRecorder:
             lines.append(f"{d['expectation'].describe()} -- {d['count']} case(s); first:")
             lines += ["    " + line for line in d["example"].splitlines()]
         return "\n".join(lines)
+
+    def add_conforming_matches(self, expectations) -> None:
+        """A conforming case met these entries' conditions (evidence of an XPASS)."""
+        self.conforming_matches.update(e.id for e in expectations)
 
     def add_unsupported(self, reason: str) -> None:
         self.unsupported += 1
@@ -165,6 +170,7 @@ def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str
         "nodeid": item.nodeid,
         "test": item.originalname,
         "adapter": params.get("adapter"),
+        "adapter_name": getattr(adapter, "name", None),
         "adapter_version": getattr(adapter, "version", None),
         "adapter_module": getattr(adapter, "module", None),
         "loss": params.get("loss"),
@@ -187,6 +193,7 @@ def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str
             undecided_examples=rec.undecided,
             deviation_example=_case_dict(rec.deviation_example, adapter),
             options=dict(rec.options),
+            expectations_conforming=dict(rec.conforming_matches),
             samples=rec.samples,
             deviations=[
                 {

@@ -24,6 +24,7 @@ from .checks import (
     check_case,
     failure_message,
 )
+from .profiles import separate_per_item
 from .properties import PROPERTIES, PropertyViolation
 from .registry import spec_for
 
@@ -35,6 +36,12 @@ _TARGET_CAP = 1e300  # hypothesis.target needs a finite score
 def _require(adapter, fn: str) -> None:
     if adapter.function(fn) is None:
         pytest.skip(f"unsupported: adapter {adapter.name!r} has no {fn}")
+
+
+def _item_key(recorder) -> str:
+    """The item's identity without its adapter: every adapter gets the same cases."""
+    params = recorder.node.callspec.params
+    return recorder.node.originalname + repr(sorted((k, str(v)) for k, v in params.items() if k != "adapter"))
 
 
 def _finish(recorder) -> None:
@@ -71,6 +78,8 @@ def _check(adapter, case: Case, recorder, expected_deviation) -> None:
         recorder.add_deviation(expectation, outcome)
         return
     recorder.add(outcome)
+    if outcome.passed:
+        recorder.add_conforming_matches(expected_deviation.conforming(case))
     if currently_in_test_context():
         target(min(outcome.normalized, _TARGET_CAP), label="error in units of the bound")
     if not outcome.passed:
@@ -85,6 +94,7 @@ def test_matches_oracle(adapter, loss, dtype, recorder, expected_deviation):
     def conforms(case):
         _check(adapter, case, recorder, expected_deviation)
 
+    separate_per_item(conforms, _item_key(recorder))
     conforms()
     _finish(recorder)
 
@@ -108,6 +118,7 @@ def test_rejects_invalid_input(adapter, loss, label, dtype, recorder, expected_d
         pytest.skip(f"unsupported: {exc}")
     except Exception:
         recorder.examples += 1  # rejected, as the spec requires
+        recorder.add_conforming_matches(expected_deviation.conforming(case))
         return
     problem = f"accepted invalid input ({label}) and returned {result!r} instead of raising an error"
     text = failure_message(adapter, case, problem, None, None, result)
@@ -134,6 +145,7 @@ def test_legacy_reduction_arguments(adapter, loss, dtype, size_average, reduce, 
         kwargs = dict(case.kwargs, size_average=size_average, reduce=reduce)
         _check(adapter, Case(case.fn, case.args, kwargs, case.dtype), recorder, expected_deviation)
 
+    separate_per_item(conforms, _item_key(recorder))
     conforms()
     _finish(recorder)
 
@@ -163,6 +175,8 @@ def test_properties(adapter, loss, prop, dtype, recorder, expected_deviation):
             recorder.add_failure_text(case, text)
             raise ConformanceFailure(text) from None
         recorder.examples += 1
+        recorder.add_conforming_matches(expected_deviation.conforming(case))
 
+    separate_per_item(holds, _item_key(recorder))
     holds()
     _finish(recorder)
