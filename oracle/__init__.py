@@ -92,3 +92,11 @@ __all__ = [
     "ulp_distance",
     "working_precision",
 ]
+
+# Margin, ranking and embedding losses (oracle/margin.py, oracle/embedding.py).
+from . import embedding as _embedding  # noqa: E402
+from . import margin as _margin  # noqa: E402
+from .embedding import *  # noqa: E402,F403
+from .margin import *  # noqa: E402,F403
+
+__all__ += [*_margin.__all__, *_embedding.__all__]
