@@ -385,3 +385,31 @@ def triplet_margin_with_distance_loss_grad(
         grad_a = lambda x, y: _pairwise_grad_a(x, y, order, PAIRWISE_EPS)  # noqa: E731
     return _triplet_grad(anchor, positive, negative, margin, swap, lt, _distance(distance_function), grad_a)
 
+
+
+def optax_triplet_margin_loss_terms(
+    anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
+    size_average=None, reduce=None, reduction: str = "mean",
+) -> LossTerms:
+    r"""``optax.losses.triplet_margin_loss``'s documented distance, for ``p = 2``:
+
+    .. math:: d(a, b) = \Big(\sum_i (a_i - b_i)^2 + \epsilon\Big)^{1/2}
+
+    -- the eps is added to the sum of powers, not to each difference as in
+    ``torch.nn.PairwiseDistance`` (optax/losses/_self_supervised.py). Only ``p = 2``
+    (optax raises each difference to the power without ``abs``, so an odd ``p`` is
+    another formula altogether); ``swap`` is not optax's (the adapter composes it).
+    """
+    if float(p) != 2 or swap:
+        raise ValueError("the optax triplet convention covers p = 2 without swap only")
+    e = to_mpf(float(eps))
+
+    def distance(x: np.ndarray, y: np.ndarray) -> tuple[mpf, mpf]:
+        diff = [u - v for u, v in zip(x, y)]
+        d = mpmath.sqrt(mpmath.fsum(v * v for v in diff) + e)
+        if d == 0:
+            return d, mpmath.fsum(abs(u) + abs(v) for u, v in zip(x, y))
+        return d, mpmath.fsum(abs(v) / d * (abs(u) + abs(w)) for v, u, w in zip(diff, x, y)) + abs(e) / d
+
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    return _triplet_terms(anchor, positive, negative, margin, False, reduction, distance)

@@ -549,6 +549,73 @@ FEATURES.update({
 })
 
 
+# ---------------------------------------------------------------- margin and embedding losses (issue 5)
+
+_VECTOR_ARGS = ("input1", "input2", "anchor", "positive", "negative")
+
+
+def _soft_margin_exp_overflows(case: Case) -> bool:
+    """``soft_margin_loss`` with a finite ``-y x`` beyond ``log(max)``: the naive
+    ``log1p(exp(-y x))`` overflows to inf in the dtype although the loss is about ``-y x``."""
+    if case.fn != "soft_margin_loss":
+        return False
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = -np.asarray(case.args["target"], dtype=np.float64) * _input(case)
+    finite = np.isfinite(z)
+    return bool(np.any(z[finite] > math.log(format_of(case.dtype).max_finite)))
+
+
+def _inputs_span_exceeds_max(case: Case) -> bool:
+    """The finite floating inputs (and the margin) span more than the dtype's max: a hinge
+    argument ``margin - x_y + x_i`` (or ``x1 - x2``) formed in the dtype can overflow."""
+    values = np.concatenate([a.reshape(-1) for a in _floats(case)] or [np.zeros(0)])
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return False
+    margin = abs(float(case.kwargs.get("margin", 1.0 if case.fn == "multi_margin_loss" else 0.0)))
+    return float(values.max()) - float(values.min()) + margin > format_of(case.dtype).max_finite
+
+
+def _vectors_of(case: Case) -> list[np.ndarray]:
+    return [
+        np.atleast_2d(np.asarray(case.args[k], dtype=np.float64))
+        for k in _VECTOR_ARGS if k in case.args
+    ]
+
+
+def _squared_norm_out_of_range(case: Case) -> bool:
+    """A squared norm the standard algorithm forms in the dtype overflows, or a nonzero one
+    underflows below the smallest normal: cosine's ``|a|^2``, ``|b|^2`` and their product,
+    a triplet's ``|a - b|^2`` (PyTorch's, TensorFlow's and optax's norms square first)."""
+    fmt = format_of(case.dtype)
+    vectors = _vectors_of(case)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if case.fn == "cosine_embedding_loss":
+            n1, n2 = (np.sum(v * v, axis=-1) for v in vectors[:2])
+            sizes = np.concatenate([n1, n2, n1 * n2])
+        else:
+            a, p, n = vectors
+            sizes = np.concatenate([np.sum(d * d, axis=-1) for d in (a - p, a - n, p - n)])
+    sizes = sizes[~np.isnan(sizes)]
+    return bool(np.any(sizes > fmt.max_finite) or np.any((sizes > 0) & (sizes < fmt.smallest_normal)))
+
+
+def _zero_vector(case: Case) -> bool:
+    """Some input vector is all zeros (cosine similarity is 0/0 there without an epsilon)."""
+    return any(bool(np.any(np.all(v == 0, axis=-1))) for v in _vectors_of(case))
+
+
+FEATURES.update({
+    "soft_margin_exp_overflows": _soft_margin_exp_overflows,
+    "inputs_span_exceeds_dtype_max": _inputs_span_exceeds_max,
+    "squared_norm_out_of_range": _squared_norm_out_of_range,
+    "zero_vector": _zero_vector,
+    "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
+    "swap": lambda c: bool(c.kwargs.get("swap", False)),
+    "no_swap": lambda c: not c.kwargs.get("swap", False),
+})
+
+
 @dataclass(frozen=True)
 class Expectation:
     id: str
