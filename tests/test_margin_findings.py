@@ -82,6 +82,7 @@ TRIPLET_P1 = _c(
     "triplet_margin_loss", {"anchor": [[0.0, 0.0]], "positive": [[1.0, 0.5]], "negative": [[2.5, 0.0]]},
     {"p": 1.0, "eps": 0.0, "reduction": "none"},
 )
+RANKING_MEAN_OVERFLOW = _c("margin_ranking_loss", {"input1": [0.0] * 5, "input2": [8.507059e37] * 5, "target": [1.0] * 5})
 TRIPLET_EPS = _c(
     "triplet_margin_loss", {"anchor": [[1.0, 2.0]], "positive": [[1.0, 2.0]], "negative": [[3.0, 2.0]]},
     {"margin": 2.0, "reduction": "none"}, "float64",
@@ -107,6 +108,7 @@ MINIMAL_CASES = [
     Minimal("torch", "margin-losses-accept-labels-other-than-plus-minus-one", "test_rejects_invalid_input", RANKING_LABEL_2, [0.0]),
     Minimal("torch", "margin-losses-broadcast-mismatched-shapes", "test_rejects_invalid_input", RANKING_BROADCAST, [0.0]),
     Minimal("torch", "margin-losses-broadcast-mismatched-shapes", "test_rejects_invalid_input", TRIPLET_BROADCAST, _near(1.8218557)),
+    Minimal("torch", "margin-reduction-intermediate-overflow", "test_matches_oracle", RANKING_MEAN_OVERFLOW, [INF]),
     Minimal("torch", "cosine-embedding-epsilon", "test_edge_cases", COSINE_EPS_64, _near(1.2501111257279263e-13, 1e-3)),
     # -- tensorflow (composed tf ops; Keras CosineSimilarity, BinaryCrossentropy)
     Minimal("tensorflow", "multilabel-soft-margin-infinite-logit-nan", "test_edge_cases", MLSM_INF, [NAN]),
@@ -127,6 +129,7 @@ MINIMAL_CASES = [
     Minimal("jax", "triplet-norm-degree-without-abs", "test_edge_cases", TRIPLET_P1, [2.0]),
     Minimal("jax", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", HINGE_LABEL_0, [0.5]),
     Minimal("jax", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", MULTI_MARGIN_OUT, [NAN]),
+    Minimal("jax", "margin-reduction-intermediate-overflow", "test_matches_oracle", RANKING_MEAN_OVERFLOW, [INF]),
     Minimal("jax", "triplet-eps-added-to-sum-of-powers", "test_edge_cases", TRIPLET_EPS, _near(0.00099975000001562, 1e-9)),
 ]
 
