@@ -605,7 +605,33 @@ def _zero_vector(case: Case) -> bool:
     return any(bool(np.any(np.all(v == 0, axis=-1))) for v in _vectors_of(case))
 
 
+def _margin_sum_exceeds_max(case: Case) -> bool:
+    """A reduction's partial sum exceeds the dtype's max (``intermediate_exceeds_dtype_max``),
+    or, for the losses that average over classes, a sample's sum over classes does before
+    its division by C (``|t_n| C > max``). An input the spec rejects has no such sum."""
+    try:
+        return _margin_sum_exceeds_max_or_raise(case)
+    except ValueError:
+        return False
+
+
+def _margin_sum_exceeds_max_or_raise(case: Case) -> bool:
+    if _intermediate_exceeds_max(case):
+        return True
+    if case.fn not in ("multilabel_soft_margin_loss", "multi_margin_loss", "multilabel_margin_loss"):
+        return False
+    from oracle.core import working_precision
+
+    from .registry import spec_for
+
+    n_classes = np.shape(case.args["input"])[-1]
+    with working_precision(64):
+        terms = case.call(spec_for(case.fn).terms).terms
+        return any(abs(t) * n_classes > format_of(case.dtype).max_finite for t in terms.reshape(-1) if t == t)
+
+
 FEATURES.update({
+    "margin_sum_exceeds_dtype_max": _margin_sum_exceeds_max,
     "soft_margin_exp_overflows": _soft_margin_exp_overflows,
     "inputs_span_exceeds_dtype_max": _inputs_span_exceeds_max,
     "squared_norm_out_of_range": _squared_norm_out_of_range,

@@ -82,6 +82,7 @@ TRIPLET_P1 = _c(
     "triplet_margin_loss", {"anchor": [[0.0, 0.0]], "positive": [[1.0, 0.5]], "negative": [[2.5, 0.0]]},
     {"p": 1.0, "eps": 0.0, "reduction": "none"},
 )
+MLSM_CLASS_SUM_OVERFLOW = _c("multilabel_soft_margin_loss", {"input": [[MAX32, MAX32]], "target": [[0.0, 0.0]]}, NONE)
 RANKING_MEAN_OVERFLOW = _c("margin_ranking_loss", {"input1": [0.0] * 5, "input2": [8.507059e37] * 5, "target": [1.0] * 5})
 TRIPLET_EPS = _c(
     "triplet_margin_loss", {"anchor": [[1.0, 2.0]], "positive": [[1.0, 2.0]], "negative": [[3.0, 2.0]]},
@@ -109,6 +110,7 @@ MINIMAL_CASES = [
     Minimal("torch", "margin-losses-broadcast-mismatched-shapes", "test_rejects_invalid_input", RANKING_BROADCAST, [0.0]),
     Minimal("torch", "margin-losses-broadcast-mismatched-shapes", "test_rejects_invalid_input", TRIPLET_BROADCAST, _near(1.8218557)),
     Minimal("torch", "margin-reduction-intermediate-overflow", "test_matches_oracle", RANKING_MEAN_OVERFLOW, [INF]),
+    Minimal("torch", "margin-reduction-intermediate-overflow", "test_matches_oracle", MLSM_CLASS_SUM_OVERFLOW, [INF]),
     Minimal("torch", "cosine-embedding-epsilon", "test_edge_cases", COSINE_EPS_64, _near(1.2501111257279263e-13, 1e-3)),
     # -- tensorflow (composed tf ops; Keras CosineSimilarity, BinaryCrossentropy)
     Minimal("tensorflow", "multilabel-soft-margin-infinite-logit-nan", "test_edge_cases", MLSM_INF, [NAN]),
@@ -116,6 +118,8 @@ MINIMAL_CASES = [
     Minimal("tensorflow", "squared-norm-out-of-range", "test_edge_cases", COSINE_LARGE, [1.0]),
     Minimal("tensorflow", "squared-norm-out-of-range", "test_edge_cases", TRIPLET_LARGE, [NAN]),
     Minimal("tensorflow", "half-precision-epsilon-underflows-zero-vector-nan", "test_edge_cases", COSINE_ZERO_16, [NAN]),
+    Minimal("tensorflow", "margin-class-sum-intermediate-overflow", "test_matches_oracle", MLSM_CLASS_SUM_OVERFLOW, [INF]),
+    Minimal("tensorflow", "margin-class-sum-intermediate-overflow", "test_matches_oracle", RANKING_MEAN_OVERFLOW, [INF]),
     Minimal("tensorflow", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", HINGE_LABEL_0, [0.5]),
     Minimal("tensorflow", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", RANKING_BROADCAST, [0.0]),
     Minimal("tensorflow", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", MULTI_MARGIN_WEIGHT, [1.0]),
@@ -130,6 +134,7 @@ MINIMAL_CASES = [
     Minimal("jax", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", HINGE_LABEL_0, [0.5]),
     Minimal("jax", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", MULTI_MARGIN_OUT, [NAN]),
     Minimal("jax", "margin-reduction-intermediate-overflow", "test_matches_oracle", RANKING_MEAN_OVERFLOW, [INF]),
+    Minimal("jax", "margin-reduction-intermediate-overflow", "test_matches_oracle", MLSM_CLASS_SUM_OVERFLOW, [INF]),
     Minimal("jax", "triplet-eps-added-to-sum-of-powers", "test_edge_cases", TRIPLET_EPS, _near(0.00099975000001562, 1e-9)),
 ]
 
