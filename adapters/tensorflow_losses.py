@@ -381,6 +381,12 @@ def _explicit_reduce(fn_name: str, reduction: object) -> str:
 
 def _margin_ranking_loss(a: dict[str, Any]) -> list[str]:
     _legacy("margin_ranking_loss", a["size_average"], a["reduce"])
+    if float(a["margin"]) == 1 and a["reduction"] in ("none", "mean", "sum"):
+        # Keras's Hinge is max(0, 1 - y * x) averaged over the last axis: on a unit last
+        # axis, the spec's term at margin 1 with x = x1 - x2
+        dtype = tf_dtype(np.asarray(a["input1"]).dtype).name
+        loss = _call(f"{_KERAS}.Hinge", reduction=_kw(_keras_reduction(a["reduction"])), dtype=_kw(dtype))
+        return [f"loss_fn = {loss}", "out = loss_fn(target[..., None], (input1 - input2)[..., None])"]
     return [
         f"losses = tf.maximum(-target * (input1 - input2) + {_kw(float(a['margin']))}, 0.0)",
         _explicit_reduce("margin_ranking_loss", a["reduction"]),
@@ -924,8 +930,12 @@ _COMPOSED_REDUCTIONS = {
 }
 OPTION_TABLE.update({
     "margin_ranking_loss": {
-        "(function)": ("composed", "tf.maximum(-target * (input1 - input2) + margin, 0.0)"),
-        "margin": ("composed", "a literal in the expression"),
+        "(function)": (
+            "native",
+            f"{_KERAS}.Hinge()(target[..., None], (input1 - input2)[..., None]) at margin=1; "
+            "tf.maximum(-target * (input1 - input2) + margin, 0.0) otherwise",
+        ),
+        "margin": ("composed", "tf.maximum(-target * (input1 - input2) + margin, 0.0)"),
         **_COMPOSED_REDUCTIONS,
     },
     "hinge_embedding_loss": {
