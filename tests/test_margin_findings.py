@@ -128,6 +128,7 @@ MINIMAL_CASES = [
     Minimal("jax", "multilabel-soft-margin-infinite-logit-nan", "test_edge_cases", MLSM_INF, [NAN]),
     Minimal("jax", "hinge-argument-overflow", "test_edge_cases", MULTI_MARGIN_OVERFLOW, [INF]),
     Minimal("jax", "cosine-similarity-zero-vector-nan", "test_edge_cases", COSINE_ZERO, [NAN]),
+    Minimal("jax", "half-precision-epsilon-underflows-zero-vector-nan", "test_edge_cases", TWD_COSINE_ZERO_16, [NAN]),
     Minimal("jax", "squared-norm-out-of-range", "test_edge_cases", COSINE_LARGE, [1.0]),
     Minimal("jax", "squared-norm-out-of-range", "test_edge_cases", TRIPLET_LARGE, [NAN]),
     Minimal("jax", "triplet-norm-degree-without-abs", "test_edge_cases", TRIPLET_P1, [2.0]),
