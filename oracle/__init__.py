@@ -94,9 +94,9 @@ __all__ = [
 ]
 
 # Margin, ranking and embedding losses (oracle/margin.py, oracle/embedding.py).
-from . import embedding as _embedding  # noqa: E402
-from . import margin as _margin  # noqa: E402
-from .embedding import *  # noqa: E402,F403
-from .margin import *  # noqa: E402,F403
+from . import embedding as _embedding
+from . import margin as _margin
+from .embedding import *  # noqa: F403
+from .margin import *  # noqa: F403
 
 __all__ += [*_margin.__all__, *_embedding.__all__]

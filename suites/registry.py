@@ -384,9 +384,9 @@ REGISTRY: dict[str, LossSpec] = {
 }
 
 
-from .specs_margin import _specs as _margin_specs  # noqa: E402  (issue 5: margin, ranking, embedding)
+from .specs_margin import margin_specs  # noqa: E402  (issue 5: margin, ranking, embedding)
 
-REGISTRY.update({spec.name: spec for spec in _margin_specs()})
+REGISTRY.update({spec.name: spec for spec in margin_specs()})
 
 
 def spec_for(name: str) -> LossSpec:

@@ -26,7 +26,7 @@ from oracle.core import format_of
 from .cases import Case
 from .strategies import dtype_values, logits, to_dtype, weights
 
-__all__ = ["MARGIN_SPECS"]
+__all__ = ["margin_specs"]
 
 REDUCTION = st.sampled_from(["none", "mean", "sum"])
 
@@ -298,7 +298,7 @@ def _multilabel_targets(draw, n: int, c: int) -> np.ndarray:
         k = draw(st.integers(0, c))
         listed = draw(st.permutations(range(c)))[:k]
         if draw(st.integers(0, 4)) == 0 and listed:
-            listed = listed + [listed[0]]  # a class listed twice counts twice
+            listed = [*listed, listed[0]]  # a class listed twice counts twice
             listed = listed[:c]
         row = list(listed)
         if len(row) < c:
@@ -483,7 +483,8 @@ TRIPLET_WITH_DISTANCE_INVALID = {
 }
 
 
-def _specs():
+def margin_specs() -> list:
+    """The nine LossSpecs (imported lazily: registry.py imports this module)."""
     from .registry import LossSpec
 
     return [
