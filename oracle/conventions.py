@@ -316,7 +316,7 @@ CONVENTIONS.update({
         ),
         Convention(
             "optax-triplet-eps-in-sum", "triplet_margin_loss", optax_triplet_margin_loss_terms,
-            "https://optax.readthedocs.io/en/latest/api/losses.html#optax.losses.triplet_margin_loss",
+            "https://github.com/google-deepmind/optax/blob/main/optax/losses/_self_supervised.py",
         ),
     ]
 })

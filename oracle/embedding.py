@@ -391,12 +391,13 @@ def optax_triplet_margin_loss_terms(
     anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
     size_average=None, reduce=None, reduction: str = "mean",
 ) -> LossTerms:
-    r"""``optax.losses.triplet_margin_loss``'s documented distance, for ``p = 2``:
+    r"""``optax.losses.triplet_margin_loss``'s distance (its source), for ``p = 2``:
 
     .. math:: d(a, b) = \Big(\sum_i (a_i - b_i)^2 + \epsilon\Big)^{1/2}
 
     -- the eps is added to the sum of powers, not to each difference as in
-    ``torch.nn.PairwiseDistance`` (optax/losses/_self_supervised.py). Only ``p = 2``
+    ``torch.nn.PairwiseDistance`` (optax/losses/_self_supervised.py; the docs say only
+    "a small epsilon value to ensure numerical stability"). Only ``p = 2``
     (optax raises each difference to the power without ``abs``, so an odd ``p`` is
     another formula altogether); ``swap`` is not optax's (the adapter composes it).
     """
