@@ -96,3 +96,11 @@ __all__ = [
     "ulp_distance",
     "working_precision",
 ]
+
+# Margin, ranking and embedding losses (oracle/margin.py, oracle/embedding.py).
+from . import embedding as _embedding
+from . import margin as _margin
+from .embedding import *  # noqa: F403
+from .margin import *  # noqa: F403
+
+__all__ += [*_margin.__all__, *_embedding.__all__]

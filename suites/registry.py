@@ -41,6 +41,7 @@ class LossSpec:
     edge_cases: dict[str, EdgeBuilder] = field(default_factory=dict)
     invalid_cases: dict[str, EdgeBuilder] = field(default_factory=dict)
     reductions: tuple[str, ...] = ("none", "mean", "sum")
+    legacy_reduction_arguments: bool = True  # takes size_average/reduce (not every F.* loss does)
 
     @property
     def reduces(self) -> bool:
@@ -388,6 +389,11 @@ REGISTRY: dict[str, LossSpec] = {
         LossSpec("sigmoid", oracle.sigmoid_terms, sigmoid_cases, SIGMOID_EDGES, {}, ()),
     ]
 }
+
+
+from .specs_margin import margin_specs  # noqa: E402  (issue 5: margin, ranking, embedding)
+
+REGISTRY.update({spec.name: spec for spec in margin_specs()})
 
 
 def spec_for(name: str) -> LossSpec:
