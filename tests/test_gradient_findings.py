@@ -58,6 +58,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                                    "target": np.array([0, -100], dtype=np.int64)},
                  {"weight": _a([0.5, 1.0, 2.0], "float64"), "label_smoothing": 0.25}, "float64"),
         ),
+        "keras-single-class-axis-squeezed-gradient": (
+            "test_gradient_matches_oracle",
+            # one class, 0-d target: the forward call raises, so there is no gradient
+            Case("cross_entropy", {"input": _a([0.0]), "target": np.array(0, dtype=np.int64)},
+                 {"reduction": "none"}, "float32"),
+        ),
         "keras-kl-gradient-of-clipped-target": (
             "test_gradient_matches_oracle",
             # exact [-1, 0]; the zero target is clipped to 1e-7
