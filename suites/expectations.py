@@ -294,7 +294,22 @@ def _subnormal_gradient(case: Case) -> bool:
     return any(v != 0 and abs(v) < tiny for v in exact.reshape(-1))
 
 
+def _ignored_row_with_undefined_softmax(case: Case) -> bool:
+    """A class-index position whose target is ``ignore_index`` has a softmax row that is
+    undefined (a NaN or ``+inf`` logit, or every logit ``-inf``)."""
+    target = np.asarray(case.args.get("target"))
+    if case.fn != "cross_entropy" or not np.issubdtype(target.dtype, np.integer):
+        return False
+    x = _input(case)
+    rows = _class_axis_last(x).reshape(-1, x.shape[1] if x.ndim > 1 else x.shape[0])
+    ignored = target.reshape(-1) == case.kwargs.get("ignore_index", -100)
+    with np.errstate(invalid="ignore"):
+        undefined = np.any(np.isnan(rows) | (rows == np.inf), axis=-1) | np.all(rows == -np.inf, axis=-1)
+    return bool(np.any(ignored & undefined))
+
+
 FEATURES.update({
+    "ignored_row_with_undefined_softmax": _ignored_row_with_undefined_softmax,
     "bce_log_derivative_overflows": _bce_log_derivative_overflows,
     "pos_weight_with_zero_logit": _pos_weight_with_zero_logit,
     "subnormal_gradient": _subnormal_gradient,

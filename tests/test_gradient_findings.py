@@ -33,8 +33,20 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # exact sigma(-89) sigma(89) = 2.227e-39, a float32 subnormal; PyTorch: 0
             Case("sigmoid", {"input": _a([-89.0])}, {}, "float32"),
         ),
+        "cross-entropy-ignored-row-nan-gradient": (
+            "test_gradient_matches_oracle",
+            # the ignored row's gradient is 0; log_softmax's backward gives 0 - NaN * 0 = NaN
+            Case("cross_entropy", {"input": _a([[0.0, 0.0], [-np.inf, -np.inf]]), "target": np.array([0, -100])},
+                 {"reduction": "sum"}, "float32"),
+        ),
     },
     "tensorflow": {
+        "keras-bce-half-precision-clip-does-not-reach-one-gradient": (
+            "test_gradient_matches_oracle",
+            # 1 - 1e-7 is 1 in float16: p = 1 unclipped, d log(1 - p)/dp = inf; exact 0
+            Case("binary_cross_entropy", {"input": _a([1.0], "float16"), "target": _a([0.0], "float16")},
+                 {"reduction": "sum"}, "float16"),
+        ),
         "cpu-flushes-subnormal-gradients": (
             "test_gradient_matches_oracle",
             # exact sigma(-88) sigma(88) = 6.05e-39, a float32 subnormal; flushed to 0
