@@ -20,6 +20,10 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
     citation = "https://..."      # where the framework documents or tracks it (may be
                                   # empty for kind "baseline": failures accepted as they were)
 
+An entry applies to the gradient tests (``test_gradient_*``) only when its ``tests``
+names them: a documented difference of the forward value does not explain a
+gradient, and ``convention`` does not apply to gradients.
+
 A failing case that matches an entry is recorded as a *deviation* (the report's
 deviation table), not a failure. With ``convention``, the case is re-judged
 against the framework's documented formula evaluated exactly by the oracle: it
@@ -255,7 +259,63 @@ def _log1p_argument_near_minus_0_41(case: Case) -> bool:
     return bool(np.any((p >= 0.28) & (p <= 0.53) & (y < 1)))
 
 
+def _probability_product_below_1e_12(case: Case) -> bool:
+    """Some probability ``x`` has ``x (1 - x) < 1e-12``: PyTorch's BCE backward divides
+    by ``max(x (1 - x), 1e-12)``, so its gradient differs from the derivative there."""
+    x = _input(case)
+    with np.errstate(invalid="ignore"):
+        return bool(np.any(x * (1.0 - x) < 1e-12))
+
+
+def _bce_log_derivative_overflows(case: Case) -> bool:
+    """Some probability ``x`` makes ``d log(x)/dx = 1/x`` or ``d log(1-x)/dx`` infinite in the
+    dtype: ``x = 0``, ``x = 1``, or ``x`` below ``1/max``. Autodiff through ``max(log x, -100)``
+    then multiplies that infinity by the clamp's zero: NaN."""
+    x = _input(case)
+    limit = format_of(case.dtype).max_finite
+    with np.errstate(divide="ignore"):
+        return bool(np.any((x == 0) | (x == 1) | (np.abs(1.0 / x) > limit) | (np.abs(1.0 / (1.0 - x)) > limit)))
+
+
+def _pos_weight_with_zero_logit(case: Case) -> bool:
+    """``pos_weight`` is given and some logit is exactly 0 (where ``|x|`` and ``max(-x, 0)``
+    have their kinks)."""
+    return case.kwargs.get("pos_weight") is not None and bool(np.any(_input(case) == 0))
+
+
+def _subnormal_gradient(case: Case) -> bool:
+    """Some component of the exact gradient (suites/gradients.py) is nonzero and below the
+    dtype's smallest normal: hardware in flush-to-zero mode returns 0 there."""
+    from .gradients import evaluate_gradient
+
+    try:
+        exact = evaluate_gradient(case).exact
+    except Exception:  # no gradient to judge (undefined, unsupported), or an invalid case
+        return False
+    tiny = format_of(case.dtype).smallest_normal
+    return any(v != 0 and abs(v) < tiny for v in exact.reshape(-1))
+
+
+def _ignored_row_with_undefined_softmax(case: Case) -> bool:
+    """A class-index position whose target is ``ignore_index`` has a softmax row that is
+    undefined (a NaN or ``+inf`` logit, or every logit ``-inf``)."""
+    target = np.asarray(case.args.get("target"))
+    if case.fn != "cross_entropy" or not np.issubdtype(target.dtype, np.integer):
+        return False
+    x = _input(case)
+    rows = _class_axis_last(x).reshape(-1, x.shape[1] if x.ndim > 1 else x.shape[0])
+    ignored = target.reshape(-1) == case.kwargs.get("ignore_index", -100)
+    with np.errstate(invalid="ignore"):
+        undefined = np.any(np.isnan(rows) | (rows == np.inf), axis=-1) | np.all(rows == -np.inf, axis=-1)
+    return bool(np.any(ignored & undefined))
+
+
 FEATURES.update({
+    "ignored_row_with_undefined_softmax": _ignored_row_with_undefined_softmax,
+    "bce_log_derivative_overflows": _bce_log_derivative_overflows,
+    "pos_weight_with_zero_logit": _pos_weight_with_zero_logit,
+    "subnormal_gradient": _subnormal_gradient,
+    "probability_product_below_1e_12": _probability_product_below_1e_12,
     "subnormal_input": _subnormal_input,
     "subnormal_result": _subnormal_result,
     "subnormal_result_or_term": _subnormal_result_or_term,

@@ -258,7 +258,11 @@ def test_keras_conventions_match_closed_forms():
 
 # -- every expectations entry still describes TensorFlow ------------------------------
 
-ENTRIES = {e.id: e for e in load_expectations(EXPECTATIONS)}
+# Entries of the gradient tests are re-checked in tests/test_gradient_findings.py.
+ENTRIES = {
+    e.id: e for e in load_expectations(EXPECTATIONS)
+    if not any(t.startswith("test_gradient") for t in e.tests)
+}
 
 
 def _case(fn, args, kwargs, dtype, label="") -> Case:
