@@ -52,6 +52,8 @@ from .core import (
 )
 from .divergence import entropy, kl_div, kl_div_grad, kl_div_terms
 from .reduction import LossTerms, resolve_reduction
+from .regression import *  # noqa: F403  (l1/mse/huber/smooth_l1/poisson_nll/gaussian_nll)
+from .regression import __all__ as _regression_all
 
 __all__ = [
     "FORMATS",
@@ -91,4 +93,5 @@ __all__ = [
     "ulp",
     "ulp_distance",
     "working_precision",
+    *_regression_all,
 ]
