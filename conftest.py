@@ -295,5 +295,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("dtype", dtypes)
     elif kind == "reducing":
         # The legacy-argument mapping does not depend on the dtype: one is enough.
-        metafunc.parametrize("loss", [n for n in losses if REGISTRY[n].reduces])
+        metafunc.parametrize("loss", [n for n in losses if REGISTRY[n].reduces and REGISTRY[n].legacy_reduction])
         metafunc.parametrize("dtype", ["float32"] if "float32" in dtypes else dtypes[:1])
