@@ -200,3 +200,39 @@ def activation(fn_name: str, *, dim: int | None = None) -> Program:
     if fn_name == "sigmoid":
         return Program(("input",), ("out = jax.nn.sigmoid(input)",))
     return Program(("input",), (f"out = jax.nn.{fn_name}(input, axis={int(dim)})",))  # type: ignore[arg-type]
+
+
+# -- regression and distribution losses (issue 4) -------------------------------------
+
+
+def _weighted(body: list[str], weighted: bool, reduction: str, *, mean_by_weight: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    params = ("input", "target", "weight") if weighted else ("input", "target")
+    if weighted:
+        body.append("loss = weight * loss")
+        if reduction == "mean" and mean_by_weight:
+            return params, (*body, "out = jnp.sum(loss) / jnp.sum(weight)")
+    return params, (*body, *_reduce(reduction))
+
+
+def mse_loss(*, weighted: bool, reduction: str) -> Program:
+    """``optax.losses.squared_error`` (``(x - y)^2``; not ``l2_loss``, which halves it);
+    with ``weight``, ``weight * loss`` and PyTorch's weighted mean ``sum(w t) / sum(w)``."""
+    reduction = _check_reduction(reduction)
+    body = ["loss = optax.losses.squared_error(input, target)"]
+    return Program(*_weighted(body, weighted, reduction, mean_by_weight=True))
+
+
+def huber_loss(*, weighted: bool, reduction: str, delta: float) -> Program:
+    """``optax.losses.huber_loss(delta=...)`` (the same piecewise formula as PyTorch's);
+    with ``weight``, ``weight * loss`` and the mean over all elements, as PyTorch."""
+    reduction = _check_reduction(reduction)
+    body = [f"loss = optax.losses.huber_loss(input, target, delta={_literal(delta)})"]
+    return Program(*_weighted(body, weighted, reduction, mean_by_weight=False))
+
+
+def smooth_l1_loss(*, reduction: str, beta: float) -> Program:
+    """SmoothL1_beta = Huber_beta / beta (PyTorch's docs): ``optax.losses.huber_loss(delta=beta)
+    / beta``; ``beta = 0`` would be L1, which optax lacks (the caller refuses it)."""
+    reduction = _check_reduction(reduction)
+    body = [f"loss = optax.losses.huber_loss(input, target, delta={_literal(beta)}) / {_literal(beta)}"]
+    return Program(("input", "target"), (*body, *_reduce(reduction)))

@@ -203,6 +203,36 @@ class JaxLosses:
         """The logistic function, elementwise."""
         return self._forward("sigmoid", locals())
 
+    # -- regression and distribution losses (issue 4) ---------------------------
+
+    def l1_loss(self, input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> np.ndarray:
+        """Unsupported: optax has no absolute-error loss."""
+        raise NotImplementedError("l1_loss: optax has no absolute-error (L1) loss")
+
+    def mse_loss(self, input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> np.ndarray:
+        """``optax.losses.squared_error``, reduced with jnp."""
+        return self._forward("mse_loss", locals())
+
+    def huber_loss(self, input, target, reduction="mean", delta=1.0, weight=None) -> np.ndarray:
+        """``optax.losses.huber_loss(delta=...)``, reduced with jnp."""
+        return self._forward("huber_loss", locals())
+
+    def smooth_l1_loss(self, input, target, size_average=None, reduce=None, reduction="mean", beta=1.0) -> np.ndarray:
+        """``optax.losses.huber_loss(delta=beta) / beta``; ``beta = 0`` (L1) unsupported."""
+        if beta == 0:
+            raise NotImplementedError("smooth_l1_loss with beta=0 is L1: optax has no absolute-error loss")
+        return self._forward("smooth_l1_loss", locals())
+
+    def poisson_nll_loss(
+        self, input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None, reduction="mean"
+    ) -> np.ndarray:
+        """Unsupported: optax has no Poisson NLL loss."""
+        raise NotImplementedError("poisson_nll_loss: optax has no Poisson negative log-likelihood loss")
+
+    def gaussian_nll_loss(self, input, target, var, full=False, eps=1e-6, reduction="mean") -> np.ndarray:
+        """Unsupported: optax has no Gaussian NLL loss."""
+        raise NotImplementedError("gaussian_nll_loss: optax has no Gaussian negative log-likelihood loss")
+
     # -- gradients and repro snippets --------------------------------------------
 
     def grad(
@@ -340,6 +370,15 @@ class JaxLosses:
             program = programs.activation(fn_name, dim=int(arguments["dim"]))  # type: ignore[call-overload]
         elif fn_name == "sigmoid":
             program = programs.activation("sigmoid")
+        elif fn_name == "mse_loss":
+            program = programs.mse_loss(weighted=arguments["weight"] is not None, reduction=reduction)  # type: ignore[arg-type]
+        elif fn_name == "huber_loss":
+            program = programs.huber_loss(
+                weighted=arguments["weight"] is not None, reduction=reduction,  # type: ignore[arg-type]
+                delta=float(arguments["delta"]),  # type: ignore[arg-type]
+            )
+        elif fn_name == "smooth_l1_loss":
+            program = programs.smooth_l1_loss(reduction=reduction, beta=float(arguments["beta"]))  # type: ignore[arg-type]
         else:
             raise ValueError(f"{fn_name!r} is not a spec function")
         arrays = {name: _host_array(name, arguments[name]) for name in program.params}
@@ -406,6 +445,35 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     "softmax": {"(function)": ("native", "jax.nn.softmax"), "dim": ("native", "axis=dim")},
     "log_softmax": {"(function)": ("native", "jax.nn.log_softmax"), "dim": ("native", "axis=dim")},
     "sigmoid": {"(function)": ("native", "jax.nn.sigmoid")},
+    # regression and distribution losses (issue 4)
+    "l1_loss": {"(function)": ("unsupported", "optax has no absolute-error loss: NotImplementedError")},
+    "mse_loss": {
+        "(function)": ("native", _OPTAX + "squared_error(predictions, targets) (not l2_loss, which is half of it)"),
+        "weight": ("composed", "weight * loss; mean jnp.sum(loss) / jnp.sum(weight), as PyTorch"),
+        "reduction='none'": ("native", "optax returns elementwise losses"),
+        "reduction='mean'": _MEAN,
+        "reduction='sum'": _SUM,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "huber_loss": {
+        "(function)": ("native", _OPTAX + "huber_loss(predictions, targets, delta=delta)"),
+        "delta": ("native", "delta=..."),
+        "weight": ("composed", "weight * loss; mean over all elements, as PyTorch"),
+        "reduction='none'": ("native", "optax returns elementwise losses"),
+        "reduction='mean'": _MEAN,
+        "reduction='sum'": _SUM,
+    },
+    "smooth_l1_loss": {
+        "(function)": ("composed", _OPTAX + "huber_loss(predictions, targets, delta=beta) / beta"),
+        "beta": ("composed", "huber_loss(delta=beta) / beta"),
+        "beta=0": ("unsupported", "L1: optax has no absolute-error loss"),
+        "reduction='none'": ("native", "optax returns elementwise losses"),
+        "reduction='mean'": _MEAN,
+        "reduction='sum'": _SUM,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "poisson_nll_loss": {"(function)": ("unsupported", "optax has no Poisson NLL loss: NotImplementedError")},
+    "gaussian_nll_loss": {"(function)": ("unsupported", "optax has no Gaussian NLL loss: NotImplementedError")},
 }
 
 

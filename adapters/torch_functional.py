@@ -30,6 +30,13 @@ _FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
     "softmax": (F.softmax, "F.softmax"),
     "log_softmax": (F.log_softmax, "F.log_softmax"),
     "sigmoid": (torch.sigmoid, "torch.sigmoid"),
+    # regression and distribution losses (issue 4)
+    "l1_loss": (F.l1_loss, "F.l1_loss"),
+    "mse_loss": (F.mse_loss, "F.mse_loss"),
+    "huber_loss": (F.huber_loss, "F.huber_loss"),
+    "smooth_l1_loss": (F.smooth_l1_loss, "F.smooth_l1_loss"),
+    "poisson_nll_loss": (F.poisson_nll_loss, "F.poisson_nll_loss"),
+    "gaussian_nll_loss": (F.gaussian_nll_loss, "F.gaussian_nll_loss"),
 }
 
 
