@@ -549,6 +549,65 @@ FEATURES.update({
 })
 
 
+# Features of the regression and distribution losses (issue 4).
+
+_REGRESSION = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "poisson_nll_loss", "gaussian_nll_loss")
+_DEFAULT_EPS = {"poisson_nll_loss": 1e-8, "gaussian_nll_loss": 1e-6}
+
+
+def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
+    """A regression loss whose elementwise intermediate exceeds the dtype's max while the
+    exact result may not: ``|x - y|``, ``(x - y)^2`` (squared losses), or the unweighted term
+    (which a zero weight, a mean or a small ``delta`` would bring back into range)."""
+    if case.fn not in _REGRESSION:
+        return False
+    from oracle.core import working_precision
+
+    from .registry import spec_for
+
+    limit = format_of(case.dtype).max_finite
+    x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(np.subtract(*np.broadcast_arrays(x, y)))
+        if np.any(d > limit) or (case.fn in ("mse_loss", "gaussian_nll_loss", "huber_loss", "smooth_l1_loss") and np.any(d * d > limit)):
+            return True
+    unweighted = Case(case.fn, case.args, {k: v for k, v in case.kwargs.items() if k != "weight"}, case.dtype)
+    try:
+        with working_precision(64):
+            terms = unweighted.call(spec_for(case.fn).terms).terms
+    except Exception:  # an input the spec rejects
+        return False
+    return any(abs(t) > limit for t in terms.reshape(-1) if t == t)
+
+
+def _quadratic_branch_underflows(case: Case) -> bool:
+    """``huber_loss``/``smooth_l1_loss``: an element in the quadratic branch (``0 < |d| <
+    delta``) whose ``d * d`` falls below the dtype's smallest normal, so that forming it in
+    the dtype loses the digits a division by a small ``beta`` would bring back."""
+    if case.fn not in ("huber_loss", "smooth_l1_loss"):
+        return False
+    threshold = case.kwargs.get("delta" if case.fn == "huber_loss" else "beta", 1.0)
+    d = np.abs(_input(case) - np.asarray(case.args["target"], dtype=np.float64))
+    tiny = format_of(case.dtype).smallest_normal
+    return bool(np.any((d > 0) & (d < threshold) & (d * d < tiny)))
+
+
+def _eps_below_smallest_normal(case: Case) -> bool:
+    """``poisson_nll_loss`` (rates) or ``gaussian_nll_loss``: ``eps`` (given, or the spec's
+    default) is below the dtype's smallest normal: in the dtype it is subnormal or 0."""
+    if case.fn not in _DEFAULT_EPS or (case.fn == "poisson_nll_loss" and case.kwargs.get("log_input", True)):
+        return False
+    eps = case.kwargs.get("eps", _DEFAULT_EPS[case.fn])
+    return 0 < eps < format_of(case.dtype).smallest_normal
+
+
+FEATURES.update({
+    "elementwise_intermediate_exceeds_dtype_max": _elementwise_intermediate_exceeds_max,
+    "quadratic_branch_underflows": _quadratic_branch_underflows,
+    "eps_below_smallest_normal": _eps_below_smallest_normal,
+})
+
+
 @dataclass(frozen=True)
 class Expectation:
     id: str
