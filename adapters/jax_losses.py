@@ -385,6 +385,8 @@ class JaxLosses:
         return program, arrays
 
 
+from .options import SPEC_OPTIONS  # noqa: E402  (the option names, for unsupported losses)
+
 _OPTAX = "optax.losses."
 _MEAN = ("composed", "jnp.mean(loss) of optax's per-example losses")
 _SUM = ("composed", "jnp.sum(loss)")
@@ -446,7 +448,7 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     "log_softmax": {"(function)": ("native", "jax.nn.log_softmax"), "dim": ("native", "axis=dim")},
     "sigmoid": {"(function)": ("native", "jax.nn.sigmoid")},
     # regression and distribution losses (issue 4)
-    "l1_loss": {"(function)": ("unsupported", "optax has no absolute-error loss: NotImplementedError")},
+    "l1_loss": {o: ("unsupported", "optax has no absolute-error loss: NotImplementedError") for o in ("(function)", *SPEC_OPTIONS["l1_loss"])},
     "mse_loss": {
         "(function)": ("native", _OPTAX + "squared_error(predictions, targets) (not l2_loss, which is half of it)"),
         "weight": ("composed", "weight * loss; mean jnp.sum(loss) / jnp.sum(weight), as PyTorch"),
@@ -472,8 +474,8 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
         "reduction='sum'": _SUM,
         "size_average/reduce (legacy)": _LEGACY,
     },
-    "poisson_nll_loss": {"(function)": ("unsupported", "optax has no Poisson NLL loss: NotImplementedError")},
-    "gaussian_nll_loss": {"(function)": ("unsupported", "optax has no Gaussian NLL loss: NotImplementedError")},
+    "poisson_nll_loss": {o: ("unsupported", "optax has no Poisson NLL loss: NotImplementedError") for o in ("(function)", *SPEC_OPTIONS["poisson_nll_loss"])},
+    "gaussian_nll_loss": {o: ("unsupported", "optax has no Gaussian NLL loss: NotImplementedError") for o in ("(function)", *SPEC_OPTIONS["gaussian_nll_loss"])},
 }
 
 

@@ -656,6 +656,8 @@ class TensorFlowLosses:
         return dict(bound.arguments)
 
 
+from .options import SPEC_OPTIONS  # noqa: E402  (the option names, for unsupported losses)
+
 _LEGACY = ("unsupported", "TensorFlow has no size_average/reduce: NotImplementedError")
 
 #: How each spec option is provided (adapters/options.py; docs/options.md).
@@ -787,7 +789,8 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
         "size_average/reduce (legacy)": _LEGACY,
     },
     "gaussian_nll_loss": {
-        "(function)": ("unsupported", "TensorFlow/Keras have no Gaussian NLL loss: NotImplementedError"),
+        option: ("unsupported", "TensorFlow/Keras have no Gaussian NLL loss: NotImplementedError")
+        for option in ("(function)", *SPEC_OPTIONS["gaussian_nll_loss"])
     },
 }
 

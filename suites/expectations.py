@@ -75,7 +75,7 @@ def _floats(case: Case) -> list[np.ndarray]:
 
 
 def _input(case: Case) -> np.ndarray:
-    return np.asarray(case.args["input"], dtype=np.float64)
+    return np.asarray(case.args["input"] if "input" in case.args else case.args["log_probs"], dtype=np.float64)
 
 
 def _logit_spread_overflows(case: Case) -> bool:
@@ -112,7 +112,10 @@ def _intermediate_exceeds_max(case: Case) -> bool:
     if _logit_spread_overflows(case) if case.fn in ("cross_entropy", "log_softmax", "softmax") else False:
         return True
     with working_precision(64):
-        terms = case.call(spec_for(case.fn).terms).terms
+        try:
+            terms = case.call(spec_for(case.fn).terms).terms
+        except ValueError:  # an input the spec rejects has no intermediates to speak of
+            return False
         magnitudes = [abs(t) for t in terms.reshape(-1) if t == t]
         if sum(magnitudes) > limit:
             return True
@@ -557,7 +560,8 @@ _DEFAULT_EPS = {"poisson_nll_loss": 1e-8, "gaussian_nll_loss": 1e-6}
 
 def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
     """A regression loss whose elementwise intermediate exceeds the dtype's max while the
-    exact result may not: ``|x - y|``, ``(x - y)^2`` (squared losses), or the unweighted term
+    exact result may not: ``|x - y|``, ``(x - y)^2`` (squared losses), ``delta |x - y|``
+    (Huber's linear branch; smooth L1 formed as Huber / beta), or the unweighted term
     (which a zero weight, a mean or a small ``delta`` would bring back into range)."""
     if case.fn not in _REGRESSION:
         return False
@@ -567,10 +571,13 @@ def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
 
     limit = format_of(case.dtype).max_finite
     x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
+    threshold = case.kwargs.get("delta" if case.fn == "huber_loss" else "beta", 1.0)
     with np.errstate(over="ignore", invalid="ignore"):
         d = np.abs(np.subtract(*np.broadcast_arrays(x, y)))
         if np.any(d > limit) or (case.fn in ("mse_loss", "gaussian_nll_loss", "huber_loss", "smooth_l1_loss") and np.any(d * d > limit)):
             return True
+        if case.fn in ("huber_loss", "smooth_l1_loss") and np.any(threshold * d > limit):
+            return True  # the linear branch's delta |d| (smooth L1 composed as Huber / beta)
     unweighted = Case(case.fn, case.args, {k: v for k, v in case.kwargs.items() if k != "weight"}, case.dtype)
     try:
         with working_precision(64):
@@ -601,8 +608,16 @@ def _eps_below_smallest_normal(case: Case) -> bool:
     return 0 < eps < format_of(case.dtype).smallest_normal
 
 
+def _weighted_regression_mean(case: Case) -> bool:
+    return case.fn in ("l1_loss", "mse_loss") and case.kwargs.get("weight") is not None and case.kwargs.get("reduction", "mean") == "mean"
+
+
 FEATURES.update({
     "elementwise_intermediate_exceeds_dtype_max": _elementwise_intermediate_exceeds_max,
+    # l1_loss/mse_loss weighted means (sum(w t) / sum(w)) over zero weight, and of a 0-d input
+    "weighted_regression_mean_over_zero_weight": lambda c: _weighted_regression_mean(c)
+    and not np.any(np.asarray(c.kwargs["weight"], dtype=np.float64)),
+    "weighted_regression_mean_of_scalar": lambda c: _weighted_regression_mean(c) and _input(c).ndim == 0,
     "quadratic_branch_underflows": _quadratic_branch_underflows,
     "eps_below_smallest_normal": _eps_below_smallest_normal,
 })

@@ -27,6 +27,8 @@ propagated linearly through the consumer:
   ``huber_is_scaled_l1_beyond_delta``: with ``delta <= min |d|``,
   ``Huber = delta (L1 - delta / 2)`` -- the L2 and L1 limits of Huber; ``delta`` a
   power of two.
+* ``kl_of_a_distribution_with_itself_is_0``: ``kl_div(s, s, log_target=True) = 0``
+  elementwise, ``s = -inf`` included (KL(P || P) = 0).
 * ``cross_entropy_is_entropy_plus_kl``: ``H(P, Q) = H(P) + KL(P || Q)`` with
   ``Q = softmax(x)``: ``CE(x, P) = H(P) + sum_c kl_div(LSM(x), P)_c``, ``H(P)``
   exact, tolerance ``B_CE + sum_c (B_KL,c + P_c B_LSM,c)``.
@@ -391,7 +393,25 @@ def _check_huber_beyond_delta(adapter, case: Case) -> None:
     _compare(h, rhs, b_h + delta * b_a, f"huber_loss(delta={delta}) == delta (l1_loss - delta/2) where |d| >= delta", [huber, l1])
 
 
+@st.composite
+def _kl_identical_cases(draw, loss: str, dtype: str) -> Case:
+    case = draw(REGISTRY["kl_div"].cases(dtype))
+    x = case.args["input"]
+    if draw(st.booleans()):
+        x = np.where(np.arange(x.size).reshape(x.shape) % 3 == 0, -np.inf, x.astype(np.float64)).astype(x.dtype)
+    return Case("kl_div", {"input": x, "target": x.copy()}, {"reduction": "none", "log_target": True}, dtype)
+
+
+def _check_kl_identical(adapter, case: Case) -> None:
+    """KL(P || P) = 0: with ``log_target``, ``kl_div(s, s)`` is ``e^s (s - s) = 0`` for every
+    element (``s = -inf`` is a zero probability: 0 by the convention), whatever the rounding."""
+    kl, b_kl = _observe(adapter, case)
+    zeros = np.full(kl.shape, mpf(0), dtype=object)
+    _compare(kl, zeros, b_kl, "kl_div(s, s, log_target=True) == 0 (KL(P || P) = 0)", [case])
+
+
 REGRESSION_PROPERTIES = [
+    Property("kl_of_a_distribution_with_itself_is_0", ("kl_div",), _kl_identical_cases, _check_kl_identical),
     Property("smooth_l1_times_beta_is_huber", ("smooth_l1_loss",), _smooth_l1_beta_cases, _check_smooth_l1_is_huber_over_beta, ("huber_loss",)),
     Property("huber_is_half_mse_inside_delta", ("huber_loss",), _regression_pairs, _check_huber_inside_delta, ("mse_loss",)),
     Property("huber_is_scaled_l1_beyond_delta", ("huber_loss",), _regression_pairs, _check_huber_beyond_delta, ("l1_loss",)),
@@ -404,7 +424,8 @@ PROPERTIES: dict[str, Property] = {
     p.name: p
     for p in [
         Property("sum_is_sum_of_none", _REDUCING, _reduction_cases, _check_sum_of_none),
-        Property("mean_is_sum_over_denominator", (*tuple(n for n in _REDUCING if n != "kl_div"), "kl_div"), _reduction_cases, _check_mean),
+        # ctc_loss's mean divides each loss by its own target length first (its own property)
+        Property("mean_is_sum_over_denominator", (*tuple(n for n in _REDUCING if n not in ("kl_div", "ctc_loss")), "kl_div"), _reduction_cases, _check_mean),
         Property("unit_weight_is_no_weight", _WEIGHTED, _reduction_cases, _check_unit_weight),
         Property("ignore_index_drops_rows", ("cross_entropy", "nll_loss"), _ignore_cases, _check_ignore),
         Property("shift_invariance", ("cross_entropy", "log_softmax", "softmax"), _shift_cases, _check_shift),

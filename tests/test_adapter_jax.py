@@ -388,6 +388,19 @@ MINIMAL_CASES = [
             _case("binary_cross_entropy", {"input": [0.40733340004593027], "target": [0.0]}, {"reduction": "none"}, "float64"),
             [0.523123264139831],
             matched=_case("binary_cross_entropy_with_logits", {"input": [-0.375], "target": [0.0]}, {"reduction": "none"}, "float64")),
+    # regression losses (issue 4)
+    Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
+            _case("huber_loss", {"input": [54336.0], "target": [-11184.0]}, {"delta": 0.5, "reduction": "none"}, "float16"), [INF]),
+    Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
+            _case("smooth_l1_loss", {"input": [0.0], "target": [32768.0]}, {"beta": 2.0, "reduction": "none"}, "float16"), [INF]),
+    Minimal("huber-squared-error-underflows-before-division-by-beta", "test_edge_cases",
+            _case("smooth_l1_loss", {"input": [2.0**-12], "target": [0.0]}, {"beta": 2.0**-10, "reduction": "none"}, "float16"), [0.0]),
+    Minimal("huber-accepts-nonpositive-delta", "test_rejects_invalid_input",
+            _case("huber_loss", {"input": [1.0], "target": [0.0]}, {"delta": -1.0}, "float64", "delta_negative"), [-1.5]),
+    Minimal("huber-accepts-nonpositive-delta", "test_rejects_invalid_input",
+            _case("huber_loss", {"input": [1.0], "target": [0.0]}, {"delta": 0.0}, "float64", "delta_zero"), [0.0]),
+    Minimal("huber-accepts-nonpositive-delta", "test_rejects_invalid_input",
+            _case("smooth_l1_loss", {"input": [1.0], "target": [0.0]}, {"beta": -0.5}, "float64", "beta_negative"), [1.25]),
 ]  # fmt: skip
 
 
