@@ -54,6 +54,7 @@ from .divergence import entropy, kl_div, kl_div_grad, kl_div_terms
 from .reduction import LossTerms, resolve_reduction
 from .regression import *  # noqa: F403  (l1/mse/huber/smooth_l1/poisson_nll/gaussian_nll)
 from .regression import __all__ as _regression_all
+from .ctc import ctc_loss, ctc_loss_grad, ctc_loss_terms
 
 __all__ = [
     "FORMATS",
@@ -94,4 +95,7 @@ __all__ = [
     "ulp_distance",
     "working_precision",
     *_regression_all,
+    "ctc_loss",
+    "ctc_loss_grad",
+    "ctc_loss_terms",
 ]
