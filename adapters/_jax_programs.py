@@ -236,3 +236,31 @@ def smooth_l1_loss(*, reduction: str, beta: float) -> Program:
     reduction = _check_reduction(reduction)
     body = [f"loss = optax.losses.huber_loss(input, target, delta={_literal(beta)}) / {_literal(beta)}"]
     return Program(("input", "target"), (*body, *_reduce(reduction)))
+
+
+def ctc_loss(*, unbatched: bool, blank: int, reduction: str, zero_infinity: bool) -> Program:
+    """``optax.losses.ctc_loss`` on ``(N, T, C)`` logits with paddings built from the lengths
+    (1.0 marks a padded frame or label), ``blank_id=blank``; targets arrive padded to
+    ``(N, S)`` (the adapter pads concatenated ones on the host). ``mean`` divides each loss
+    by its target length (at least 1), then averages, as the spec does; ``zero_infinity`` is
+    ``jnp.where(jnp.isinf(loss), 0, loss)``."""
+    reduction = _check_reduction(reduction)
+    body = [
+        "logits = log_probs[:, None, :] if log_probs.ndim == 2 else log_probs",
+        "logits = jnp.moveaxis(logits, 0, 1)",
+        "labels = targets.reshape(logits.shape[0], -1)",
+        "il = input_lengths.reshape(-1)",
+        "tl = target_lengths.reshape(-1)",
+        "logit_paddings = (jnp.arange(logits.shape[1])[None, :] >= il[:, None]).astype(logits.dtype)",
+        "label_paddings = (jnp.arange(labels.shape[1])[None, :] >= tl[:, None]).astype(logits.dtype)",
+        f"loss = optax.losses.ctc_loss(logits, logit_paddings, labels, label_paddings, blank_id={int(blank)})",
+    ]
+    if zero_infinity:
+        body.append("loss = jnp.where(jnp.isinf(loss), 0, loss)")
+    if reduction == "mean":
+        body.append("out = jnp.mean(loss / jnp.maximum(tl, 1).astype(loss.dtype))")
+    elif reduction == "none" and unbatched:
+        body.append("out = loss[0]")
+    else:
+        body += _reduce(reduction)
+    return Program(("log_probs", "targets", "input_lengths", "target_lengths"), tuple(body))

@@ -25,4 +25,5 @@ SPEC_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "smooth_l1_loss": ("input", "target"),
     "poisson_nll_loss": ("input", "target"),
     "gaussian_nll_loss": ("input", "target", "var"),
+    "ctc_loss": ("log_probs", "targets", "input_lengths", "target_lengths"),
 }

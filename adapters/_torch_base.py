@@ -289,6 +289,23 @@ class TorchAdapter:
             "reduction": reduction,
         })  # fmt: skip
 
+    def ctc_loss(
+        self,
+        log_probs: np.ndarray,
+        targets: np.ndarray,
+        input_lengths: np.ndarray,
+        target_lengths: np.ndarray,
+        blank: int = 0,
+        reduction: str = "mean",
+        zero_infinity: bool = False,
+    ) -> np.ndarray:
+        """Connectionist Temporal Classification loss of ``(T, N, C)`` log-probabilities."""
+        return self._forward("ctc_loss", {
+            "log_probs": log_probs, "targets": targets, "input_lengths": input_lengths,
+            "target_lengths": target_lengths, "blank": blank, "reduction": reduction,
+            "zero_infinity": zero_infinity,
+        })  # fmt: skip
+
     # -- gradients and repro snippets --------------------------------------------
 
     def grad(

@@ -112,6 +112,23 @@ def _host_array(name: str, value: object) -> np.ndarray:
     return array
 
 
+def _padded_targets(arguments: Mapping[str, object]) -> np.ndarray:
+    """CTC targets as ``(N, S)`` (S >= 1): concatenated ones split by ``target_lengths`` and
+    padded on the host, as a JAX user does before jitting (the padding is masked)."""
+    targets = np.asarray(arguments["targets"])
+    lengths = np.asarray(arguments["target_lengths"]).reshape(-1)
+    if np.ndim(arguments["log_probs"]) == 3 and targets.ndim == 1:
+        if lengths.sum() != targets.size or (lengths < 0).any():
+            raise ValueError(f"concatenated targets hold {targets.size} labels, target_lengths sum to {lengths.sum()}")
+        rows = np.split(targets, np.cumsum(lengths)[:-1])
+        width = max(1, int(lengths.max(initial=0)))
+        targets = np.array([np.pad(r, (0, width - r.size)) for r in rows], dtype=targets.dtype)
+    targets = targets.reshape(lengths.size, -1)
+    if targets.shape[1] == 0:
+        targets = np.zeros((lengths.size, 1), dtype=targets.dtype)
+    return targets
+
+
 class JaxLosses:
     """The spec's functions, each a jitted JAX program built on optax / jax.nn."""
 
@@ -233,6 +250,10 @@ class JaxLosses:
         """Unsupported: optax has no Gaussian NLL loss."""
         raise NotImplementedError("gaussian_nll_loss: optax has no Gaussian negative log-likelihood loss")
 
+    def ctc_loss(self, log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False) -> np.ndarray:
+        """``optax.losses.ctc_loss`` with paddings from the lengths."""
+        return self._forward("ctc_loss", locals())
+
     # -- gradients and repro snippets --------------------------------------------
 
     def grad(
@@ -331,7 +352,7 @@ class JaxLosses:
                     f"{legacy}={arguments[legacy]!r}: optax has no legacy size_average/reduce "
                     "arguments (use reduction)"
                 )
-        ndim = np.ndim(arguments["input"])
+        ndim = np.ndim(arguments["input"] if "input" in arguments else arguments["log_probs"])
         reduction = arguments.get("reduction")
         if fn_name == "cross_entropy":
             target = np.asarray(arguments["target"])
@@ -377,6 +398,12 @@ class JaxLosses:
                 weighted=arguments["weight"] is not None, reduction=reduction,  # type: ignore[arg-type]
                 delta=float(arguments["delta"]),  # type: ignore[arg-type]
             )
+        elif fn_name == "ctc_loss":
+            program = programs.ctc_loss(
+                unbatched=ndim == 2, blank=int(arguments["blank"]),  # type: ignore[call-overload]
+                reduction=reduction, zero_infinity=bool(arguments["zero_infinity"]),  # type: ignore[arg-type]
+            )
+            arguments = dict(arguments, targets=_padded_targets(arguments))
         elif fn_name == "smooth_l1_loss":
             program = programs.smooth_l1_loss(reduction=reduction, beta=float(arguments["beta"]))  # type: ignore[arg-type]
         else:
@@ -473,6 +500,17 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
         "reduction='mean'": _MEAN,
         "reduction='sum'": _SUM,
         "size_average/reduce (legacy)": _LEGACY,
+    },
+    "ctc_loss": {
+        "(function)": ("native", _OPTAX + "ctc_loss(logits, logit_paddings, labels, label_paddings, blank_id=blank)"),
+        "padded (N, S) targets": ("native", "labels with label_paddings = arange(S) >= target_lengths"),
+        "concatenated targets": ("composed", "split by target_lengths and padded on the host"),
+        "unbatched (T, C)": ("composed", "a batch axis of 1"),
+        "blank": ("native", "blank_id=blank"),
+        "zero_infinity": ("composed", "jnp.where(jnp.isinf(loss), 0, loss)"),
+        "reduction='none'": ("native", "per-sequence losses"),
+        "reduction='mean'": ("composed", "jnp.mean(loss / max(target_lengths, 1))"),
+        "reduction='sum'": _SUM,
     },
     "poisson_nll_loss": {o: ("unsupported", "optax has no Poisson NLL loss: NotImplementedError") for o in ("(function)", *SPEC_OPTIONS["poisson_nll_loss"])},
     "gaussian_nll_loss": {o: ("unsupported", "optax has no Gaussian NLL loss: NotImplementedError") for o in ("(function)", *SPEC_OPTIONS["gaussian_nll_loss"])},

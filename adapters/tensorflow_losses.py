@@ -66,7 +66,7 @@ from ._tf_convert import tensor_source, tf_dtype, to_numpy, to_tf
 from .errors import AdapterError, AdapterUnavailableError
 
 #: Parameters that hold arrays: the tensors a program reads by these names.
-ARRAY_PARAMETERS = ("input", "target", "weight", "pos_weight")
+ARRAY_PARAMETERS = ("input", "target", "weight", "pos_weight", "log_probs", "targets", "input_lengths", "target_lengths")
 
 _KERAS = "tf.keras.losses"
 
@@ -430,6 +430,42 @@ def _gaussian_nll_loss(a: dict[str, Any]) -> list[str]:
     raise NotImplementedError("gaussian_nll_loss: TensorFlow and Keras have no Gaussian negative log-likelihood loss")
 
 
+def _ctc_loss(a: dict[str, Any]) -> list[str]:
+    """``tf.nn.ctc_loss`` on dense (padded) labels, time-major, ``blank_index=blank``;
+    concatenated targets are padded first (``tf.RaggedTensor.from_row_lengths``), an
+    unbatched ``(T, C)`` input gets a batch axis. ``mean`` divides each loss by its target
+    length (at least 1) before the batch mean, as the spec does."""
+    reduction = _explicit_reduction("ctc_loss", a["reduction"])
+    x, targets = np.asarray(a["log_probs"]), np.asarray(a["targets"])
+    lines: list[str] = []
+    if x.ndim == 2:
+        lines += [
+            "logits = log_probs[:, None, :]",
+            "labels = tf.reshape(targets, (1, -1))",
+            "label_length = tf.reshape(target_lengths, (1,))",
+            "logit_length = tf.reshape(input_lengths, (1,))",
+        ]
+    else:
+        lines.append("logits = log_probs")
+        if targets.ndim == 1:
+            lines.append("labels = tf.RaggedTensor.from_row_lengths(targets, target_lengths).to_tensor()")
+        else:
+            lines.append("labels = targets")
+        lines += ["label_length = target_lengths", "logit_length = input_lengths"]
+    lines.append(
+        "losses = tf.nn.ctc_loss(labels=labels, logits=logits, label_length=label_length, "
+        f"logit_length=logit_length, logits_time_major=True, blank_index={int(a['blank'])})"
+    )
+    if a["zero_infinity"]:
+        lines.append("losses = tf.where(tf.math.is_inf(losses), tf.zeros_like(losses), losses)")
+    lines.append({
+        "none": "out = losses" if x.ndim == 3 else "out = losses[0]",
+        "sum": "out = tf.reduce_sum(losses)",
+        "mean": "out = tf.reduce_mean(losses / tf.cast(tf.maximum(label_length, 1), losses.dtype))",
+    }[reduction])  # fmt: skip
+    return lines
+
+
 _PROGRAMS = {
     "cross_entropy": _cross_entropy,
     "nll_loss": _nll_loss,
@@ -445,6 +481,7 @@ _PROGRAMS = {
     "smooth_l1_loss": _smooth_l1_loss,
     "poisson_nll_loss": _poisson_nll_loss,
     "gaussian_nll_loss": _gaussian_nll_loss,
+    "ctc_loss": _ctc_loss,
 }
 
 
@@ -566,6 +603,10 @@ class TensorFlowLosses:
     def gaussian_nll_loss(self, input, target, var, full=False, eps=1e-6, reduction="mean") -> np.ndarray:
         """Unsupported: TensorFlow has no Gaussian NLL loss."""
         return self._forward("gaussian_nll_loss", locals())
+
+    def ctc_loss(self, log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False) -> np.ndarray:
+        """``tf.nn.ctc_loss`` (dense labels, time-major, ``blank_index=blank``)."""
+        return self._forward("ctc_loss", locals())
 
     # -- gradients and repro snippets --------------------------------------------
 
@@ -787,6 +828,17 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
         "reduction='mean'": ("composed", "tf.reduce_mean (log-rates); Keras 'sum_over_batch_size' (rates)"),
         "reduction='sum'": ("composed", "tf.reduce_sum (log-rates); Keras 'sum' (rates)"),
         "size_average/reduce (legacy)": _LEGACY,
+    },
+    "ctc_loss": {
+        "(function)": ("native", "tf.nn.ctc_loss(labels, logits, label_length, logit_length, logits_time_major=True, blank_index=blank)"),
+        "padded (N, S) targets": ("native", "dense labels with label_length"),
+        "concatenated targets": ("composed", "tf.RaggedTensor.from_row_lengths(targets, target_lengths).to_tensor()"),
+        "unbatched (T, C)": ("composed", "a batch axis of 1, removed from the output"),
+        "blank": ("native", "blank_index=blank"),
+        "zero_infinity": ("composed", "tf.where(tf.math.is_inf(loss), 0, loss)"),
+        "reduction='none'": ("native", "per-sequence losses"),
+        "reduction='mean'": ("composed", "tf.reduce_mean(loss / max(label_length, 1))"),
+        "reduction='sum'": ("composed", "tf.reduce_sum(loss)"),
     },
     "gaussian_nll_loss": {
         option: ("unsupported", "TensorFlow/Keras have no Gaussian NLL loss: NotImplementedError")

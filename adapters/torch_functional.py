@@ -37,6 +37,7 @@ _FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
     "smooth_l1_loss": (F.smooth_l1_loss, "F.smooth_l1_loss"),
     "poisson_nll_loss": (F.poisson_nll_loss, "F.poisson_nll_loss"),
     "gaussian_nll_loss": (F.gaussian_nll_loss, "F.gaussian_nll_loss"),
+    "ctc_loss": (F.ctc_loss, "F.ctc_loss"),
 }
 
 

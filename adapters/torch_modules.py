@@ -35,6 +35,7 @@ _MODULES: dict[str, str] = {
     "smooth_l1_loss": "SmoothL1Loss",
     "poisson_nll_loss": "PoissonNLLLoss",
     "gaussian_nll_loss": "GaussianNLLLoss",
+    "ctc_loss": "CTCLoss",
 }
 
 #: Functional options the module classes do not take: (loss, option) -> why.

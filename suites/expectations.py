@@ -612,7 +612,46 @@ def _weighted_regression_mean(case: Case) -> bool:
     return case.fn in ("l1_loss", "mse_loss") and case.kwargs.get("weight") is not None and case.kwargs.get("reduction", "mean") == "mean"
 
 
+def _ctc_log_probs_not_normalized(case: Case) -> bool:
+    """``ctc_loss``: some used frame's log-probabilities do not sum (as probabilities) to
+    exactly 1 -- which every row rounded to a float format misses by a few ULPs."""
+    if case.fn != "ctc_loss":
+        return False
+    import mpmath
+
+    from oracle.core import mp_array, working_precision
+
+    x = np.asarray(case.args["log_probs"])
+    x = x[:, None, :] if x.ndim == 2 else x
+    lengths = np.asarray(case.args["input_lengths"]).reshape(-1)
+    with working_precision(128):
+        for n, steps in enumerate(lengths):
+            for row in mp_array(x[: int(steps), n, :]):
+                if abs(mpmath.fsum(mpmath.exp(v) for v in row) - 1) > mpmath.mpf(2) ** -120:
+                    return True
+    return False
+
+
+def _ctc_impossible_alignment(case: Case) -> bool:
+    """``ctc_loss``: some sequence has no alignment (its exact loss is ``+inf``)."""
+    if case.fn != "ctc_loss":
+        return False
+    from oracle.core import working_precision
+
+    from .registry import spec_for
+
+    kwargs = dict(case.kwargs, reduction="none", zero_infinity=False)
+    try:
+        with working_precision(64):
+            terms = Case(case.fn, case.args, kwargs, case.dtype).call(spec_for(case.fn).terms).terms
+    except ValueError:
+        return False
+    return any(t == float("inf") for t in np.asarray(terms, dtype=object).reshape(-1))
+
+
 FEATURES.update({
+    "ctc_log_probs_not_normalized": _ctc_log_probs_not_normalized,
+    "ctc_impossible_alignment": _ctc_impossible_alignment,
     "elementwise_intermediate_exceeds_dtype_max": _elementwise_intermediate_exceeds_max,
     # l1_loss/mse_loss weighted means (sum(w t) / sum(w)) over zero weight, and of a 0-d input
     "weighted_regression_mean_over_zero_weight": lambda c: _weighted_regression_mean(c)

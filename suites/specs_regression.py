@@ -1,7 +1,7 @@
-"""Registry entries for the regression and distribution losses (issue 4).
+"""Registry entries for the regression, distribution and sequence losses (issue 4).
 
-``l1_loss``, ``mse_loss``, ``huber_loss``, ``smooth_l1_loss``, ``poisson_nll_loss`` and
-``gaussian_nll_loss``: their case strategies, fixed edge cases and the invalid inputs the
+``l1_loss``, ``mse_loss``, ``huber_loss``, ``smooth_l1_loss``, ``poisson_nll_loss``,
+``gaussian_nll_loss`` and ``ctc_loss``: their case strategies, fixed edge cases and the invalid inputs the
 spec rejects. :func:`specs` returns the :class:`suites.registry.LossSpec` list that
 ``suites/registry.py`` adds to its ``REGISTRY`` (imported there lazily, so this module
 never imports the registry at import time).
@@ -303,6 +303,86 @@ GAUSSIAN_INVALID = {
 }
 
 
+# ------------------------------------------------------------------ CTC
+
+
+def _log_softmax_rows(z: np.ndarray) -> np.ndarray:
+    m = z.max(axis=-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+
+
+@st.composite
+def ctc_loss_cases(draw, dtype: str) -> Case:
+    """Short sequences: T frames, N in 1..3 (or unbatched), C classes; targets of length 0
+    up to T (longer than an input length: impossible alignments), with repeats, padded or
+    concatenated; log-probabilities from a log-softmax (sometimes peaked, some classes near
+    -1e3), or unnormalized."""
+    t_max, c = draw(st.integers(1, 10)), draw(st.integers(2, 6))
+    unbatched = draw(st.integers(0, 5)) == 0
+    n = 1 if unbatched else draw(st.integers(1, 3))
+    blank = draw(st.sampled_from([0, 0, c - 1]))
+    labels = [v for v in range(c) if v != blank]
+    scale = draw(st.sampled_from([1.0, 1.0, 5.0, 1e3]))
+    z = np.array(draw(st.lists(st.floats(-1.0, 1.0), min_size=t_max * n * c, max_size=t_max * n * c))).reshape(t_max, n, c) * scale
+    x = z if draw(st.integers(0, 4)) == 0 else _log_softmax_rows(z)
+    x = _a(x, dtype)
+    input_lengths = np.array([t_max if draw(st.booleans()) else draw(st.integers(0, t_max)) for _ in range(n)], dtype=np.int64)
+    seqs = [draw(st.lists(st.sampled_from(labels), min_size=0, max_size=min(t_max + 1, 6))) for _ in range(n)]
+    target_lengths = np.array([len(q) for q in seqs], dtype=np.int64)
+    kwargs: dict = {"reduction": draw(st.sampled_from(["none", "mean", "sum"]))}
+    if blank:
+        kwargs["blank"] = blank
+    if draw(st.booleans()):
+        kwargs["zero_infinity"] = True
+    if unbatched:
+        args = {"log_probs": x[:, 0, :], "targets": np.array(seqs[0], dtype=np.int64),
+                "input_lengths": input_lengths.reshape(()), "target_lengths": target_lengths.reshape(())}
+    elif draw(st.booleans()):
+        width = max(1, int(target_lengths.max()))
+        padded = np.array([q + [labels[0]] * (width - len(q)) for q in seqs], dtype=np.int64)
+        args = {"log_probs": x, "targets": padded, "input_lengths": input_lengths, "target_lengths": target_lengths}
+    else:
+        flat = np.array([v for q in seqs for v in q], dtype=np.int64)
+        args = {"log_probs": x, "targets": flat, "input_lengths": input_lengths, "target_lengths": target_lengths}
+    return Case("ctc_loss", args, kwargs, dtype)
+
+
+_CTC_X = [[[-0.5, -1.5, -2.0]], [[-1.0, -0.75, -2.5]], [[-2.0, -1.0, -0.5]], [[-0.25, -2.0, -3.0]]]
+
+
+def _ctc(x, targets, il, tl, dtype, label, **kw) -> Case:
+    args = {"log_probs": _a(x, dtype), "targets": np.array(targets, dtype=np.int64),
+            "input_lengths": np.array(il, dtype=np.int64), "target_lengths": np.array(tl, dtype=np.int64)}
+    return Case("ctc_loss", args, kw, dtype, label)
+
+
+CTC_EDGES = {
+    "empty_target_is_all_blank_path": lambda d: _ctc(_CTC_X, [[1]], [4], [0], d, "empty_target_is_all_blank_path", reduction="none"),
+    "impossible_alignment_is_inf": lambda d: _ctc(_CTC_X, [[1, 1, 1]], [4], [3], d, "impossible_alignment_is_inf", reduction="none"),
+    "zero_infinity_zeroes_it": lambda d: _ctc(_CTC_X, [[1, 1, 1]], [4], [3], d, "zero_infinity_zeroes_it", reduction="none", zero_infinity=True),
+    "target_as_long_as_input": lambda d: _ctc(_CTC_X, [[1, 2, 1, 2]], [4], [4], d, "target_as_long_as_input", reduction="none"),
+    "repeat_needs_a_blank": lambda d: _ctc(_CTC_X, [[2, 2]], [4], [2], d, "repeat_needs_a_blank", reduction="none"),
+    "mean_divides_by_target_lengths": lambda d: _ctc(
+        [[r[0], r[0]] for r in _CTC_X], [[1, 2], [2, 1]], [4, 3], [2, 1], d, "mean_divides_by_target_lengths"),
+    "concatenated_targets": lambda d: _ctc(
+        [[r[0], r[0]] for r in _CTC_X], [1, 2, 2], [4, 4], [2, 1], d, "concatenated_targets", reduction="none"),
+    "input_length_zero_empty_target": lambda d: _ctc(_CTC_X, [[1]], [0], [0], d, "input_length_zero_empty_target", reduction="none"),
+    "blank_last_class": lambda d: _ctc(_CTC_X, [[0, 1]], [4], [2], d, "blank_last_class", reduction="none", blank=2),
+    "unbatched": lambda d: Case("ctc_loss", {"log_probs": _a([r[0] for r in _CTC_X], d), "targets": np.array([1, 2], dtype=np.int64),
+                                             "input_lengths": np.array(4), "target_lengths": np.array(2)}, {"reduction": "none"}, d, "unbatched"),
+}
+
+CTC_INVALID = {
+    "target_is_blank": lambda d: _ctc(_CTC_X, [[0, 1]], [4], [2], d, "target_is_blank"),
+    "target_class_out_of_range": lambda d: _ctc(_CTC_X, [[3, 1]], [4], [2], d, "target_class_out_of_range"),
+    "blank_out_of_range": lambda d: _ctc(_CTC_X, [[1, 1]], [4], [2], d, "blank_out_of_range", blank=3),
+    "input_length_above_T": lambda d: _ctc(_CTC_X, [[1, 2]], [5], [2], d, "input_length_above_T"),
+    "target_length_above_padded_width": lambda d: _ctc(_CTC_X, [[1, 2]], [4], [3], d, "target_length_above_padded_width"),
+    "negative_target_length": lambda d: _ctc(_CTC_X, [[1, 2]], [4], [-1], d, "negative_target_length"),
+    "unknown_reduction": lambda d: _ctc(_CTC_X, [[1, 2]], [4], [2], d, "unknown_reduction", reduction="avg"),
+}
+
+
 def specs() -> list:
     """The :class:`suites.registry.LossSpec` of each loss above."""
     import oracle
@@ -320,4 +400,5 @@ def specs() -> list:
     out.append(LossSpec("poisson_nll_loss", oracle.poisson_nll_loss_terms, poisson_nll_loss_cases, POISSON_EDGES, POISSON_INVALID))
     out.append(LossSpec("gaussian_nll_loss", oracle.gaussian_nll_loss_terms, gaussian_nll_loss_cases, GAUSSIAN_EDGES, GAUSSIAN_INVALID,
                         legacy_reduction=False))
+    out.append(LossSpec("ctc_loss", oracle.ctc_loss_terms, ctc_loss_cases, CTC_EDGES, CTC_INVALID, legacy_reduction=False))
     return out
