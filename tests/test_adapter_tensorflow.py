@@ -538,6 +538,32 @@ def _regression_scalar_weighted_mean(adapter):
     return case
 
 
+def _ctc_edge(label, dtype):
+    from suites.registry import spec_for
+
+    return spec_for("ctc_loss").edge_cases[label](dtype)
+
+
+def _ctc_float64(adapter):
+    case = _ctc_edge("empty_target_is_all_blank_path", "float64")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="double tensor"):
+        case.call(adapter.function("ctc_loss"))
+    assert not check_case(adapter, case).passed
+    return case
+
+
+def _ctc_impossible(adapter):
+    case = _ctc_edge("impossible_alignment_is_inf", "float32")
+    _deviates(adapter, case, [707.9818725585938], [INF])
+    return case
+
+
+def _ctc_normalizes(adapter):
+    case = _ctc_edge("empty_target_is_all_blank_path", "float32")
+    _deviates(adapter, case, [3.7009048461914062], [3.75])
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cpu-flushes-subnormal-results": ("test_matches_oracle", _subnormal_results),
     "cpu-reads-subnormal-weights-as-zero": ("test_matches_oracle", _subnormal_weights),
@@ -570,6 +596,9 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "keras-huber-accepts-nonpositive-delta": ("test_rejects_invalid_input", _huber_delta),
     "keras-weighted-mean-over-zero-weight-is-zero": ("test_edge_cases", _regression_zero_weight_mean),
     "keras-unbatched-weighted-regression-mean-not-divided": ("test_matches_oracle", _regression_scalar_weighted_mean),
+    "ctc-loss-float64-raises": ("test_edge_cases", _ctc_float64),
+    "ctc-loss-impossible-alignment-is-finite": ("test_edge_cases", _ctc_impossible),
+    "ctc-loss-normalizes-logits": ("test_edge_cases", _ctc_normalizes),
 }
 
 
