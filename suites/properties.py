@@ -27,6 +27,7 @@ propagated linearly through the consumer:
   ``huber_is_scaled_l1_beyond_delta``: with ``delta <= min |d|``,
   ``Huber = delta (L1 - delta / 2)`` -- the L2 and L1 limits of Huber; ``delta`` a
   power of two.
+* ``ctc_mean_divides_by_target_lengths``: ``mean = (1/N) sum_n none_n / max(S_n, 1)``.
 * ``kl_of_a_distribution_with_itself_is_0``: ``kl_div(s, s, log_target=True) = 0``
   elementwise, ``s = -inf`` included (KL(P || P) = 0).
 * ``cross_entropy_is_entropy_plus_kl``: ``H(P, Q) = H(P) + KL(P || Q)`` with
@@ -410,7 +411,22 @@ def _check_kl_identical(adapter, case: Case) -> None:
     _compare(kl, zeros, b_kl, "kl_div(s, s, log_target=True) == 0 (KL(P || P) = 0)", [case])
 
 
+def _check_ctc_mean(adapter, case: Case) -> None:
+    """``mean = (1/N) sum_n none_n / max(S_n, 1)``: each loss over its own target length."""
+    mean_case, none_case = _with(case, reduction="mean"), _with(case, reduction="none")
+    mean, b_mean = _observe(adapter, mean_case)
+    none, b_none = _observe(adapter, none_case)
+    lengths = np.maximum(np.asarray(case.args["target_lengths"]).reshape(-1), 1).astype(np.float64)
+    if not np.all(np.isfinite(none)):
+        return  # an infinite loss makes the mean infinite: the oracle tests judge that
+    with working_precision(128):
+        rhs = mpmath.fsum(to_mpf(v) / int(n) for v, n in zip(none.reshape(-1), lengths)) / lengths.size
+        tol = mpf(b_mean[()]) + mpmath.fsum(mpf(b) / int(n) for b, n in zip(np.asarray(b_none).reshape(-1), lengths)) / lengths.size
+    _compare(mean, rhs, tol, "mean == mean over the batch of none / max(target_length, 1)", [mean_case, none_case])
+
+
 REGRESSION_PROPERTIES = [
+    Property("ctc_mean_divides_by_target_lengths", ("ctc_loss",), _reduction_cases, _check_ctc_mean),
     Property("kl_of_a_distribution_with_itself_is_0", ("kl_div",), _kl_identical_cases, _check_kl_identical),
     Property("smooth_l1_times_beta_is_huber", ("smooth_l1_loss",), _smooth_l1_beta_cases, _check_smooth_l1_is_huber_over_beta, ("huber_loss",)),
     Property("huber_is_half_mse_inside_delta", ("huber_loss",), _regression_pairs, _check_huber_inside_delta, ("mse_loss",)),
