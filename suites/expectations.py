@@ -650,6 +650,7 @@ def _ctc_impossible_alignment(case: Case) -> bool:
 
 
 FEATURES.update({
+    "ctc_zero_width_targets": lambda c: c.fn == "ctc_loss" and np.asarray(c.args["targets"]).size == 0,
     "ctc_log_probs_not_normalized": _ctc_log_probs_not_normalized,
     "ctc_impossible_alignment": _ctc_impossible_alignment,
     "elementwise_intermediate_exceeds_dtype_max": _elementwise_intermediate_exceeds_max,

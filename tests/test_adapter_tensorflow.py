@@ -552,6 +552,19 @@ def _ctc_float64(adapter):
     return case
 
 
+def _ctc_zero_width(adapter):
+    x = np.full((4, 3), np.log(1 / 3), np.float32)
+    case = _case("ctc_loss", {"log_probs": x, "targets": np.zeros(0, np.int64), "input_lengths": np.array(4), "target_lengths": np.array(0)},
+                 {"reduction": "none"}, "float32")
+    assert _exact(case) == pytest.approx(4 * math.log(3), rel=1e-6)
+    assert _observed(adapter, case) == pytest.approx(4 * math.log(3) - math.log(2), rel=1e-6)
+    assert not check_case(adapter, case).passed
+    padded = _case("ctc_loss", {"log_probs": x[:, None, :], "targets": np.array([[1]]), "input_lengths": np.array([4]),
+                                "target_lengths": np.array([0])}, {"reduction": "none"}, "float32")
+    assert _observed(adapter, padded) == pytest.approx([4 * math.log(3)], rel=1e-6)  # width 1: right
+    return case
+
+
 def _ctc_impossible(adapter):
     case = _ctc_edge("impossible_alignment_is_inf", "float32")
     _deviates(adapter, case, [707.9818725585938], [INF])
@@ -597,6 +610,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "keras-weighted-mean-over-zero-weight-is-zero": ("test_edge_cases", _regression_zero_weight_mean),
     "keras-unbatched-weighted-regression-mean-not-divided": ("test_matches_oracle", _regression_scalar_weighted_mean),
     "ctc-loss-float64-raises": ("test_edge_cases", _ctc_float64),
+    "ctc-loss-zero-width-labels-count-the-empty-path-twice": ("test_matches_oracle", _ctc_zero_width),
     "ctc-loss-impossible-alignment-is-finite": ("test_edge_cases", _ctc_impossible),
     "ctc-loss-normalizes-logits": ("test_edge_cases", _ctc_normalizes),
 }

@@ -23,7 +23,7 @@ from suites.checks import evaluate_oracle  # noqa: E402
 from suites.expectations import EXPECTATIONS_DIR, load_expectations  # noqa: E402
 
 ENTRIES = {e.id: e for e in load_expectations(EXPECTATIONS_DIR / "torch.toml", default_adapters=("torch", "torch-nn"))}
-REGRESSION = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "poisson_nll_loss", "gaussian_nll_loss")
+REGRESSION = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss")
 INF, NAN = math.inf, math.nan
 
 
@@ -59,7 +59,23 @@ MINIMAL_CASES = [
 
 def test_every_regression_entry_has_a_minimal_case():
     ours = {e.id for e in ENTRIES.values() if set(e.losses) <= set(REGRESSION)}
-    assert {m.entry for m in MINIMAL_CASES} == ours
+    assert {m.entry for m in MINIMAL_CASES} | {"ctc-loss-accepts-blank-and-out-of-range-targets"} == ours
+
+
+@pytest.mark.parametrize("label", ["target_is_blank", "target_class_out_of_range"])
+def test_torch_ctc_loss_still_accepts_invalid_targets(torch_adapter, label):
+    """The spec rejects these targets; PyTorch returns a number (for an out-of-range class,
+    whatever the kernel read: only the acceptance is checked)."""
+    import oracle
+    from suites.registry import spec_for
+
+    case = spec_for("ctc_loss").invalid_cases[label]("float64")
+    entry = ENTRIES["ctc-loss-accepts-blank-and-out-of-range-targets"]
+    with pytest.raises(ValueError):
+        case.call(oracle.ctc_loss)
+    observed = np.asarray(case.call(torch_adapter.function("ctc_loss")))
+    assert observed.shape == ()
+    assert entry.matches(torch_adapter.name, "test_rejects_invalid_input", case)
 
 
 @pytest.fixture(scope="module", params=["torch", "torch-nn"])
