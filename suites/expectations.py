@@ -649,7 +649,27 @@ def _ctc_impossible_alignment(case: Case) -> bool:
     return any(t == float("inf") for t in np.asarray(terms, dtype=object).reshape(-1))
 
 
+def _ctc_log_probability_below_minus_700(case: Case) -> bool:
+    """``ctc_loss``: some used frame's normalized log-probability (``log_softmax`` over the
+    classes) is below -700, beyond which ``exp`` leaves float64's normal range."""
+    if case.fn != "ctc_loss":
+        return False
+    x = np.asarray(case.args["log_probs"], dtype=np.float64)
+    x = x[:, None, :] if x.ndim == 2 else x
+    lengths = np.asarray(case.args["input_lengths"]).reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for n, steps in enumerate(lengths):
+            rows = x[: int(steps), n, :]
+            if rows.size:
+                top = np.max(rows, axis=1, keepdims=True)
+                lsm = rows - top - np.log(np.sum(np.exp(rows - top), axis=1, keepdims=True))
+                if np.any(lsm < -700):
+                    return True
+    return False
+
+
 FEATURES.update({
+    "ctc_log_probability_below_minus_700": _ctc_log_probability_below_minus_700,
     "ctc_zero_width_targets": lambda c: c.fn == "ctc_loss" and np.asarray(c.args["targets"]).size == 0,
     "ctc_log_probs_not_normalized": _ctc_log_probs_not_normalized,
     "ctc_impossible_alignment": _ctc_impossible_alignment,

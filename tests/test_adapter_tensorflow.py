@@ -565,6 +565,15 @@ def _ctc_zero_width(adapter):
     return case
 
 
+def _ctc_floor(adapter):
+    x = np.array([[[-1000.0, 0.0, 0.0]]], np.float32)
+    case = _case("ctc_loss", {"log_probs": x, "targets": np.array([[1]]), "input_lengths": np.array([1]), "target_lengths": np.array([0])},
+                 {"reduction": "none"}, "float32")
+    _deviates(adapter, case, [707.5868], [1000.0])
+    assert not check_case(adapter, case, convention="ctc-of-logits").passed  # wrong under its own formula too
+    return case
+
+
 def _ctc_impossible(adapter):
     case = _ctc_edge("impossible_alignment_is_inf", "float32")
     _deviates(adapter, case, [707.9818725585938], [INF])
@@ -611,6 +620,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "keras-unbatched-weighted-regression-mean-not-divided": ("test_matches_oracle", _regression_scalar_weighted_mean),
     "ctc-loss-float64-raises": ("test_edge_cases", _ctc_float64),
     "ctc-loss-zero-width-labels-count-the-empty-path-twice": ("test_matches_oracle", _ctc_zero_width),
+    "ctc-loss-floors-frame-log-probabilities": ("test_matches_oracle", _ctc_floor),
     "ctc-loss-impossible-alignment-is-finite": ("test_edge_cases", _ctc_impossible),
     "ctc-loss-normalizes-logits": ("test_edge_cases", _ctc_normalizes),
 }
