@@ -79,12 +79,13 @@ def run_suite(*args: str, tmp: Path, profile: str = "dev", seed: int = 0, timeou
     Hermetic and deterministic: the Hypothesis profile is ``profile`` (via
     ``LOSSCONF_PROFILE``), the seed is fixed, the example database lives in
     ``tmp`` (no replay from earlier runs), the outer run's ``PYTEST_ADDOPTS``
-    and xdist worker variables are not inherited, and nothing is written to
-    the checkout.
+    and xdist worker variables are not inherited, Hypothesis draws no constants
+    from the checkout's own code (``tests/hermetic_hypothesis.py``), and nothing
+    is written to the checkout.
     """
     report_dir = tmp / "report"
     cmd = [
-        sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
+        sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-p", "tests.hermetic_hypothesis", "-q",
         "--report-dir", str(report_dir), f"--hypothesis-seed={seed}", *args,
     ]
     env = {
