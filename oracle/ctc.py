@@ -20,7 +20,9 @@ alpha_{T-1}(2S - 1)``. Float implementations run this recursion in log space bec
 ``y_t`` products underflow; mpmath's numbers have an unbounded exponent, so the oracle runs
 it on ``y = e^x`` directly -- the same sums, with no log-sum-exp rounding at all -- and
 takes ``-log P`` once. (Positive terms only: no cancellation; Ziv's loop in
-``oracle.core`` decides the rounding.)
+``oracle.core`` decides the rounding. The one trap of probability space -- ``P = 1 +
+delta`` with a tiny ``delta``, whose digits ``-log P`` needs -- is covered by working
+``-(lowest set bit exponent of any log-probability)`` bits above the caller's precision.)
 
 Conventions: an impossible alignment (``P = 0``: a target longer than ``T_n`` once repeats
 need a blank between them) gives ``+inf``, or 0 with ``zero_infinity``; an empty target
@@ -104,6 +106,18 @@ def _sequences(log_probs, targets, input_lengths, target_lengths, blank: int):
     return mp_array(x), list(zip(il.tolist(), labels)), batched
 
 
+def _guard_bits(xi: np.ndarray, steps: int) -> int:
+    """Extra bits for one sequence: ``P`` can be ``1 + delta`` with ``delta`` as small as the
+    lowest set bit of a log-probability (a path's sum of floats is a multiple of it), and
+    ``-log P = -log1p(delta)`` needs ``delta``'s own digits: keep ``-min lsb exponent`` bits
+    more than the caller's precision (binary64 subnormals: at most 1138)."""
+    lowest = 0
+    for v in xi[:steps].reshape(-1):
+        if mpmath.isfinite(v) and v != 0:
+            lowest = min(lowest, int(v._mpf_[2]))
+    return 64 - lowest
+
+
 def _forward_backward(y: np.ndarray, steps: int, label: np.ndarray, blank: int):
     """``(P, alpha, beta)`` over the extended label; ``y`` is ``(T, C)`` of ``e^x``."""
     ext = [blank]
@@ -165,17 +179,19 @@ def ctc_loss_terms(
     scale = np.empty(n, dtype=object)
     for i, (steps, label) in enumerate(sequences):
         xi = x[:, i, :]
-        y = np.vectorize(mpmath.exp, otypes=[object])(xi) if xi.size else xi
-        p, alpha, beta, ext = _forward_backward(y, steps, label, int(blank))
+        with mpmath.workprec(mpmath.mp.prec + _guard_bits(xi, steps)):
+            y = np.vectorize(mpmath.exp, otypes=[object])(xi) if xi.size else xi
+            p, alpha, beta, ext = _forward_backward(y, steps, label, int(blank))
+            loss = -mpmath.log(p) if p != 0 else None
+            gamma = _occupation(p, alpha, beta, ext, y, steps, xi.shape[1]) if steps and p != 0 else np.zeros((0, 0), dtype=object)
         used = [abs(v) for row in xi[:steps] for v in row if mpmath.isfinite(v)]
         frame_max = [max((abs(v) for v in row if mpmath.isfinite(v)), default=mpf(0)) for row in xi[:steps]]
         scale[i] = mpmath.fsum(frame_max) if used else mpf(0)
-        if p == 0:
+        if loss is None:
             terms[i] = mpf(0) if zero_infinity else mpmath.inf
             cond[i], scale[i] = mpf(0), mpf(0)
             continue
-        terms[i] = -mpmath.log(p)
-        gamma = _occupation(p, alpha, beta, ext, y, steps, xi.shape[1]) if steps else np.zeros((0, 0), dtype=object)
+        terms[i] = loss
         cond[i] = mpmath.fsum(abs(gamma[t, c] * xi[t, c]) for t in range(steps) for c in range(xi.shape[1])
                               if gamma[t, c] and mpmath.isfinite(xi[t, c]))
         if reduction == "mean":
@@ -215,15 +231,16 @@ def ctc_loss_grad(
     n = len(sequences)
     for i, (steps, label) in enumerate(sequences):
         xi = x[:, i, :]
-        y = np.vectorize(mpmath.exp, otypes=[object])(xi)
-        p, alpha, beta, ext = _forward_backward(y, steps, label, int(blank))
-        if p == 0:
-            if not zero_infinity:
-                grad[:steps, i, :] = mpmath.nan
-            continue
-        if not steps:
-            continue
-        g = -_occupation(p, alpha, beta, ext, y, steps, xi.shape[1])
+        with mpmath.workprec(mpmath.mp.prec + _guard_bits(xi, steps)):
+            y = np.vectorize(mpmath.exp, otypes=[object])(xi)
+            p, alpha, beta, ext = _forward_backward(y, steps, label, int(blank))
+            if p == 0:
+                if not zero_infinity:
+                    grad[:steps, i, :] = mpmath.nan
+                continue
+            if not steps:
+                continue
+            g = -_occupation(p, alpha, beta, ext, y, steps, xi.shape[1])
         if reduction == "mean":
             g = g / (mpf(max(len(label), 1)) * n)
         grad[:steps, i, :] = g
