@@ -330,3 +330,67 @@ def triplet_margin_with_distance_loss(*, distance_function: str | None, margin: 
     if distance_function not in JAX_DISTANCES:
         raise ValueError(f"unknown distance_function {distance_function!r}")
     return _triplet(JAX_DISTANCES[distance_function], margin, swap, reduction)
+
+
+# -- regression and distribution losses (issue 4) -------------------------------------
+
+
+def _weighted(body: list[str], weighted: bool, reduction: str, *, mean_by_weight: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    params = ("input", "target", "weight") if weighted else ("input", "target")
+    if weighted:
+        body.append("loss = weight * loss")
+        if reduction == "mean" and mean_by_weight:
+            return params, (*body, "out = jnp.sum(loss) / jnp.sum(weight)")
+    return params, (*body, *_reduce(reduction))
+
+
+def mse_loss(*, weighted: bool, reduction: str) -> Program:
+    """``optax.losses.squared_error`` (``(x - y)^2``; not ``l2_loss``, which halves it);
+    with ``weight``, ``weight * loss`` and PyTorch's weighted mean ``sum(w t) / sum(w)``."""
+    reduction = _check_reduction(reduction)
+    body = ["loss = optax.losses.squared_error(input, target)"]
+    return Program(*_weighted(body, weighted, reduction, mean_by_weight=True))
+
+
+def huber_loss(*, weighted: bool, reduction: str, delta: float) -> Program:
+    """``optax.losses.huber_loss(delta=...)`` (the same piecewise formula as PyTorch's);
+    with ``weight``, ``weight * loss`` and the mean over all elements, as PyTorch."""
+    reduction = _check_reduction(reduction)
+    body = [f"loss = optax.losses.huber_loss(input, target, delta={_literal(delta)})"]
+    return Program(*_weighted(body, weighted, reduction, mean_by_weight=False))
+
+
+def smooth_l1_loss(*, reduction: str, beta: float) -> Program:
+    """SmoothL1_beta = Huber_beta / beta (PyTorch's docs): ``optax.losses.huber_loss(delta=beta)
+    / beta``; ``beta = 0`` would be L1, which optax lacks (the caller refuses it)."""
+    reduction = _check_reduction(reduction)
+    body = [f"loss = optax.losses.huber_loss(input, target, delta={_literal(beta)}) / {_literal(beta)}"]
+    return Program(("input", "target"), (*body, *_reduce(reduction)))
+
+
+def ctc_loss(*, unbatched: bool, blank: int, reduction: str, zero_infinity: bool) -> Program:
+    """``optax.losses.ctc_loss`` on ``(N, T, C)`` logits with paddings built from the lengths
+    (1.0 marks a padded frame or label), ``blank_id=blank``; targets arrive padded to
+    ``(N, S)`` (the adapter pads concatenated ones on the host). ``mean`` divides each loss
+    by its target length (at least 1), then averages, as the spec does; ``zero_infinity`` is
+    ``jnp.where(jnp.isinf(loss), 0, loss)``."""
+    reduction = _check_reduction(reduction)
+    body = [
+        "logits = log_probs[:, None, :] if log_probs.ndim == 2 else log_probs",
+        "logits = jnp.moveaxis(logits, 0, 1)",
+        "labels = targets.reshape(logits.shape[0], -1)",
+        "il = input_lengths.reshape(-1)",
+        "tl = target_lengths.reshape(-1)",
+        "logit_paddings = (jnp.arange(logits.shape[1])[None, :] >= il[:, None]).astype(logits.dtype)",
+        "label_paddings = (jnp.arange(labels.shape[1])[None, :] >= tl[:, None]).astype(logits.dtype)",
+        f"loss = optax.losses.ctc_loss(logits, logit_paddings, labels, label_paddings, blank_id={int(blank)})",
+    ]
+    if zero_infinity:
+        body.append("loss = jnp.where(jnp.isinf(loss), 0, loss)")
+    if reduction == "mean":
+        body.append("out = jnp.mean(loss / jnp.maximum(tl, 1).astype(loss.dtype))")
+    elif reduction == "none" and unbatched:
+        body.append("out = loss[0]")
+    else:
+        body += _reduce(reduction)
+    return Program(("log_probs", "targets", "input_lengths", "target_lengths"), tuple(body))

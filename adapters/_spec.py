@@ -18,6 +18,14 @@ SPEC_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "softmax": ("input",),
     "log_softmax": ("input",),
     "sigmoid": ("input",),
+    # regression and distribution losses (issue 4)
+    "l1_loss": ("input", "target"),
+    "mse_loss": ("input", "target"),
+    "huber_loss": ("input", "target"),
+    "smooth_l1_loss": ("input", "target"),
+    "poisson_nll_loss": ("input", "target"),
+    "gaussian_nll_loss": ("input", "target", "var"),
+    "ctc_loss": ("log_probs", "targets", "input_lengths", "target_lengths"),
 }
 
 #: Margin, ranking and embedding losses (issue 5).

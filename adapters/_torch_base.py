@@ -362,6 +362,115 @@ class TorchAdapter:
             "reduction": reduction,
         })  # fmt: skip
 
+    # -- regression and distribution losses (issue 4) ---------------------------
+
+    def l1_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        weight: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Mean absolute error ``|input - target|``."""
+        return self._forward("l1_loss", {
+            "input": input, "target": target, "size_average": size_average,
+            "reduce": reduce, "reduction": reduction, "weight": weight,
+        })  # fmt: skip
+
+    def mse_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        weight: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Mean squared error ``(input - target)^2``."""
+        return self._forward("mse_loss", {
+            "input": input, "target": target, "size_average": size_average,
+            "reduce": reduce, "reduction": reduction, "weight": weight,
+        })  # fmt: skip
+
+    def huber_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        reduction: str = "mean",
+        delta: float = 1.0,
+        weight: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Huber loss with threshold ``delta``."""
+        return self._forward("huber_loss", {
+            "input": input, "target": target, "reduction": reduction, "delta": delta, "weight": weight,
+        })  # fmt: skip
+
+    def smooth_l1_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        beta: float = 1.0,
+    ) -> np.ndarray:
+        """Smooth L1 loss with threshold ``beta`` (``beta = 0``: L1)."""
+        return self._forward("smooth_l1_loss", {
+            "input": input, "target": target, "size_average": size_average,
+            "reduce": reduce, "reduction": reduction, "beta": beta,
+        })  # fmt: skip
+
+    def poisson_nll_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        log_input: bool = True,
+        full: bool = False,
+        size_average: bool | None = None,
+        eps: float = 1e-8,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Poisson negative log-likelihood of a (log-)rate ``input``."""
+        return self._forward("poisson_nll_loss", {
+            "input": input, "target": target, "log_input": log_input, "full": full,
+            "size_average": size_average, "eps": eps, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def gaussian_nll_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        var: np.ndarray | float,
+        full: bool = False,
+        eps: float = 1e-6,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Gaussian negative log-likelihood with variance ``var`` (array or float)."""
+        return self._forward("gaussian_nll_loss", {
+            "input": input, "target": target, "var": var, "full": full, "eps": eps,
+            "reduction": reduction,
+        })  # fmt: skip
+
+    def ctc_loss(
+        self,
+        log_probs: np.ndarray,
+        targets: np.ndarray,
+        input_lengths: np.ndarray,
+        target_lengths: np.ndarray,
+        blank: int = 0,
+        reduction: str = "mean",
+        zero_infinity: bool = False,
+    ) -> np.ndarray:
+        """Connectionist Temporal Classification loss of ``(T, N, C)`` log-probabilities."""
+        return self._forward("ctc_loss", {
+            "log_probs": log_probs, "targets": targets, "input_lengths": input_lengths,
+            "target_lengths": target_lengths, "blank": blank, "reduction": reduction,
+            "zero_infinity": zero_infinity,
+        })  # fmt: skip
+
     # -- gradients and repro snippets --------------------------------------------
 
     def grad(

@@ -112,6 +112,23 @@ def _host_array(name: str, value: object) -> np.ndarray:
     return array
 
 
+def _padded_targets(arguments: Mapping[str, object]) -> np.ndarray:
+    """CTC targets as ``(N, S)`` (S >= 1): concatenated ones split by ``target_lengths`` and
+    padded on the host, as a JAX user does before jitting (the padding is masked)."""
+    targets = np.asarray(arguments["targets"])
+    lengths = np.asarray(arguments["target_lengths"]).reshape(-1)
+    if np.ndim(arguments["log_probs"]) == 3 and targets.ndim == 1:
+        if lengths.sum() != targets.size or (lengths < 0).any():
+            raise ValueError(f"concatenated targets hold {targets.size} labels, target_lengths sum to {lengths.sum()}")
+        rows = np.split(targets, np.cumsum(lengths)[:-1])
+        width = max(1, int(lengths.max(initial=0)))
+        targets = np.array([np.pad(r, (0, width - r.size)) for r in rows], dtype=targets.dtype)
+    targets = targets.reshape(lengths.size, -1)
+    if targets.shape[1] == 0:
+        targets = np.zeros((lengths.size, 1), dtype=targets.dtype)
+    return targets
+
+
 class JaxLosses:
     """The spec's functions, each a jitted JAX program built on optax / jax.nn."""
 
@@ -321,6 +338,40 @@ class JaxLosses:
         """A named distance (``_jax_programs.JAX_DISTANCES``) in jnp / optax."""
         return self._forward("triplet_margin_with_distance_loss", locals())
 
+    # -- regression and distribution losses (issue 4) ---------------------------
+
+    def l1_loss(self, input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> np.ndarray:
+        """Unsupported: optax has no absolute-error loss."""
+        raise NotImplementedError("l1_loss: optax has no absolute-error (L1) loss")
+
+    def mse_loss(self, input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> np.ndarray:
+        """``optax.losses.squared_error``, reduced with jnp."""
+        return self._forward("mse_loss", locals())
+
+    def huber_loss(self, input, target, reduction="mean", delta=1.0, weight=None) -> np.ndarray:
+        """``optax.losses.huber_loss(delta=...)``, reduced with jnp."""
+        return self._forward("huber_loss", locals())
+
+    def smooth_l1_loss(self, input, target, size_average=None, reduce=None, reduction="mean", beta=1.0) -> np.ndarray:
+        """``optax.losses.huber_loss(delta=beta) / beta``; ``beta = 0`` (L1) unsupported."""
+        if beta == 0:
+            raise NotImplementedError("smooth_l1_loss with beta=0 is L1: optax has no absolute-error loss")
+        return self._forward("smooth_l1_loss", locals())
+
+    def poisson_nll_loss(
+        self, input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None, reduction="mean"
+    ) -> np.ndarray:
+        """Unsupported: optax has no Poisson NLL loss."""
+        raise NotImplementedError("poisson_nll_loss: optax has no Poisson negative log-likelihood loss")
+
+    def gaussian_nll_loss(self, input, target, var, full=False, eps=1e-6, reduction="mean") -> np.ndarray:
+        """Unsupported: optax has no Gaussian NLL loss."""
+        raise NotImplementedError("gaussian_nll_loss: optax has no Gaussian negative log-likelihood loss")
+
+    def ctc_loss(self, log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False) -> np.ndarray:
+        """``optax.losses.ctc_loss`` with paddings from the lengths."""
+        return self._forward("ctc_loss", locals())
+
     # -- gradients and repro snippets --------------------------------------------
 
     def grad(
@@ -424,7 +475,7 @@ class JaxLosses:
             program = _MARGIN_PROGRAMS[fn_name](arguments)
             arrays = {name: _host_array(name, arguments[name]) for name in program.params}
             return program, arrays
-        ndim = np.ndim(arguments["input"])
+        ndim = np.ndim(arguments["input"] if "input" in arguments else arguments["log_probs"])
         if fn_name == "cross_entropy":
             target = np.asarray(arguments["target"])
             program = programs.cross_entropy(
@@ -462,6 +513,21 @@ class JaxLosses:
             program = programs.activation(fn_name, dim=int(arguments["dim"]))  # type: ignore[call-overload]
         elif fn_name == "sigmoid":
             program = programs.activation("sigmoid")
+        elif fn_name == "mse_loss":
+            program = programs.mse_loss(weighted=arguments["weight"] is not None, reduction=reduction)  # type: ignore[arg-type]
+        elif fn_name == "huber_loss":
+            program = programs.huber_loss(
+                weighted=arguments["weight"] is not None, reduction=reduction,  # type: ignore[arg-type]
+                delta=float(arguments["delta"]),  # type: ignore[arg-type]
+            )
+        elif fn_name == "ctc_loss":
+            program = programs.ctc_loss(
+                unbatched=ndim == 2, blank=int(arguments["blank"]),  # type: ignore[call-overload]
+                reduction=reduction, zero_infinity=bool(arguments["zero_infinity"]),  # type: ignore[arg-type]
+            )
+            arguments = dict(arguments, targets=_padded_targets(arguments))
+        elif fn_name == "smooth_l1_loss":
+            program = programs.smooth_l1_loss(reduction=reduction, beta=float(arguments["beta"]))  # type: ignore[arg-type]
         else:
             raise ValueError(f"{fn_name!r} is not a spec function")
         arrays = {name: _host_array(name, arguments[name]) for name in program.params}
@@ -488,6 +554,7 @@ _MARGIN_PROGRAMS: dict[str, Callable[[Mapping[str, Any]], programs.Program]] = {
         distance_function=a["distance_function"], margin=float(a["margin"]), swap=bool(a["swap"]), reduction=a["reduction"]
     ),
 }
+from .options import SPEC_OPTIONS  # noqa: E402  (the option names, for unsupported losses)
 
 _OPTAX = "optax.losses."
 _MEAN = ("composed", "jnp.mean(loss) of optax's per-example losses")
@@ -549,6 +616,46 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     "softmax": {"(function)": ("native", "jax.nn.softmax"), "dim": ("native", "axis=dim")},
     "log_softmax": {"(function)": ("native", "jax.nn.log_softmax"), "dim": ("native", "axis=dim")},
     "sigmoid": {"(function)": ("native", "jax.nn.sigmoid")},
+    # regression and distribution losses (issue 4)
+    "l1_loss": {o: ("unsupported", "optax has no absolute-error loss: NotImplementedError") for o in ("(function)", *SPEC_OPTIONS["l1_loss"])},
+    "mse_loss": {
+        "(function)": ("native", _OPTAX + "squared_error(predictions, targets) (not l2_loss, which is half of it)"),
+        "weight": ("composed", "weight * loss; mean jnp.sum(loss) / jnp.sum(weight), as PyTorch"),
+        "reduction='none'": ("native", "optax returns elementwise losses"),
+        "reduction='mean'": _MEAN,
+        "reduction='sum'": _SUM,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "huber_loss": {
+        "(function)": ("native", _OPTAX + "huber_loss(predictions, targets, delta=delta)"),
+        "delta": ("native", "delta=..."),
+        "weight": ("composed", "weight * loss; mean over all elements, as PyTorch"),
+        "reduction='none'": ("native", "optax returns elementwise losses"),
+        "reduction='mean'": _MEAN,
+        "reduction='sum'": _SUM,
+    },
+    "smooth_l1_loss": {
+        "(function)": ("composed", _OPTAX + "huber_loss(predictions, targets, delta=beta) / beta"),
+        "beta": ("composed", "huber_loss(delta=beta) / beta"),
+        "beta=0": ("unsupported", "L1: optax has no absolute-error loss"),
+        "reduction='none'": ("native", "optax returns elementwise losses"),
+        "reduction='mean'": _MEAN,
+        "reduction='sum'": _SUM,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "ctc_loss": {
+        "(function)": ("native", _OPTAX + "ctc_loss(logits, logit_paddings, labels, label_paddings, blank_id=blank)"),
+        "padded (N, S) targets": ("native", "labels with label_paddings = arange(S) >= target_lengths"),
+        "concatenated targets": ("composed", "split by target_lengths and padded on the host"),
+        "unbatched (T, C)": ("composed", "a batch axis of 1"),
+        "blank": ("native", "blank_id=blank"),
+        "zero_infinity": ("composed", "jnp.where(jnp.isinf(loss), 0, loss)"),
+        "reduction='none'": ("native", "per-sequence losses"),
+        "reduction='mean'": ("composed", "jnp.mean(loss / max(target_lengths, 1))"),
+        "reduction='sum'": _SUM,
+    },
+    "poisson_nll_loss": {o: ("unsupported", "optax has no Poisson NLL loss: NotImplementedError") for o in ("(function)", *SPEC_OPTIONS["poisson_nll_loss"])},
+    "gaussian_nll_loss": {o: ("unsupported", "optax has no Gaussian NLL loss: NotImplementedError") for o in ("(function)", *SPEC_OPTIONS["gaussian_nll_loss"])},
 }
 
 

@@ -44,6 +44,14 @@ SPEC_OPTIONS: dict[str, tuple[str, ...]] = {
     "softmax": ("dim",),
     "log_softmax": ("dim",),
     "sigmoid": (),
+    # regression and distribution losses (issue 4)
+    "l1_loss": ("weight", *_REDUCTIONS),
+    "mse_loss": ("weight", *_REDUCTIONS),
+    "huber_loss": ("delta", "weight", *_REDUCTIONS[:3]),
+    "smooth_l1_loss": ("beta", "beta=0", *_REDUCTIONS),
+    "poisson_nll_loss": ("log_input=True", "log_input=False", "full", "eps", *_REDUCTIONS),
+    "ctc_loss": ("padded (N, S) targets", "concatenated targets", "unbatched (T, C)", "blank", "zero_infinity", *_REDUCTIONS[:3]),
+    "gaussian_nll_loss": ("var of input's shape", "var one dimension short", "var with a dimension 1", "var as a float", "full", "eps", *_REDUCTIONS[:3]),
 }
 
 #: Margin, ranking and embedding losses (issue 5).

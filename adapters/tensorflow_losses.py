@@ -69,6 +69,7 @@ from .errors import AdapterError, AdapterUnavailableError
 ARRAY_PARAMETERS = (
     "input", "target", "weight", "pos_weight",
     "input1", "input2", "anchor", "positive", "negative",  # margin and embedding losses
+    "log_probs", "targets", "input_lengths", "target_lengths",  # ctc_loss
 )
 
 _KERAS = "tf.keras.losses"
@@ -352,6 +353,123 @@ def _sigmoid(a: dict[str, Any]) -> list[str]:
     return ["out = tf.math.sigmoid(input)"]
 
 
+# -- regression and distribution losses (issue 4) -------------------------------------
+
+
+def _keras_elementwise(fn_name: str, a: dict[str, Any], loss: str, *, by_weight: bool, scale: str = "") -> list[str]:
+    """A Keras regression loss on a unit last axis (Keras averages over the last axis; the
+    spec's terms are elementwise), with ``weight`` as ``sample_weight`` and the spec's
+    mean denominator: ``sum(w)`` (``mean_with_sample_weight``) or N (``sum_over_batch_size``)."""
+    lines: list[str] = []
+    sample = {}
+    if a.get("weight") is not None:
+        lines.append("sample_weight = tf.broadcast_to(weight, tf.shape(input))")
+        sample = {"sample_weight": "sample_weight"}
+    dtype = tf_dtype(np.asarray(a["input"]).dtype).name
+    call = loss.format(
+        reduction=_kw(_keras_reduction(a["reduction"], by_weight=by_weight and bool(sample))),
+        dtype=_kw(dtype),
+    )
+    lines += [f"loss_fn = {_KERAS}.{call}", _call("out = loss_fn", "target[..., None]", "input[..., None]", **sample) + scale]
+    return lines
+
+
+def _l1_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("l1_loss", a["size_average"], a["reduce"])
+    return _keras_elementwise("l1_loss", a, "MeanAbsoluteError(reduction={reduction}, dtype={dtype})", by_weight=True)
+
+
+def _mse_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("mse_loss", a["size_average"], a["reduce"])
+    return _keras_elementwise("mse_loss", a, "MeanSquaredError(reduction={reduction}, dtype={dtype})", by_weight=True)
+
+
+def _huber_loss(a: dict[str, Any]) -> list[str]:
+    delta = _kw(a["delta"])
+    return _keras_elementwise("huber_loss", a, f"Huber(delta={delta}, reduction={{reduction}}, dtype={{dtype}})", by_weight=False)
+
+
+def _smooth_l1_loss(a: dict[str, Any]) -> list[str]:
+    """SmoothL1_beta = Huber_beta / beta (the docs' identity); beta = 0 is L1."""
+    _legacy("smooth_l1_loss", a["size_average"], a["reduce"])
+    beta = a["beta"]
+    if beta == 0:
+        return _keras_elementwise("smooth_l1_loss", a, "MeanAbsoluteError(reduction={reduction}, dtype={dtype})", by_weight=False)
+    return _keras_elementwise(
+        "smooth_l1_loss", a, f"Huber(delta={_kw(beta)}, reduction={{reduction}}, dtype={{dtype}})",
+        by_weight=False, scale=f" / {_kw(beta)}",
+    )
+
+
+_KERAS_EPSILON = 1e-7  # keras.config.epsilon(), the constant in keras.losses.poisson
+
+
+def _poisson_nll_loss(a: dict[str, Any]) -> list[str]:
+    """``tf.nn.log_poisson_loss`` for log-rates (its ``compute_full_loss`` is the Stirling
+    term); Keras's ``Poisson`` for rates, whose epsilon is fixed at 1e-7."""
+    _legacy("poisson_nll_loss", a["size_average"], a["reduce"])
+    if a["log_input"]:
+        reduction = _explicit_reduction("poisson_nll_loss", a["reduction"])
+        lines = [
+            "losses = tf.nn.log_poisson_loss(targets=target, log_input=input, "
+            f"compute_full_loss={bool(a['full'])})"
+        ]
+        lines.append({
+            "none": "out = losses",
+            "sum": "out = tf.reduce_sum(losses)",
+            "mean": "out = tf.reduce_mean(losses)",
+        }[reduction])  # fmt: skip
+        return lines
+    if a["full"]:
+        raise NotImplementedError("poisson_nll_loss: Keras's Poisson (rates) has no Stirling term (full=True)")
+    if a["eps"] != _KERAS_EPSILON:
+        raise NotImplementedError(
+            f"poisson_nll_loss: Keras's Poisson adds keras.config.epsilon() = {_KERAS_EPSILON}, "
+            f"not eps={a['eps']!r}"
+        )
+    return _keras_elementwise("poisson_nll_loss", a, "Poisson(reduction={reduction}, dtype={dtype})", by_weight=False)
+
+
+def _gaussian_nll_loss(a: dict[str, Any]) -> list[str]:
+    raise NotImplementedError("gaussian_nll_loss: TensorFlow and Keras have no Gaussian negative log-likelihood loss")
+
+
+def _ctc_loss(a: dict[str, Any]) -> list[str]:
+    """``tf.nn.ctc_loss`` on dense (padded) labels, time-major, ``blank_index=blank``;
+    concatenated targets are padded first (``tf.RaggedTensor.from_row_lengths``), an
+    unbatched ``(T, C)`` input gets a batch axis. ``mean`` divides each loss by its target
+    length (at least 1) before the batch mean, as the spec does."""
+    reduction = _explicit_reduction("ctc_loss", a["reduction"])
+    x, targets = np.asarray(a["log_probs"]), np.asarray(a["targets"])
+    lines: list[str] = []
+    if x.ndim == 2:
+        lines += [
+            "logits = log_probs[:, None, :]",
+            "labels = tf.reshape(targets, (1, -1))",
+            "label_length = tf.reshape(target_lengths, (1,))",
+            "logit_length = tf.reshape(input_lengths, (1,))",
+        ]
+    else:
+        lines.append("logits = log_probs")
+        if targets.ndim == 1:
+            lines.append("labels = tf.RaggedTensor.from_row_lengths(targets, target_lengths).to_tensor()")
+        else:
+            lines.append("labels = targets")
+        lines += ["label_length = target_lengths", "logit_length = input_lengths"]
+    lines.append(
+        "losses = tf.nn.ctc_loss(labels=labels, logits=logits, label_length=label_length, "
+        f"logit_length=logit_length, logits_time_major=True, blank_index={int(a['blank'])})"
+    )
+    if a["zero_infinity"]:
+        lines.append("losses = tf.where(tf.math.is_inf(losses), tf.zeros_like(losses), losses)")
+    lines.append({
+        "none": "out = losses" if x.ndim == 3 else "out = losses[0]",
+        "sum": "out = tf.reduce_sum(losses)",
+        "mean": "out = tf.reduce_mean(losses / tf.cast(tf.maximum(label_length, 1), losses.dtype))",
+    }[reduction])  # fmt: skip
+    return lines
+
+
 _PROGRAMS = {
     "cross_entropy": _cross_entropy,
     "nll_loss": _nll_loss,
@@ -361,6 +479,13 @@ _PROGRAMS = {
     "softmax": _softmax,
     "log_softmax": _log_softmax,
     "sigmoid": _sigmoid,
+    "l1_loss": _l1_loss,
+    "mse_loss": _mse_loss,
+    "huber_loss": _huber_loss,
+    "smooth_l1_loss": _smooth_l1_loss,
+    "poisson_nll_loss": _poisson_nll_loss,
+    "gaussian_nll_loss": _gaussian_nll_loss,
+    "ctc_loss": _ctc_loss,
 }
 
 
@@ -738,6 +863,38 @@ class TensorFlowLosses:
         """A named distance (``TF_DISTANCES``), composed."""
         return self._forward("triplet_margin_with_distance_loss", locals())
 
+    # -- regression and distribution losses (issue 4) ---------------------------
+
+    def l1_loss(self, input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> np.ndarray:
+        """Keras's MeanAbsoluteError() on a unit last axis."""
+        return self._forward("l1_loss", locals())
+
+    def mse_loss(self, input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> np.ndarray:
+        """Keras's MeanSquaredError() on a unit last axis."""
+        return self._forward("mse_loss", locals())
+
+    def huber_loss(self, input, target, reduction="mean", delta=1.0, weight=None) -> np.ndarray:
+        """Keras's Huber(delta) on a unit last axis."""
+        return self._forward("huber_loss", locals())
+
+    def smooth_l1_loss(self, input, target, size_average=None, reduce=None, reduction="mean", beta=1.0) -> np.ndarray:
+        """Composed: Keras's Huber(delta=beta) / beta; MeanAbsoluteError for beta = 0."""
+        return self._forward("smooth_l1_loss", locals())
+
+    def poisson_nll_loss(
+        self, input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None, reduction="mean"
+    ) -> np.ndarray:
+        """``tf.nn.log_poisson_loss`` (log-rates) or Keras's Poisson (rates, eps 1e-7 only)."""
+        return self._forward("poisson_nll_loss", locals())
+
+    def gaussian_nll_loss(self, input, target, var, full=False, eps=1e-6, reduction="mean") -> np.ndarray:
+        """Unsupported: TensorFlow has no Gaussian NLL loss."""
+        return self._forward("gaussian_nll_loss", locals())
+
+    def ctc_loss(self, log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False) -> np.ndarray:
+        """``tf.nn.ctc_loss`` (dense labels, time-major, ``blank_index=blank``)."""
+        return self._forward("ctc_loss", locals())
+
     # -- gradients and repro snippets --------------------------------------------
 
     def grad(
@@ -826,6 +983,8 @@ class TensorFlowLosses:
         bound.apply_defaults()
         return dict(bound.arguments)
 
+
+from .options import SPEC_OPTIONS  # noqa: E402  (the option names, for unsupported losses)
 
 _LEGACY = ("unsupported", "TensorFlow has no size_average/reduce: NotImplementedError")
 
@@ -917,6 +1076,61 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     "softmax": {"(function)": ("native", "tf.nn.softmax"), "dim": ("native", "axis=dim")},
     "log_softmax": {"(function)": ("native", "tf.nn.log_softmax"), "dim": ("native", "axis=dim")},
     "sigmoid": {"(function)": ("native", "tf.math.sigmoid")},
+    # regression and distribution losses (issue 4)
+    **{
+        loss: {
+            "(function)": ("native", f"{_KERAS}.{keras}() on x[..., None] (Keras averages over the last axis)"),
+            "weight": ("composed", "sample_weight = weight, reduction='mean_with_sample_weight' (mean = sum(w t) / sum(w))"),
+            "reduction='none'": ("native", "reduction='none'"),
+            "reduction='mean'": ("native", "reduction='sum_over_batch_size'"),
+            "reduction='sum'": ("native", "reduction='sum'"),
+            "size_average/reduce (legacy)": _LEGACY,
+        }
+        for loss, keras in (("l1_loss", "MeanAbsoluteError"), ("mse_loss", "MeanSquaredError"))
+    },
+    "huber_loss": {
+        "(function)": ("native", f"{_KERAS}.Huber(delta=delta) on x[..., None]"),
+        "delta": ("native", "Huber(delta=...)"),
+        "weight": ("composed", "sample_weight = weight, reduction='sum_over_batch_size' (mean = sum(w t) / N, as PyTorch)"),
+        "reduction='none'": ("native", "reduction='none'"),
+        "reduction='mean'": ("native", "reduction='sum_over_batch_size'"),
+        "reduction='sum'": ("native", "reduction='sum'"),
+    },
+    "smooth_l1_loss": {
+        "(function)": ("composed", f"{_KERAS}.Huber(delta=beta)(...) / beta: SmoothL1 = Huber / beta"),
+        "beta": ("composed", "Huber(delta=beta) / beta"),
+        "beta=0": ("composed", f"{_KERAS}.MeanAbsoluteError()"),
+        "reduction='none'": ("native", "reduction='none'"),
+        "reduction='mean'": ("native", "reduction='sum_over_batch_size'"),
+        "reduction='sum'": ("native", "reduction='sum'"),
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "poisson_nll_loss": {
+        "(function)": ("native", "tf.nn.log_poisson_loss (log-rates); tf.keras.losses.Poisson (rates)"),
+        "log_input=True": ("native", "tf.nn.log_poisson_loss(targets, log_input)"),
+        "log_input=False": ("native", f"{_KERAS}.Poisson() on x[..., None]: only with eps=1e-7 (Keras's fixed epsilon), else unsupported"),
+        "full": ("native", "log_poisson_loss(compute_full_loss=True); with log_input=False unsupported"),
+        "eps": ("unsupported", "Keras's Poisson has epsilon 1e-7 fixed (keras.config.epsilon()); log_poisson_loss has none (log-rates need none)"),
+        "reduction='none'": ("native", "per-element losses"),
+        "reduction='mean'": ("composed", "tf.reduce_mean (log-rates); Keras 'sum_over_batch_size' (rates)"),
+        "reduction='sum'": ("composed", "tf.reduce_sum (log-rates); Keras 'sum' (rates)"),
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "ctc_loss": {
+        "(function)": ("native", "tf.nn.ctc_loss(labels, logits, label_length, logit_length, logits_time_major=True, blank_index=blank)"),
+        "padded (N, S) targets": ("native", "dense labels with label_length"),
+        "concatenated targets": ("composed", "tf.RaggedTensor.from_row_lengths(targets, target_lengths).to_tensor()"),
+        "unbatched (T, C)": ("composed", "a batch axis of 1, removed from the output"),
+        "blank": ("native", "blank_index=blank"),
+        "zero_infinity": ("composed", "tf.where(tf.math.is_inf(loss), 0, loss)"),
+        "reduction='none'": ("native", "per-sequence losses"),
+        "reduction='mean'": ("composed", "tf.reduce_mean(loss / max(label_length, 1))"),
+        "reduction='sum'": ("composed", "tf.reduce_sum(loss)"),
+    },
+    "gaussian_nll_loss": {
+        option: ("unsupported", "TensorFlow/Keras have no Gaussian NLL loss: NotImplementedError")
+        for option in ("(function)", *SPEC_OPTIONS["gaussian_nll_loss"])
+    },
 }
 
 

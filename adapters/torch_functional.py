@@ -39,6 +39,14 @@ _FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
             "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
         )
     },
+    # regression and distribution losses (issue 4)
+    "l1_loss": (F.l1_loss, "F.l1_loss"),
+    "mse_loss": (F.mse_loss, "F.mse_loss"),
+    "huber_loss": (F.huber_loss, "F.huber_loss"),
+    "smooth_l1_loss": (F.smooth_l1_loss, "F.smooth_l1_loss"),
+    "poisson_nll_loss": (F.poisson_nll_loss, "F.poisson_nll_loss"),
+    "gaussian_nll_loss": (F.gaussian_nll_loss, "F.gaussian_nll_loss"),
+    "ctc_loss": (F.ctc_loss, "F.ctc_loss"),
 }
 
 

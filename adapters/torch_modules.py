@@ -38,6 +38,20 @@ _MODULES: dict[str, str] = {
     "cosine_embedding_loss": "CosineEmbeddingLoss",
     "triplet_margin_loss": "TripletMarginLoss",
     "triplet_margin_with_distance_loss": "TripletMarginWithDistanceLoss",
+    # regression and distribution losses (issue 4)
+    "l1_loss": "L1Loss",
+    "mse_loss": "MSELoss",
+    "huber_loss": "HuberLoss",
+    "smooth_l1_loss": "SmoothL1Loss",
+    "poisson_nll_loss": "PoissonNLLLoss",
+    "gaussian_nll_loss": "GaussianNLLLoss",
+    "ctc_loss": "CTCLoss",
+}
+
+#: Functional options the module classes do not take: (loss, option) -> why.
+_NO_MODULE_OPTION = {
+    (loss, "weight"): f"torch.nn.{_MODULES[loss]} takes no weight (only F.{loss} does)"
+    for loss in ("l1_loss", "mse_loss", "huber_loss")
 }
 
 
@@ -47,6 +61,9 @@ class TorchModules(TorchAdapter):
     name = "torch-nn"
 
     def _invoke(self, fn_name: str, positional: list[Any], options: dict[str, Any]) -> torch.Tensor:
+        for (loss, option), why in _NO_MODULE_OPTION.items():
+            if loss == fn_name and option in options and options.pop(option) is not None:
+                raise NotImplementedError(why)
         module = getattr(torch.nn, _MODULES[fn_name])(**options)
         return module(*positional)
 
@@ -59,7 +76,11 @@ class TorchModules(TorchAdapter):
 
 #: Every option native (docs/options.md), as a constructor argument of the module class.
 OPTION_TABLE = {
-    loss: {**options, "(function)": ("native", f"torch.nn.{_MODULES[loss]}")}
+    loss: {
+        **options,
+        "(function)": ("native", f"torch.nn.{_MODULES[loss]}"),
+        **{o: ("unsupported", why) for (fn, o), why in _NO_MODULE_OPTION.items() if fn == loss},
+    }
     for loss, options in _torch_option_table("").items()
 }
 

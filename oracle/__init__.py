@@ -53,9 +53,12 @@ from .core import (
     ulp_distance,
     working_precision,
 )
+from .ctc import ctc_loss, ctc_loss_grad, ctc_loss_terms
 from .divergence import entropy, kl_div, kl_div_grad, kl_div_terms
 from .gradients import GradientCondition, log_softmax_grad, sigmoid_grad, softmax_grad
 from .reduction import LossTerms, resolve_reduction
+from .regression import *  # noqa: F403  (l1/mse/huber/smooth_l1/poisson_nll/gaussian_nll)
+from .regression import __all__ as _regression_all
 
 __all__ = [
     "FORMATS",
@@ -101,6 +104,10 @@ __all__ = [
     "ulp",
     "ulp_distance",
     "working_precision",
+    *_regression_all,
+    "ctc_loss",
+    "ctc_loss_grad",
+    "ctc_loss_terms",
 ]
 
 # Margin, ranking and embedding losses (oracle/margin.py, oracle/embedding.py).

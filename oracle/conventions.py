@@ -320,3 +320,11 @@ CONVENTIONS.update({
         ),
     ]
 })
+
+# CTC of logits (issue 4): tf.nn.ctc_loss and optax.losses.ctc_loss apply log_softmax first.
+from .ctc import ctc_loss_of_logits_terms  # noqa: E402
+
+CONVENTIONS["ctc-of-logits"] = Convention(
+    "ctc-of-logits", "ctc_loss", ctc_loss_of_logits_terms,
+    "https://www.tensorflow.org/api_docs/python/tf/nn/ctc_loss",
+)

@@ -81,7 +81,7 @@ def _floats(case: Case) -> list[np.ndarray]:
 
 
 def _input(case: Case) -> np.ndarray:
-    return np.asarray(case.args["input"], dtype=np.float64)
+    return np.asarray(case.args["input"] if "input" in case.args else case.args["log_probs"], dtype=np.float64)
 
 
 def _logit_spread_overflows(case: Case) -> bool:
@@ -118,7 +118,10 @@ def _intermediate_exceeds_max(case: Case) -> bool:
     if _logit_spread_overflows(case) if case.fn in ("cross_entropy", "log_softmax", "softmax") else False:
         return True
     with working_precision(64):
-        terms = case.call(spec_for(case.fn).terms).terms
+        try:
+            terms = case.call(spec_for(case.fn).terms).terms
+        except ValueError:  # an input the spec rejects has no intermediates to speak of
+            return False
         magnitudes = [abs(t) for t in terms.reshape(-1) if t == t]
         if sum(magnitudes) > limit:
             return True
@@ -701,6 +704,137 @@ FEATURES.update({
     "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
     "swap": lambda c: bool(c.kwargs.get("swap", False)),
     "no_swap": lambda c: not c.kwargs.get("swap", False),
+})
+
+
+# Features of the regression and distribution losses (issue 4).
+
+_REGRESSION = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "poisson_nll_loss", "gaussian_nll_loss")
+_DEFAULT_EPS = {"poisson_nll_loss": 1e-8, "gaussian_nll_loss": 1e-6}
+
+
+def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
+    """A regression loss whose elementwise intermediate exceeds the dtype's max while the
+    exact result may not: ``|x - y|``, ``(x - y)^2`` (squared losses), ``delta |x - y|``
+    (Huber's linear branch; smooth L1 formed as Huber / beta), or the unweighted term
+    (which a zero weight, a mean or a small ``delta`` would bring back into range)."""
+    if case.fn not in _REGRESSION:
+        return False
+    from oracle.core import working_precision
+
+    from .registry import spec_for
+
+    limit = format_of(case.dtype).max_finite
+    x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
+    threshold = case.kwargs.get("delta" if case.fn == "huber_loss" else "beta", 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(np.subtract(*np.broadcast_arrays(x, y)))
+        if np.any(d > limit) or (case.fn in ("mse_loss", "gaussian_nll_loss", "huber_loss", "smooth_l1_loss") and np.any(d * d > limit)):
+            return True
+        if case.fn in ("huber_loss", "smooth_l1_loss") and np.any(threshold * d > limit):
+            return True  # the linear branch's delta |d| (smooth L1 composed as Huber / beta)
+    unweighted = Case(case.fn, case.args, {k: v for k, v in case.kwargs.items() if k != "weight"}, case.dtype)
+    try:
+        with working_precision(64):
+            terms = unweighted.call(spec_for(case.fn).terms).terms
+    except Exception:  # an input the spec rejects
+        return False
+    return any(abs(t) > limit for t in terms.reshape(-1) if t == t)
+
+
+def _quadratic_branch_underflows(case: Case) -> bool:
+    """``huber_loss``/``smooth_l1_loss``: an element in the quadratic branch (``0 < |d| <
+    delta``) whose ``d * d`` falls below the dtype's smallest normal, so that forming it in
+    the dtype loses the digits a division by a small ``beta`` would bring back."""
+    if case.fn not in ("huber_loss", "smooth_l1_loss"):
+        return False
+    threshold = case.kwargs.get("delta" if case.fn == "huber_loss" else "beta", 1.0)
+    d = np.abs(_input(case) - np.asarray(case.args["target"], dtype=np.float64))
+    tiny = format_of(case.dtype).smallest_normal
+    return bool(np.any((d > 0) & (d < threshold) & (d * d < tiny)))
+
+
+def _eps_below_smallest_normal(case: Case) -> bool:
+    """``poisson_nll_loss`` (rates) or ``gaussian_nll_loss``: ``eps`` (given, or the spec's
+    default) is below the dtype's smallest normal: in the dtype it is subnormal or 0."""
+    if case.fn not in _DEFAULT_EPS or (case.fn == "poisson_nll_loss" and case.kwargs.get("log_input", True)):
+        return False
+    eps = case.kwargs.get("eps", _DEFAULT_EPS[case.fn])
+    return 0 < eps < format_of(case.dtype).smallest_normal
+
+
+def _weighted_regression_mean(case: Case) -> bool:
+    return case.fn in ("l1_loss", "mse_loss") and case.kwargs.get("weight") is not None and case.kwargs.get("reduction", "mean") == "mean"
+
+
+def _ctc_log_probs_not_normalized(case: Case) -> bool:
+    """``ctc_loss``: some used frame's log-probabilities do not sum (as probabilities) to
+    exactly 1 -- which every row rounded to a float format misses by a few ULPs."""
+    if case.fn != "ctc_loss":
+        return False
+    import mpmath
+
+    from oracle.core import mp_array, working_precision
+
+    x = np.asarray(case.args["log_probs"])
+    x = x[:, None, :] if x.ndim == 2 else x
+    lengths = np.asarray(case.args["input_lengths"]).reshape(-1)
+    with working_precision(128):
+        for n, steps in enumerate(lengths):
+            for row in mp_array(x[: int(steps), n, :]):
+                if abs(mpmath.fsum(mpmath.exp(v) for v in row) - 1) > mpmath.mpf(2) ** -120:
+                    return True
+    return False
+
+
+def _ctc_impossible_alignment(case: Case) -> bool:
+    """``ctc_loss``: some sequence has no alignment (its exact loss is ``+inf``)."""
+    if case.fn != "ctc_loss":
+        return False
+    from oracle.core import working_precision
+
+    from .registry import spec_for
+
+    kwargs = dict(case.kwargs, reduction="none", zero_infinity=False)
+    try:
+        with working_precision(64):
+            terms = Case(case.fn, case.args, kwargs, case.dtype).call(spec_for(case.fn).terms).terms
+    except ValueError:
+        return False
+    return any(t == float("inf") for t in np.asarray(terms, dtype=object).reshape(-1))
+
+
+def _ctc_log_probability_below_minus_700(case: Case) -> bool:
+    """``ctc_loss``: some used frame's normalized log-probability (``log_softmax`` over the
+    classes) is below -700, beyond which ``exp`` leaves float64's normal range."""
+    if case.fn != "ctc_loss":
+        return False
+    x = np.asarray(case.args["log_probs"], dtype=np.float64)
+    x = x[:, None, :] if x.ndim == 2 else x
+    lengths = np.asarray(case.args["input_lengths"]).reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for n, steps in enumerate(lengths):
+            rows = x[: int(steps), n, :]
+            if rows.size:
+                top = np.max(rows, axis=1, keepdims=True)
+                lsm = rows - top - np.log(np.sum(np.exp(rows - top), axis=1, keepdims=True))
+                if np.any(lsm < -700):
+                    return True
+    return False
+
+
+FEATURES.update({
+    "ctc_log_probability_below_minus_700": _ctc_log_probability_below_minus_700,
+    "ctc_zero_width_targets": lambda c: c.fn == "ctc_loss" and np.asarray(c.args["targets"]).size == 0,
+    "ctc_log_probs_not_normalized": _ctc_log_probs_not_normalized,
+    "ctc_impossible_alignment": _ctc_impossible_alignment,
+    "elementwise_intermediate_exceeds_dtype_max": _elementwise_intermediate_exceeds_max,
+    # l1_loss/mse_loss weighted means (sum(w t) / sum(w)) over zero weight, and of a 0-d input
+    "weighted_regression_mean_over_zero_weight": lambda c: _weighted_regression_mean(c)
+    and not np.any(np.asarray(c.kwargs["weight"], dtype=np.float64)),
+    "weighted_regression_mean_of_scalar": lambda c: _weighted_regression_mean(c) and _input(c).ndim == 0,
+    "quadratic_branch_underflows": _quadratic_branch_underflows,
+    "eps_below_smallest_normal": _eps_below_smallest_normal,
 })
 
 

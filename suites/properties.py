@@ -21,6 +21,15 @@ propagated linearly through the consumer:
   ``|CE - NLL(LSM(x))| <= B_CE + B_NLL + w_y B_LSM[y]``.
 * ``bce_with_logits_is_bce_of_sigmoid``: for ``|x| <= 8`` (well conditioned),
   ``|BCEwL(x) - BCE(sigmoid(x))| <= B_1 + B_2 + |dBCE/dp| B_sigmoid``.
+* ``smooth_l1_times_beta_is_huber``: ``beta * SmoothL1_beta = Huber_(delta=beta)``
+  (``beta`` a power of two, so the product is exact): ``B_H + beta B_S``.
+* ``huber_is_half_mse_inside_delta``: with ``delta >= max |d|``, ``Huber = MSE / 2``;
+  ``huber_is_scaled_l1_beyond_delta``: with ``delta <= min |d|``,
+  ``Huber = delta (L1 - delta / 2)`` -- the L2 and L1 limits of Huber; ``delta`` a
+  power of two.
+* ``ctc_mean_divides_by_target_lengths``: ``mean = (1/N) sum_n none_n / max(S_n, 1)``.
+* ``kl_of_a_distribution_with_itself_is_0``: ``kl_div(s, s, log_target=True) = 0``
+  elementwise, ``s = -inf`` included (KL(P || P) = 0).
 * ``cross_entropy_is_entropy_plus_kl``: ``H(P, Q) = H(P) + KL(P || Q)`` with
   ``Q = softmax(x)``: ``CE(x, P) = H(P) + sum_c kl_div(LSM(x), P)_c``, ``H(P)``
   exact, tolerance ``B_CE + sum_c (B_KL,c + P_c B_LSM,c)``.
@@ -314,20 +323,132 @@ def _check_entropy_kl(adapter, case: Case) -> None:
     _compare(ce, rhs, tol, "H(P, Q) == H(P) + KL(P || Q)", [case, kl_case])
 
 
+# ------------------------------------------------------------ regression relations (issue 4)
+
+
+@st.composite
+def _regression_pairs(draw, loss: str, dtype: str) -> Case:
+    from .specs_regression import input_target_pair
+
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2)))
+    x, y = draw(input_target_pair(shape, dtype, threshold=1.0))
+    return Case(loss, {"input": x, "target": y}, {"reduction": "none"}, dtype)
+
+
+def _power_of_two_at_least(v: float) -> float:
+    return math.ldexp(1.0, math.frexp(v)[1]) if v > 0 else 1.0
+
+
+@st.composite
+def _smooth_l1_beta_cases(draw, loss: str, dtype: str) -> Case:
+    case = draw(_regression_pairs(loss, dtype))
+    beta = math.ldexp(1.0, draw(st.integers(-8, 8)))
+    return Case(loss, case.args, {"reduction": "none", "beta": beta}, dtype)
+
+
+def _check_smooth_l1_is_huber_over_beta(adapter, case: Case) -> None:
+    beta = case.kwargs["beta"]
+    s, b_s = _observe(adapter, case)
+    huber = Case("huber_loss", case.args, {"reduction": "none", "delta": beta}, case.dtype)
+    h, b_h = _observe(adapter, huber)
+    with working_precision(128):
+        rhs = np.vectorize(lambda v: to_mpf(v) * to_mpf(beta), otypes=[object])(s)
+    _compare(h, rhs, b_h + beta * b_s, f"huber_loss(delta={beta}) == {beta} * smooth_l1_loss(beta={beta})", [case, huber])
+
+
+def _finite_differences(case: Case) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(case.args["input"].astype(np.float64) - case.args["target"].astype(np.float64))
+    return d[np.isfinite(d)]
+
+
+def _check_huber_inside_delta(adapter, case: Case) -> None:
+    """delta >= max |d|: every element is in the quadratic branch, Huber = MSE / 2."""
+    d = _finite_differences(case)
+    delta = _power_of_two_at_least(float(d.max()) * 2 if d.size else 1.0)
+    if not d.size or delta > format_of(case.dtype).max_finite or d.size != case.args["input"].size:
+        return
+    huber = Case("huber_loss", case.args, {"reduction": "none", "delta": delta}, case.dtype)
+    mse = Case("mse_loss", case.args, {"reduction": "none"}, case.dtype)
+    h, b_h = _observe(adapter, huber)
+    m, b_m = _observe(adapter, mse)
+    with working_precision(128):
+        rhs = np.vectorize(lambda v: to_mpf(v) / 2, otypes=[object])(m)
+    _compare(h, rhs, b_h + b_m / 2, f"huber_loss(delta={delta}) == mse_loss / 2 where |d| < delta", [huber, mse])
+
+
+def _check_huber_beyond_delta(adapter, case: Case) -> None:
+    """delta <= min |d|: every element is in the linear branch, Huber = delta (L1 - delta/2)."""
+    d = _finite_differences(case)
+    if not d.size or d.size != case.args["input"].size or d.min() == 0:
+        return
+    delta = math.ldexp(1.0, math.frexp(float(d.min()))[1] - 2)
+    if delta < format_of(case.dtype).smallest_normal:
+        return
+    huber = Case("huber_loss", case.args, {"reduction": "none", "delta": delta}, case.dtype)
+    l1 = Case("l1_loss", case.args, {"reduction": "none"}, case.dtype)
+    h, b_h = _observe(adapter, huber)
+    a, b_a = _observe(adapter, l1)
+    with working_precision(128):
+        rhs = np.vectorize(lambda v: to_mpf(delta) * (to_mpf(v) - to_mpf(delta) / 2), otypes=[object])(a)
+    _compare(h, rhs, b_h + delta * b_a, f"huber_loss(delta={delta}) == delta (l1_loss - delta/2) where |d| >= delta", [huber, l1])
+
+
+@st.composite
+def _kl_identical_cases(draw, loss: str, dtype: str) -> Case:
+    case = draw(REGISTRY["kl_div"].cases(dtype))
+    x = case.args["input"]
+    if draw(st.booleans()):
+        x = np.where(np.arange(x.size).reshape(x.shape) % 3 == 0, -np.inf, x.astype(np.float64)).astype(x.dtype)
+    return Case("kl_div", {"input": x, "target": x.copy()}, {"reduction": "none", "log_target": True}, dtype)
+
+
+def _check_kl_identical(adapter, case: Case) -> None:
+    """KL(P || P) = 0: with ``log_target``, ``kl_div(s, s)`` is ``e^s (s - s) = 0`` for every
+    element (``s = -inf`` is a zero probability: 0 by the convention), whatever the rounding."""
+    kl, b_kl = _observe(adapter, case)
+    zeros = np.full(kl.shape, mpf(0), dtype=object)
+    _compare(kl, zeros, b_kl, "kl_div(s, s, log_target=True) == 0 (KL(P || P) = 0)", [case])
+
+
+def _check_ctc_mean(adapter, case: Case) -> None:
+    """``mean = (1/N) sum_n none_n / max(S_n, 1)``: each loss over its own target length."""
+    mean_case, none_case = _with(case, reduction="mean"), _with(case, reduction="none")
+    mean, b_mean = _observe(adapter, mean_case)
+    none, b_none = _observe(adapter, none_case)
+    lengths = np.maximum(np.asarray(case.args["target_lengths"]).reshape(-1), 1).astype(np.float64)
+    if not np.all(np.isfinite(none)):
+        return  # an infinite loss makes the mean infinite: the oracle tests judge that
+    with working_precision(128):
+        rhs = mpmath.fsum(to_mpf(v) / int(n) for v, n in zip(none.reshape(-1), lengths)) / lengths.size
+        tol = mpf(b_mean[()]) + mpmath.fsum(mpf(b) / int(n) for b, n in zip(np.asarray(b_none).reshape(-1), lengths)) / lengths.size
+    _compare(mean, rhs, tol, "mean == mean over the batch of none / max(target_length, 1)", [mean_case, none_case])
+
+
+REGRESSION_PROPERTIES = [
+    Property("ctc_mean_divides_by_target_lengths", ("ctc_loss",), _reduction_cases, _check_ctc_mean),
+    Property("kl_of_a_distribution_with_itself_is_0", ("kl_div",), _kl_identical_cases, _check_kl_identical),
+    Property("smooth_l1_times_beta_is_huber", ("smooth_l1_loss",), _smooth_l1_beta_cases, _check_smooth_l1_is_huber_over_beta, ("huber_loss",)),
+    Property("huber_is_half_mse_inside_delta", ("huber_loss",), _regression_pairs, _check_huber_inside_delta, ("mse_loss",)),
+    Property("huber_is_scaled_l1_beyond_delta", ("huber_loss",), _regression_pairs, _check_huber_beyond_delta, ("l1_loss",)),
+]
+
 _REDUCING = tuple(name for name, spec in REGISTRY.items() if spec.reduces)
-_WEIGHTED = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits")
+_WEIGHTED = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "l1_loss", "mse_loss", "huber_loss")
 
 PROPERTIES: dict[str, Property] = {
     p.name: p
     for p in [
         Property("sum_is_sum_of_none", _REDUCING, _reduction_cases, _check_sum_of_none),
-        Property("mean_is_sum_over_denominator", (*tuple(n for n in _REDUCING if n != "kl_div"), "kl_div"), _reduction_cases, _check_mean),
+        # ctc_loss's mean divides each loss by its own target length first (its own property)
+        Property("mean_is_sum_over_denominator", (*tuple(n for n in _REDUCING if n not in ("kl_div", "ctc_loss")), "kl_div"), _reduction_cases, _check_mean),
         Property("unit_weight_is_no_weight", _WEIGHTED, _reduction_cases, _check_unit_weight),
         Property("ignore_index_drops_rows", ("cross_entropy", "nll_loss"), _ignore_cases, _check_ignore),
         Property("shift_invariance", ("cross_entropy", "log_softmax", "softmax"), _shift_cases, _check_shift),
         Property("cross_entropy_is_nll_of_log_softmax", ("cross_entropy",), _ce_index_cases, _check_ce_nll, ("log_softmax", "nll_loss")),
         Property("bce_with_logits_is_bce_of_sigmoid", ("binary_cross_entropy_with_logits",), _bce_sigmoid_cases, _check_bce_sigmoid, ("sigmoid", "binary_cross_entropy")),
         Property("cross_entropy_is_entropy_plus_kl", ("cross_entropy",), _entropy_kl_cases, _check_entropy_kl, ("log_softmax", "kl_div")),
+        *REGRESSION_PROPERTIES,
     ]
 }
 

@@ -381,6 +381,8 @@ SOFTMAX_INVALID: Callable[[str], dict[str, EdgeBuilder]] = lambda fn: {  # noqa:
     "dim_out_of_range": lambda d: _act(fn, [[1.0, 2.0]], d, "dim_out_of_range", dim=2),
 }
 
+from .specs_regression import specs as regression_specs  # noqa: E402  (needs LossSpec above)
+
 REGISTRY: dict[str, LossSpec] = {
     spec.name: spec
     for spec in [
@@ -401,6 +403,7 @@ REGISTRY: dict[str, LossSpec] = {
             _softmax_edges("softmax"), SOFTMAX_INVALID("softmax"), (),
         ),
         LossSpec("sigmoid", oracle.sigmoid_terms, sigmoid_cases, SIGMOID_EDGES, {}, ()),
+        *regression_specs(),
     ]
 }
 

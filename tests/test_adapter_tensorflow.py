@@ -501,6 +501,95 @@ def _weight_length(adapter):
 
 
 #: entry id -> (the test whose failures it explains, a check of its minimal case returning it)
+# -- regression losses (issue 4) --
+
+
+def _regression_overflow(adapter):
+    zero_weight = _case("huber_loss", {"input": a([0.0], "float32"), "target": a([1.7450378335257038e36], "float32")},
+                        {"delta": 195.0, "weight": a([0.0], "float32"), "reduction": "none"}, "float32")
+    _deviates(adapter, zero_weight, [NAN], [0.0])
+    composed = _case("smooth_l1_loss", {"input": a(0.0, "float16"), "target": a(656.0, "float16")}, {"beta": 100.0, "reduction": "none"}, "float16")
+    _deviates(adapter, composed, INF, 606.0)
+    return zero_weight
+
+
+def _huber_underflow(adapter):
+    case = _case("smooth_l1_loss", {"input": a([2.0**-12], "float16"), "target": a([0.0], "float16")}, {"beta": 2.0**-10, "reduction": "none"}, "float16")
+    _deviates(adapter, case, [0.0], [2.0**-15])
+    return case
+
+
+def _huber_delta(adapter):
+    cases = [
+        _case("huber_loss", {"input": a([1.0], "float64"), "target": a([0.0], "float64")}, {"delta": 0.0}, "float64", "delta_zero"),
+        _case("huber_loss", {"input": a([1.0], "float64"), "target": a([0.0], "float64")}, {"delta": -1.0}, "float64", "delta_negative"),
+        _case("smooth_l1_loss", {"input": a([1.0], "float64"), "target": a([0.0], "float64")}, {"beta": -0.5}, "float64", "beta_negative"),
+    ]
+    for case, observed in zip(cases, [0.0, -1.5, 1.25]):
+        _accepts(adapter, case, observed)
+    return cases[1]
+
+
+def _regression_zero_weight_mean(adapter):
+    case = _case("l1_loss", {"input": a([1.0, 2.0], "float32"), "target": a([0.0, 0.0], "float32")}, {"weight": a([0.0, 0.0], "float32")}, "float32")
+    _deviates(adapter, case, 0.0, NAN)
+    return case
+
+
+def _regression_scalar_weighted_mean(adapter):
+    case = _case("mse_loss", {"input": a(0.0, "float64"), "target": a(1.0, "float64")}, {"weight": a(2.0, "float64"), "reduction": "mean"}, "float64")
+    _deviates(adapter, case, 2.0, 1.0)
+    return case
+
+
+def _ctc_edge(label, dtype):
+    from suites.registry import spec_for
+
+    return spec_for("ctc_loss").edge_cases[label](dtype)
+
+
+def _ctc_float64(adapter):
+    case = _ctc_edge("empty_target_is_all_blank_path", "float64")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="double tensor"):
+        case.call(adapter.function("ctc_loss"))
+    assert not check_case(adapter, case).passed
+    return case
+
+
+def _ctc_zero_width(adapter):
+    x = np.full((4, 3), np.log(1 / 3), np.float32)
+    case = _case("ctc_loss", {"log_probs": x, "targets": np.zeros(0, np.int64), "input_lengths": np.array(4), "target_lengths": np.array(0)},
+                 {"reduction": "none"}, "float32")
+    assert _exact(case) == pytest.approx(4 * math.log(3), rel=1e-6)
+    assert _observed(adapter, case) == pytest.approx(4 * math.log(3) - math.log(2), rel=1e-6)
+    assert not check_case(adapter, case).passed
+    padded = _case("ctc_loss", {"log_probs": x[:, None, :], "targets": np.array([[1]]), "input_lengths": np.array([4]),
+                                "target_lengths": np.array([0])}, {"reduction": "none"}, "float32")
+    assert _observed(adapter, padded) == pytest.approx([4 * math.log(3)], rel=1e-6)  # width 1: right
+    return case
+
+
+def _ctc_floor(adapter):
+    x = np.array([[[-1000.0, 0.0, 0.0]]], np.float32)
+    case = _case("ctc_loss", {"log_probs": x, "targets": np.array([[1]]), "input_lengths": np.array([1]), "target_lengths": np.array([0])},
+                 {"reduction": "none"}, "float32")
+    _deviates(adapter, case, [707.5868], [1000.0])
+    assert not check_case(adapter, case, convention="ctc-of-logits").passed  # wrong under its own formula too
+    return case
+
+
+def _ctc_impossible(adapter):
+    case = _ctc_edge("impossible_alignment_is_inf", "float32")
+    _deviates(adapter, case, [707.9818725585938], [INF])
+    return case
+
+
+def _ctc_normalizes(adapter):
+    case = _ctc_edge("empty_target_is_all_blank_path", "float32")
+    _deviates(adapter, case, [3.7009048461914062], [3.75])
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cpu-flushes-subnormal-results": ("test_matches_oracle", _subnormal_results),
     "cpu-reads-subnormal-weights-as-zero": ("test_matches_oracle", _subnormal_weights),
@@ -528,6 +617,16 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "keras-bce-accepts-probabilities-outside-0-1": ("test_rejects_invalid_input", _bce_outside),
     "keras-accepts-label-smoothing-outside-0-1": ("test_rejects_invalid_input", _smoothing_outside),
     "class-weight-gather-accepts-wrong-length": ("test_rejects_invalid_input", _weight_length),
+    "regression-elementwise-intermediate-overflow": ("test_matches_oracle", _regression_overflow),
+    "keras-huber-squared-error-underflows-before-division-by-beta": ("test_edge_cases", _huber_underflow),
+    "keras-huber-accepts-nonpositive-delta": ("test_rejects_invalid_input", _huber_delta),
+    "keras-weighted-mean-over-zero-weight-is-zero": ("test_edge_cases", _regression_zero_weight_mean),
+    "keras-unbatched-weighted-regression-mean-not-divided": ("test_matches_oracle", _regression_scalar_weighted_mean),
+    "ctc-loss-float64-raises": ("test_edge_cases", _ctc_float64),
+    "ctc-loss-zero-width-labels-count-the-empty-path-twice": ("test_matches_oracle", _ctc_zero_width),
+    "ctc-loss-floors-frame-log-probabilities": ("test_matches_oracle", _ctc_floor),
+    "ctc-loss-impossible-alignment-is-finite": ("test_edge_cases", _ctc_impossible),
+    "ctc-loss-normalizes-logits": ("test_edge_cases", _ctc_normalizes),
 }
 
 

@@ -80,12 +80,13 @@ def run_suite(*args: str, tmp: Path, profile: str = "dev", seed: int | None = 0,
     ``LOSSCONF_PROFILE``), the seed is fixed (``seed=None``: Hypothesis draws one,
     and uses its example database, which a fixed seed turns off), the example database lives in
     ``tmp`` (no replay from earlier runs), the outer run's ``PYTEST_ADDOPTS``
-    and xdist worker variables are not inherited, and nothing is written to
-    the checkout.
+    and xdist worker variables are not inherited, Hypothesis draws no constants
+    from the checkout's own code (``tests/hermetic_hypothesis.py``), and nothing
+    is written to the checkout.
     """
     report_dir = tmp / "report"
     cmd = [
-        sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
+        sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-p", "tests.hermetic_hypothesis", "-q",
         "--report-dir", str(report_dir), *([f"--hypothesis-seed={seed}"] if seed is not None else []), *args,
     ]
     env = {

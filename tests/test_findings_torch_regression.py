@@ -1,0 +1,97 @@
+"""The PyTorch findings on the regression and distribution losses (issue 4), re-checked.
+
+Each entry of ``adapters/expectations/torch.toml`` written for these losses has a minimal
+case here: PyTorch must still return the value the entry's ``reason`` quotes, the oracle
+(the spec) must still disagree, and the entry's condition must still select the case --
+so an entry cannot outlive the behaviour it excuses, nor excuse a case it does not name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from adapters import load_adapter
+from oracle.core import format_of
+from suites.cases import Case
+from suites.checks import evaluate_oracle
+from suites.expectations import EXPECTATIONS_DIR, load_expectations
+
+ENTRIES = {e.id: e for e in load_expectations(EXPECTATIONS_DIR / "torch.toml", default_adapters=("torch", "torch-nn"))}
+REGRESSION = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss")
+INF, NAN = math.inf, math.nan
+
+
+@dataclass(frozen=True)
+class Minimal:
+    entry: str
+    test: str
+    case: Case
+    observed: list[float]
+
+
+def _case(fn, args, kwargs, dtype) -> Case:
+    np_dtype = format_of(dtype).numpy_dtype
+    return Case(fn, {k: np.asarray(v, dtype=np.float64).astype(np_dtype) for k, v in args.items()},
+                {k: np.asarray(v, dtype=np.float64).astype(np_dtype) if isinstance(v, list) else v for k, v in kwargs.items()},
+                dtype)
+
+
+MINIMAL_CASES = [
+    Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
+            _case("huber_loss", {"input": [0.0] * 4, "target": [0.0, 0.0, 0.0, 2.0**1023]}, {"delta": 2.0}, "float64"), [INF]),
+    Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
+            _case("huber_loss", {"input": [0.0], "target": [1.7450378335257038e36]},
+                  {"delta": 195.0, "weight": [0.0], "reduction": "none"}, "float32"), [NAN]),
+    Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
+            _case("mse_loss", {"input": [2.0**64, 0.0], "target": [0.0, 0.0]}, {"weight": [0.0, 1.0]}, "float32"), [NAN]),
+    Minimal("smooth-l1-squared-difference-underflows-before-division-by-beta", "test_edge_cases",
+            _case("smooth_l1_loss", {"input": [2.0**-12], "target": [0.0]}, {"beta": 2.0**-10, "reduction": "none"}, "float16"), [0.0]),
+    Minimal("poisson-nll-default-eps-rounds-to-zero-in-float16", "test_edge_cases",
+            _case("poisson_nll_loss", {"input": [0.0], "target": [1.0]}, {"log_input": False, "reduction": "none"}, "float16"), [INF]),
+]  # fmt: skip
+
+
+def test_every_regression_entry_has_a_minimal_case():
+    ours = {e.id for e in ENTRIES.values() if set(e.losses) <= set(REGRESSION)}
+    assert {m.entry for m in MINIMAL_CASES} | {"ctc-loss-accepts-blank-and-out-of-range-targets"} == ours
+
+
+@pytest.mark.parametrize("label", ["target_is_blank", "target_class_out_of_range"])
+def test_torch_ctc_loss_still_accepts_invalid_targets(torch_adapter, label):
+    """The spec rejects these targets; PyTorch returns a number (for an out-of-range class,
+    whatever the kernel read: only the acceptance is checked)."""
+    import oracle
+    from suites.registry import spec_for
+
+    case = spec_for("ctc_loss").invalid_cases[label]("float64")
+    entry = ENTRIES["ctc-loss-accepts-blank-and-out-of-range-targets"]
+    with pytest.raises(ValueError):
+        case.call(oracle.ctc_loss)
+    observed = np.asarray(case.call(torch_adapter.function("ctc_loss")))
+    assert observed.shape == ()
+    assert entry.matches(torch_adapter.name, "test_rejects_invalid_input", case)
+
+
+@pytest.fixture(scope="module", params=["torch", "torch-nn"])
+def torch_adapter(request):
+    return load_adapter(request.param)
+
+
+@pytest.mark.parametrize("minimal", MINIMAL_CASES, ids=[f"{m.entry}-{m.case.fn}-{m.case.dtype}" for m in MINIMAL_CASES])
+def test_torch_finding_still_holds(torch_adapter, minimal: Minimal):
+    adapter = torch_adapter
+    case, entry = minimal.case, ENTRIES[minimal.entry]
+    if adapter.name == "torch-nn" and case.kwargs.get("weight") is not None:
+        pytest.skip("torch.nn's loss modules take no weight")
+    observed = np.asarray(case.call(adapter.function(case.fn)), dtype=np.float64)
+    np.testing.assert_array_equal(observed, np.asarray(minimal.observed).reshape(observed.shape))
+    rounded = np.asarray(evaluate_oracle(case).rounded)
+    assert np.all(np.isfinite(rounded)), "the spec's value is finite on every minimal case"
+    assert entry.matches(adapter.name, minimal.test, case), f"[{entry.id}] no longer selects {case.describe()}"
+    assert not entry.matches("jax", minimal.test, case)
