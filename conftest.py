@@ -294,7 +294,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         python=sys.version.split()[0],
         device=config.getoption("device"),
         profile=settings._current_profile,
-        seed=str(config.getoption("hypothesis_seed", None)),
+        seed=_seed_of(config),
         argv=list(config.invocation_params.args),
     )
     try:
@@ -304,6 +304,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     shutil.rmtree(parts, ignore_errors=True)
     config._lossconf_report = f"lossconf report: {index} ({len(records)} records)"
+
+
+def _seed_of(config: pytest.Config) -> str | None:
+    """``--hypothesis-seed`` as text, or None when the run was not seeded (random per run)."""
+    seed = config.getoption("hypothesis_seed", None)
+    return None if seed is None else str(seed)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
