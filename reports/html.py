@@ -8,7 +8,14 @@ it was made from.
 Every value from a results document is untrusted text (an adapter's message
 may contain ``<script>``): the template is rendered by Jinja2 with
 autoescaping on, and no data is ever placed inside the page's ``<script>``;
-the JavaScript reads only the DOM (``data-sort`` attributes and text).
+the JavaScript reads only the DOM (``data-sort`` attributes and text).  The
+one markup built outside the templates is the plots' SVG
+(``reports/plots.py``), which escapes every text it writes.
+
+The page is a header (``templates/report.html.j2``) and a list of sections,
+``SECTIONS``: each names a partial in ``templates/sections/`` and a function
+that builds its data from the records (None leaves it out).  Another section
+is one partial and one entry there.
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ _TEMPLATES = _HERE / "templates"
 _STATIC = _HERE / "static"
 
 __all__ = ["PROBLEM_VERDICTS", "SECTIONS", "ReportData", "ReportDirError", "Section", "render_html", "write_report"]
+
+ACCURACY_CASE_CHARS = 2000
+"""The accuracy table shows at most this much of a worst case's text (a case with hundreds
+of classes runs to tens of kB, once per row); failures always show their whole case."""
 
 NOT_RUN_VERDICTS = ("unsupported", "skip")
 """Verdicts listed compactly, grouped by reason."""
@@ -265,6 +276,7 @@ def _render(doc: Mapping[str, Any]) -> str:
         "verdicts": VERDICTS,
         "sections": sections,
         "schema_version": doc["schema_version"],
+        "case_chars": ACCURACY_CASE_CHARS,
         "no_dtype": NO_DTYPE,
         "css": _inline_asset("report.css", "</style"),
         "js": _inline_asset("report.js", "</script"),

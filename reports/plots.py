@@ -164,7 +164,14 @@ def _magnitude_panel(loss: str, points: list[tuple[str, str, float, float]], col
         f'<text transform="translate(12 {_TOP + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle" class="axis">'
         "error / bound</text>"
     )
+    drawn: set[tuple[str, int, int]] = set()
     for adapter, dtype, m, e in points:
+        # One circle per adapter and pixel: repeats (Hypothesis replays a failing example
+        # while shrinking) add bytes, not information.
+        spot = (adapter, round(sx(m)), round(sy(e)))
+        if spot in drawn:
+            continue
+        drawn.add(spot)
         tip = f"{adapter} {dtype}: max|x| = {m:.3g}, error = {e:.3g} × bound"
         body.append(
             f'<circle cx="{sx(m):.1f}" cy="{sy(e):.1f}" r="3" fill="{colours.get(adapter, "#555")}" '

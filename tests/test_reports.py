@@ -736,7 +736,7 @@ def test_option_matrix_puts_declared_status_beside_example_counts() -> None:
     ce = blocks["cross_entropy"]
     assert ce["adapters"] == ["mine", "tf"]
     rows = {row["option"]: row["cells"] for row in ce["rows"]}
-    assert [row["option"] for row in ce["rows"]][0] == "(function)"
+    assert ce["rows"][0]["option"] == "(function)"
     assert rows["(function)"][1] == {"status": "native", "note": "keras.losses.SparseCategoricalCrossentropy", "examples": 10}
     assert rows["weight"][1]["status"] == "composed" and rows["weight"][1]["examples"] == 4
     assert rows["weight"][0] == {"status": UNDECLARED, "note": "", "examples": 5}
@@ -823,3 +823,15 @@ def test_written_results_trim_passing_repro_and_keep_failures_whole(tmp_path: Pa
     assert passing["worst"]["repro"] == "" and passing["worst"]["case"]
     assert failing["failure"]["repro"] == "F" and failing["worst"]["repro"] == "W"
     assert sum(1 for line in text.splitlines() if line.startswith('{"nodeid"')) == 2
+
+
+def test_accuracy_table_truncates_long_worst_cases_but_failures_show_them_whole() -> None:
+    from reports.html import ACCURACY_CASE_CHARS
+
+    long_case = "cross_entropy(input=np.array([" + ", ".join(["1.5"] * 3000) + "]))"
+    passing = make_record(worst=make_case(case=long_case), max_normalized=0.5)
+    html = render_html(make_doc([passing]))
+    assert long_case not in html and "the full case is in results.json" in html
+    assert long_case[:ACCURACY_CASE_CHARS - 100] in html
+    failing = make_record(verdict="fail", failure=make_case(case=long_case), worst=make_case(case=long_case))
+    assert long_case in render_html(make_doc([failing]))
