@@ -135,7 +135,7 @@ def _magnitude_panel(loss: str, points: list[tuple[str, str, float, float]], col
         if m <= 0 or not math.isfinite(m):
             return _LEFT + zero_w / 2
         return _LEFT + zero_w + (math.log10(m) - x_lo) / (x_hi - x_lo) * (plot_w - zero_w)
-    top_band = 22
+    top_band = 28
     def sy(e: float) -> float:
         if not math.isfinite(e):
             return _TOP + top_band / 2
@@ -145,7 +145,7 @@ def _magnitude_panel(loss: str, points: list[tuple[str, str, float, float]], col
         f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>',
         f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{sy(1.0):.1f}" y2="{sy(1.0):.1f}" class="bound"/>',
         _text(_LEFT + plot_w - 4, sy(1.0) - 4, "bound (fail above)", anchor="end", cls="bound-label"),
-        _text(_LEFT - 6, _TOP + top_band / 2 + 4, "inf/nan", anchor="end"),
+        _text(_LEFT - 6, _TOP + top_band / 2, "inf/nan", anchor="end"),
         f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{_TOP + top_band}" y2="{_TOP + top_band}" class="grid"/>',
         f'<line x1="{_LEFT + zero_w}" x2="{_LEFT + zero_w}" y1="{_TOP}" y2="{_TOP + plot_h}" class="grid"/>',
     ]
@@ -158,7 +158,8 @@ def _magnitude_panel(loss: str, points: list[tuple[str, str, float, float]], col
     for v in _log_ticks(x_lo, x_hi):
         x = sx(10.0**v)
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}" class="grid"/>')
-        body.append(_text(x, _TOP + plot_h + 14, f"1e{v}"))
+        if x - (_LEFT + zero_w / 2) >= 30:  # leave the "0" column's label readable
+            body.append(_text(x, _TOP + plot_h + 14, f"1e{v}"))
     body.append(_text(_LEFT + plot_w / 2, _TOP + plot_h + 28, "max |input|", cls="axis"))
     body.append(
         f'<text transform="translate(12 {_TOP + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle" class="axis">'
