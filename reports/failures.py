@@ -10,8 +10,9 @@ shape (``suites/checks.py``): the ``why:`` line says what kind of mismatch it
 was — ``non-finite nan where the exact value is finite``, ``error beyond the
 bound of the error model``, an invalid input that was accepted...  A failure is
 grouped by (adapter, loss, cause); where a message has no ``why:`` line its
-first line stands in, with numbers and quoted values masked so that two cases
-differing only in their values fall together.  Within a group the
+first line stands in, with its numbers (not digits inside names such as
+``float16``) and bracketed parameters masked, so that two cases differing only
+in their values fall together.  Within a group the
 representative is the failure with the shortest case text — Hypothesis has
 already shrunk each one, and the shortest is the easiest to read and rerun.
 
@@ -33,8 +34,7 @@ PROBLEM_VERDICTS = ("fail", "error")
 _EMPTY_CASE: Mapping[str, Any] = {**dict.fromkeys(CASE_FIELDS), "features": []}
 
 _WHY = re.compile(r"^\s*why:\s*(?P<why>.+?)\s*$", re.MULTILINE)
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+_NUMBER = re.compile(r"(?<![A-Za-z_\d.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _HEADER = re.compile(r"\[[^\]]*\]")
 
 
@@ -50,7 +50,6 @@ def root_cause(record: Mapping[str, Any]) -> str:
         return f"{record.get('verdict') or 'error'} without a message"
     first = text.splitlines()[0]
     first = _HEADER.sub("[…]", first)
-    first = _QUOTED.sub("'…'", first)
     first = _NUMBER.sub("#", first)
     return first[:200]
 
