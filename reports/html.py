@@ -288,16 +288,19 @@ def write_report(doc: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> Pat
     """Write ``results.json`` and ``index.html`` for ``doc`` into ``out_dir``; return the HTML's path.
 
     The directory is created if needed; both files are written atomically, so
-    a reader (or a CI artifact upload) never sees half a report.  Raises
+    a reader (or a CI artifact upload) never sees half a report. ``results.json``
+    is written before the page is rendered, so a rendering error cannot lose it.  Raises
     :class:`ReportDirError` if the directory cannot be created or written.
     """
     out = Path(out_dir)
     normalized = validate_document(dict(doc), "the document given to write_report")
-    html = _render(normalized)
     try:
         out.mkdir(parents=True, exist_ok=True)
         written = {**normalized, "records": [trim_record(r) for r in normalized["records"]]}
+        # The results first: should rendering ever fail, the run's results survive, and
+        # `python -m reports render DIR/results.json` can make the page later.
         write_json_atomic(out / "results.json", written)
+        html = _render(normalized)
         return write_text_atomic(out / "index.html", html)
     except OSError as exc:
         reason = exc.strerror or str(exc)

@@ -835,3 +835,16 @@ def test_accuracy_table_truncates_long_worst_cases_but_failures_show_them_whole(
     assert long_case[:ACCURACY_CASE_CHARS - 100] in html
     failing = make_record(verdict="fail", failure=make_case(case=long_case), worst=make_case(case=long_case))
     assert long_case in render_html(make_doc([failing]))
+
+
+def test_write_report_keeps_the_results_when_rendering_fails(tmp_path: Path, monkeypatch) -> None:
+    import reports.html
+
+    def broken(doc):
+        raise RuntimeError("a template bug")
+
+    monkeypatch.setattr(reports.html, "_render", broken)
+    with pytest.raises(RuntimeError, match="a template bug"):
+        write_report(make_doc([make_record(verdict="fail", failure=make_case())]), tmp_path)
+    assert load_results(tmp_path / "results.json")["records"][0]["verdict"] == "fail"
+    assert not (tmp_path / "index.html").exists()
