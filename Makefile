@@ -11,6 +11,9 @@ STAMP  := $(VENV)/.installed
 REPORT_DIR ?= lossconf-report
 # Extra pytest arguments, e.g. make conformance ARGS="--adapter torch --dtype float32"
 ARGS ?=
+# A hung item (a framework stuck in native code) is ended after this many seconds by
+# pytest-timeout's thread method; xdist replaces the worker and records the case.
+TIMEOUT ?= 900
 
 .PHONY: conformance test setup clean
 
@@ -29,7 +32,7 @@ define run_pytest
 endef
 
 conformance: $(STAMP)
-	$(call run_pytest,suites -n 2 -p no:cacheprovider --report-dir $(REPORT_DIR) $(ARGS))
+	$(call run_pytest,suites -n 2 -p no:cacheprovider --timeout $(TIMEOUT) --timeout-method thread --max-worker-restart 50 --report-dir $(REPORT_DIR) $(ARGS))
 
 test: $(STAMP)
 	$(call run_pytest,tests -n 2 -p no:cacheprovider $(ARGS))

@@ -26,7 +26,9 @@ mpmath runs on its gmpy2 backend when gmpy2 is installed (``mpmath.libmp.BACKEND
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,12 +41,14 @@ from mpmath import mpf
 __all__ = [
     "FORMATS",
     "FloatFormat",
+    "OracleBudget",
     "OracleUndecided",
     "correctly_rounded",
     "exact_add",
     "format_of",
     "is_nan",
     "mp_array",
+    "oracle_budget",
     "round_to_format",
     "to_mpf",
     "ulp",
@@ -109,6 +113,39 @@ class OracleUndecided(ArithmeticError):
 
     A case that raises this is reported as *oracle undecided*, never as a pass.
     """
+
+
+@dataclass(frozen=True)
+class OracleBudget:
+    """What one case may cost the oracle: a precision ceiling and a time limit.
+
+    ``max_bits`` caps Ziv's loop (below its own ceiling); ``seconds`` is checked
+    between the loop's precision steps, so one step at the ceiling can overrun it
+    by that step's time, which ``max_bits`` bounds. ``None`` means no limit.
+    """
+
+    max_bits: int | None = None
+    seconds: float | None = None
+
+
+_BUDGET: contextvars.ContextVar[OracleBudget] = contextvars.ContextVar(
+    "lossconf_oracle_budget", default=OracleBudget()  # noqa: B039 (frozen, immutable)
+)
+
+
+@contextlib.contextmanager
+def oracle_budget(budget: OracleBudget) -> Iterator[None]:
+    """Apply ``budget`` to each :func:`correctly_rounded` call in the block.
+
+    Each call (one case's evaluation) gets the whole budget, so a pathological
+    case cannot stall a run. Scoped by a context variable, restored on exit:
+    nothing outside the block changes.
+    """
+    token = _BUDGET.set(budget)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
 
 
 def to_mpf(x: Any) -> mpf:
@@ -269,7 +306,10 @@ def correctly_rounded(
     precisions. The rounding is accepted when the evaluations at ``p`` and
     ``p + 64`` bits round to the same values (Ziv's strategy) and no value sits
     exactly halfway between two floats; otherwise ``p`` doubles, up to
-    ``max_bits``, after which :class:`OracleUndecided` is raised.
+    ``max_bits``, after which :class:`OracleUndecided` is raised. Inside
+    :func:`oracle_budget` the budget's ``max_bits`` lowers that ceiling, and
+    running past its ``seconds`` (checked before each step) raises
+    :class:`OracleUndecided` too.
 
     Returns ``(exact, rounded)``: the higher-precision evaluation (mpf or object
     array) and a float64 ndarray of the correctly rounded values (0-d for a
@@ -277,7 +317,16 @@ def correctly_rounded(
     """
     fmt = format_of(dtype)
     bits = start_bits or (2 * fmt.p + 40)
+    budget = _BUDGET.get()
+    if budget.max_bits is not None and budget.max_bits < max_bits:
+        max_bits = budget.max_bits
+    deadline = None if budget.seconds is None else time.monotonic() + budget.seconds
     while bits <= max_bits:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise OracleUndecided(
+                f"rounding to {fmt.name} undecided when the oracle's time budget ran out "
+                f"(before trying {bits} bits)"
+            )
         with working_precision(bits):
             first = _round_all(evaluate(), fmt)
         with working_precision(bits + _ZIV_MARGIN_BITS):

@@ -2,6 +2,7 @@
 
     python -m reports render results.json -o DIR
     python -m reports merge A.json B.json ... -o DIR
+    python -m reports recover DIR      # a run killed before its end: report from DIR/.parts
 
 Both write ``DIR/results.json`` and ``DIR/index.html`` and print the path of
 ``index.html``.  A missing or invalid input or an unwritable directory is
@@ -35,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
         "merge", help="merge results files (xdist workers, CI shards, frameworks) into one report"
     )
     merge.add_argument("results", type=Path, nargs="+", help="results.json files to merge")
+    recover = commands.add_parser(
+        "recover", help="write the report (marked incomplete) of a run that died before its end"
+    )
+    recover.add_argument("report_dir", type=Path, help="the dead run's --report-dir (it holds .parts/)")
     for sub in (render, merge):
         sub.add_argument(
             "-o",
@@ -55,6 +60,8 @@ def _fail(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0, or 2 on any error)."""
     args = _parser().parse_args(argv)
+    if args.command == "recover":
+        return _recover(args.report_dir)
     paths: list[Path] = args.results if args.command == "merge" else [args.results]
     try:
         docs = [load_results(path) for path in paths]
@@ -71,6 +78,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{exc.filename} is a directory, not a results file")
     except (OSError, ValueError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    print(index)
+    return 0
+
+
+def _recover(report_dir: Path) -> int:
+    from reports.recovery import recover
+
+    try:
+        index = write_report(recover(report_dir), report_dir)
+    except ReportDirError as exc:
+        return _fail(str(exc))
+    except FileNotFoundError as exc:
+        return _fail(str(exc))
     print(index)
     return 0
 

@@ -28,8 +28,9 @@ from typing import Any
 from reports.results import CASE_FIELDS
 from reports.summary import dtype_key, dtype_order
 
-PROBLEM_VERDICTS = ("fail", "error")
-"""Verdicts that are failures: a proven mismatch, or a crash of the adapter or the harness."""
+PROBLEM_VERDICTS = ("fail", "error", "undecided")
+"""Verdicts that get a failure entry: a proven mismatch, a crash of the adapter or the harness,
+or a case the oracle could not decide within its budget (never a pass)."""
 
 _EMPTY_CASE: Mapping[str, Any] = {**dict.fromkeys(CASE_FIELDS), "features": []}
 
@@ -96,7 +97,7 @@ def failure_groups(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
                 "adapter": adapter,
                 "loss": loss,
                 "cause": cause,
-                "verdict": "fail" if "fail" in verdicts else "error",
+                "verdict": next(v for v in PROBLEM_VERDICTS if v in verdicts),
                 "count": len(members),
                 "dtypes": sorted({dtype_key(r.get("dtype")) for r in members}, key=dtype_order),
                 "tests": sorted({r.get("test") or "" for r in members}),

@@ -33,6 +33,7 @@ from markupsafe import Markup
 from reports import formatting as fmt
 from reports.deviations import deviation_rows
 from reports.failures import PROBLEM_VERDICTS, failure_groups, first_failure_anchors
+from reports.invalid_input import invalid_input_rows
 from reports.options import option_matrix
 from reports.plots import distribution_plots, magnitude_plots
 from reports.results import (
@@ -241,6 +242,10 @@ SECTIONS: list[Section] = [
     Section(
         "deviations", "Deviations", "sections/deviations.html.j2",
         lambda r: _or_none(deviation_rows(r.records)), count=len, badge="v-deviation",
+    ),
+    Section(
+        "invalid-input", "Invalid input", "sections/invalid_input.html.j2",
+        lambda r: _or_none(invalid_input_rows(r.records)), count=len, badge="v-fail",
     ),
     Section(
         "differences", "Differences", "sections/differences.html.j2",

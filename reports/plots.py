@@ -131,32 +131,37 @@ def _magnitude_panel(loss: str, points: list[tuple[str, str, float, float]], col
     y_hi = max(1, math.ceil(math.log10(max(errors)))) if errors else 1
     # x: a column for max|x| = 0 left of the log axis; y: floor row for 0 and a top row for inf/nan
     zero_w = 28
+    # Positions are computed from log10 values: decades reach 308 (float64's max), and
+    # 10.0**309 would overflow.
+    def lx(v: float) -> float:
+        return _LEFT + zero_w + (v - x_lo) / (x_hi - x_lo) * (plot_w - zero_w)
     def sx(m: float) -> float:
         if m <= 0 or not math.isfinite(m):
             return _LEFT + zero_w / 2
-        return _LEFT + zero_w + (math.log10(m) - x_lo) / (x_hi - x_lo) * (plot_w - zero_w)
+        return lx(math.log10(m))
     top_band = 28
+    def ly(v: float) -> float:
+        return _TOP + top_band + (1 - (v - y_lo) / (y_hi - y_lo)) * (plot_h - top_band)
     def sy(e: float) -> float:
         if not math.isfinite(e):
             return _TOP + top_band / 2
-        v = math.log10(e) if e > _NORMALIZED_FLOOR else y_lo
-        return _TOP + top_band + (1 - (v - y_lo) / (y_hi - y_lo)) * (plot_h - top_band)
+        return ly(math.log10(e) if e > _NORMALIZED_FLOOR else y_lo)
     body = [
         f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>',
-        f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{sy(1.0):.1f}" y2="{sy(1.0):.1f}" class="bound"/>',
-        _text(_LEFT + plot_w - 4, sy(1.0) - 4, "bound (fail above)", anchor="end", cls="bound-label"),
+        f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{ly(0):.1f}" y2="{ly(0):.1f}" class="bound"/>',
+        _text(_LEFT + plot_w - 4, ly(0) - 4, "bound (fail above)", anchor="end", cls="bound-label"),
         _text(_LEFT - 6, _TOP + top_band / 2, "inf/nan", anchor="end"),
         f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{_TOP + top_band}" y2="{_TOP + top_band}" class="grid"/>',
         f'<line x1="{_LEFT + zero_w}" x2="{_LEFT + zero_w}" y1="{_TOP}" y2="{_TOP + plot_h}" class="grid"/>',
     ]
     for v in _log_ticks(y_lo, y_hi):
-        y = sy(10.0**v)
+        y = ly(v)
         label = "≤1e-4" if v == y_lo else f"1e{v}"
         body.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         body.append(_text(_LEFT - 6, y + 4, label, anchor="end"))
     body.append(_text(_LEFT + zero_w / 2, _TOP + plot_h + 14, "0"))
     for v in _log_ticks(x_lo, x_hi):
-        x = sx(10.0**v)
+        x = lx(v)
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}" class="grid"/>')
         if x - (_LEFT + zero_w / 2) >= 30:  # leave the "0" column's label readable
             body.append(_text(x, _TOP + plot_h + 14, f"1e{v}"))

@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reports.redact import redact_record
 from reports.summary import (
     DTYPES,
     NO_DTYPE,
@@ -270,9 +271,10 @@ def append_record(path: str | os.PathLike[str], record: Mapping[str, Any]) -> No
     The line goes out in one ``write`` on an ``O_APPEND`` descriptor, so on a
     local filesystem concurrent writers (xdist workers sharing a file) do not
     interleave; and it is on disk before this returns, so a later crash of the
-    process cannot lose it.
+    process cannot lose it. Absolute paths of this machine in its text are
+    replaced by placeholders first (:mod:`reports.redact`).
     """
-    line = (_dumps(record) + "\n").encode("utf-8")
+    line = (_dumps(redact_record(record)) + "\n").encode("utf-8")
     fd = os.open(os.fspath(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         view = memoryview(line)

@@ -13,17 +13,19 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-VERDICTS: tuple[str, ...] = ("pass", "fail", "deviation", "error", "unsupported", "skip")
+VERDICTS: tuple[str, ...] = ("pass", "fail", "deviation", "error", "undecided", "unsupported", "skip")
 """Every verdict a record can carry, in the order the report lists them."""
 
 # Severity decides a summary cell's colour.  A proven mismatch outranks a crash
-# (an error says only that we could not tell); both outrank a documented
-# deviation.  Unsupported and skip rank below pass: a loss that runs and passes
+# (an error says only that we could not tell); both outrank "undecided" (the
+# oracle ran out of budget: nothing is known, but it is never a pass), and all
+# three outrank a documented deviation.  Unsupported and skip rank below pass: a loss that runs and passes
 # in a dtype is green even if one of its generic tests does not apply, and a
 # cell is grey only when nothing in it ran.
 VERDICT_SEVERITY: dict[str, int] = {
-    "fail": 5,
-    "error": 4,
+    "fail": 6,
+    "error": 5,
+    "undecided": 4,
     "deviation": 3,
     "pass": 2,
     "unsupported": 1,

@@ -5,6 +5,7 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
     [[expected]]
     id = "bce-with-logits-infinite-logit-nan"   # unique, stable
     kind = "special-value"        # "semantic" | "special-value" | "bug" | "accepts-invalid-input"
+                                  # | "baseline" (written by python -m suites.baseline)
     losses = ["binary_cross_entropy_with_logits"]
     tests = ["test_matches_oracle", "test_edge_cases"]   # optional: default every test
     dtypes = ["float32"]          # optional: default every dtype
@@ -16,7 +17,8 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
     convention = "keras-bce-clip" # optional: judge matching cases against the framework's own
                                   # documented formula (oracle/conventions.py) instead
     reason = "what differs and why"
-    citation = "https://..."      # where the framework documents or tracks it
+    citation = "https://..."      # where the framework documents or tracks it (may be
+                                  # empty for kind "baseline": failures accepted as they were)
 
 A failing case that matches an entry is recorded as a *deviation* (the report's
 deviation table), not a failure. With ``convention``, the case is re-judged
@@ -42,7 +44,7 @@ from oracle.core import format_of
 
 from .cases import Case
 
-__all__ = ["FEATURES", "Expectation", "ExpectationsError", "builtin_expectations_file", "load_expectations"]
+__all__ = ["FEATURES", "Expectation", "ExpectationLookup", "ExpectationsError", "builtin_expectations_file", "load_expectations"]
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "adapters" / "expectations"
 
@@ -58,7 +60,7 @@ def builtin_expectations_file(adapter_name: str) -> Path | None:
     path = EXPECTATIONS_DIR / f"{adapter_name.split('-')[0]}.toml"
     return path if path.is_file() else None
 
-KINDS = ("semantic", "special-value", "bug", "accepts-invalid-input")
+KINDS = ("semantic", "special-value", "bug", "accepts-invalid-input", "baseline")
 _FIELDS = {"id", "kind", "losses", "tests", "dtypes", "labels", "when", "adapters", "reason", "citation", "convention"}
 
 
@@ -549,6 +551,16 @@ FEATURES.update({
 })
 
 
+# Features that evaluate the oracle's terms at 64 bits (or more): checked after every
+# cheap predicate of an entry, so an entry whose cheap conditions fail costs nothing.
+# Matters for XPASS accounting, which asks every conforming case.
+_COSTLY_FEATURES = frozenset({
+    "intermediate_exceeds_dtype_max", "masked_mean_rescale_overflows", "subnormal_result",
+    "subnormal_result_or_term", "subnormal_result_any_reduction",
+    "nonzero_sum_over_zero_denominator", "mean_denominator_zero",
+})
+
+
 @dataclass(frozen=True)
 class Expectation:
     id: str
@@ -564,9 +576,18 @@ class Expectation:
     convention: str | None = None  # oracle.conventions name: grade under the framework's own formula
     source: str = ""
 
-    def matches(self, adapter: str, test: str, case: Case) -> bool:
+    def matches(self, adapter: str, test: str, case: Case, features: dict[str, bool] | None = None) -> bool:
+        """Whether the entry applies to ``case``; ``features`` memoizes feature values
+        across the entries checked for one case."""
         def listed(values: tuple[str, ...], value: str) -> bool:
             return not values or any(fnmatch.fnmatchcase(value, v) for v in values)
+
+        def holds(name: str) -> bool:
+            if features is None:
+                return FEATURES[name](case)
+            if name not in features:
+                features[name] = FEATURES[name](case)
+            return features[name]
 
         return (
             listed(self.adapters, adapter)
@@ -574,11 +595,44 @@ class Expectation:
             and listed(self.losses, case.fn)
             and listed(self.dtypes, case.dtype)
             and listed(self.labels, case.label)
-            and all(FEATURES[f](case) for f in self.when)
+            and all(holds(f) for f in sorted(self.when, key=lambda f: f in _COSTLY_FEATURES))
         )
 
     def describe(self) -> str:
-        return f"[{self.id}] {self.kind}: {self.reason} ({self.citation})"
+        cited = f" ({self.citation})" if self.citation else ""
+        return f"[{self.id}] {self.kind}: {self.reason}{cited}"
+
+
+class ExpectationLookup:
+    """The entries that apply to one adapter and test. Calling it with a failing case
+    gives the entry that explains it (or None); :meth:`conforming` records which entries
+    a *conforming* case meets, so a run can tell a used entry from a stale one (XPASS,
+    ``suites/gating.py``)."""
+
+    def __init__(self, entries, adapter: str, test: str):
+        self.entries = list(entries)
+        self.adapter = adapter
+        self.test = test
+
+    def __call__(self, case: Case) -> Expectation | None:
+        features: dict[str, bool] = {}
+        return next((e for e in self.entries if e.matches(self.adapter, self.test, case, features)), None)
+
+    def conforming(self, case: Case) -> list[Expectation]:
+        """Every entry whose condition ``case`` meets (for a case that conformed).
+
+        A feature that cannot be evaluated on the case -- most need the oracle, which
+        rejects the inputs of ``test_rejects_invalid_input`` -- does not hold: this is
+        only evidence for an XPASS, and a condition not established is no evidence."""
+        features: dict[str, bool] = {}
+        out = []
+        for e in self.entries:
+            try:
+                if e.matches(self.adapter, self.test, case, features):
+                    out.append(e)
+            except Exception:
+                continue
+        return out
 
 
 def _str_list(value, where: str, field: str) -> tuple[str, ...]:
@@ -610,7 +664,8 @@ def load_expectations(path: str | Path, *, default_adapters: tuple[str, ...] = (
     out, seen = [], set()
     for i, entry in enumerate(entries, 1):
         where = f"{path}, entry {i}"
-        missing = {"id", "kind", "reason", "citation"} - set(entry)
+        required = {"id", "kind", "reason"} | ({"citation"} if entry.get("kind") != "baseline" else set())
+        missing = required - set(entry)
         if missing:
             raise ExpectationsError(f"{where}: missing required field(s) {', '.join(sorted(missing))}")
         unknown = set(entry) - _FIELDS
@@ -633,7 +688,7 @@ def load_expectations(path: str | Path, *, default_adapters: tuple[str, ...] = (
                 raise ExpectationsError(f"{where}: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
         out.append(
             Expectation(
-                id=entry["id"], kind=entry["kind"], reason=entry["reason"], citation=entry["citation"],
+                id=entry["id"], kind=entry["kind"], reason=entry["reason"], citation=entry.get("citation", ""),
                 losses=_str_list(entry.get("losses", []), where, "losses"),
                 tests=_str_list(entry.get("tests", []), where, "tests"),
                 dtypes=_str_list(entry.get("dtypes", []), where, "dtypes"),

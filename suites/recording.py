@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from .cases import Case, max_abs_input
-from .checks import ConformanceFailure, Outcome
+from .checks import ConformanceFailure, OracleUndecided, Outcome
 
 __all__ = ["ItemRecorder", "record_from_report"]
 
@@ -31,8 +31,13 @@ def _finite_or_str(x: float) -> float | str:
 class ItemRecorder:
     """Accumulates outcomes of one test item: counts, worst case, the failure."""
 
-    def __init__(self, node):
+    def __init__(self, node, flight=None):
         self.node = node
+        self.flight = flight  # suites.isolation.FlightRecorder, or None
+        self.last_case: Case | None = None
+        self.last_adapter = None
+        self.undecided = 0
+        self.undecided_text = ""
         self.examples = 0
         self.unsupported = 0
         self.unsupported_reason = ""
@@ -45,6 +50,7 @@ class ItemRecorder:
         self.samples: list[list[float | str]] = []
         self.deviations: dict[str, dict[str, Any]] = {}
         self.deviation_example: Outcome | None = None
+        self.conforming_matches: Counter[str] = Counter()  # entry id -> conforming cases it met
 
     def add(self, outcome: Outcome) -> None:
         self.examples += 1
@@ -59,11 +65,24 @@ class ItemRecorder:
         if not outcome.passed:
             self.failure = outcome  # Hypothesis replays the shrunk example last
 
-    def add_failure_text(self, case: Case, text: str) -> None:
+    def note_case(self, case: Case, adapter) -> None:
+        """``adapter`` is about to be called on ``case``: kept on disk (crash isolation)
+        and here, so an error that is not a verdict (a timeout) still names its case."""
+        self.last_case, self.last_adapter = case, adapter
+        if self.flight is not None:
+            self.flight.note_case(case, adapter)
+
+    def add_undecided(self, case: Case, text: str) -> None:
+        """The oracle could not decide this case within its budget: neither pass nor fail."""
+        self.undecided += 1
+        self.options.update(case.option_labels())
+        self.undecided_text = self.undecided_text or f"{text}\n  case:     {case.describe()}"
+
+    def add_failure_text(self, case: Case, text: str, observed: Any = None) -> None:
         """A failure that is not an oracle comparison (e.g. a property, an invalid input)."""
         self.examples += 1
         self.options.update(case.option_labels())
-        self.failure = Outcome(case, False, None, None, text)
+        self.failure = Outcome(case, False, None, observed, text)
 
     def add_deviation(self, expectation, outcome: Outcome) -> None:
         """A failing case explained by an expectations entry: counted, not raised.
@@ -88,6 +107,10 @@ class ItemRecorder:
             lines.append(f"{d['expectation'].describe()} -- {d['count']} case(s); first:")
             lines += ["    " + line for line in d["example"].splitlines()]
         return "\n".join(lines)
+
+    def add_conforming_matches(self, expectations) -> None:
+        """A conforming case met these entries' conditions (evidence of an XPASS)."""
+        self.conforming_matches.update(e.id for e in expectations)
 
     def add_unsupported(self, reason: str) -> None:
         self.unsupported += 1
@@ -132,6 +155,18 @@ def _case_dict(outcome: Outcome | None, adapter, *, features: bool = False) -> d
     }
 
 
+def _failure_dict(rec: ItemRecorder, adapter, message: str) -> dict[str, Any] | None:
+    """The failing case; for an error that is no verdict (a timeout, say), the case
+    the adapter was last called with."""
+    if rec.failure is not None:
+        return _case_dict(rec.failure, adapter, features=True)
+    if rec.last_case is None:
+        return None
+    return _case_dict(
+        Outcome(rec.last_case, False, None, None, message), rec.last_adapter or adapter, features=True
+    )
+
+
 def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str) -> dict[str, Any]:
     """One results record for a finished conformance item."""
     params = item.callspec.params
@@ -144,17 +179,22 @@ def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str
     else:
         exc = call.excinfo.value if call.excinfo else None
         verdict = "fail" if isinstance(exc, (ConformanceFailure, AssertionError)) else "error"
+        if isinstance(exc, OracleUndecided):
+            verdict = "undecided"
     message = ""
     if report.skipped and isinstance(report.longrepr, tuple):
         message = report.longrepr[2]
     elif verdict == "deviation":
         message = rec.deviation_summary()
+    elif verdict == "undecided":
+        message = str(call.excinfo.value) if call.excinfo else (rec.undecided_text if rec else "")
     elif report.failed:
         message = (rec.failure.message if rec and rec.failure else "") or str(call.excinfo.value if call.excinfo else report.longrepr)
     record: dict[str, Any] = {
         "nodeid": item.nodeid,
         "test": item.originalname,
         "adapter": params.get("adapter"),
+        "adapter_name": getattr(adapter, "name", None),
         "adapter_version": getattr(adapter, "version", None),
         "adapter_module": getattr(adapter, "module", None),
         "loss": params.get("loss"),
@@ -173,9 +213,11 @@ def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str
             max_normalized=_finite_or_str(rec.worst.normalized) if rec.worst else None,
             max_relative=_finite_or_str(rec.max_relative) if rec.examples else None,
             worst=_case_dict(rec.worst, adapter),
-            failure=_case_dict(rec.failure, adapter, features=True) if verdict in ("fail", "error") else None,
+            failure=_failure_dict(rec, adapter, message) if verdict in ("fail", "error") else None,
+            undecided_examples=rec.undecided,
             deviation_example=_case_dict(rec.deviation_example, adapter, features=True),
             options=dict(rec.options),
+            expectations_conforming=dict(rec.conforming_matches),
             samples=rec.samples,
             deviations=[
                 {

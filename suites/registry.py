@@ -155,6 +155,9 @@ CROSS_ENTROPY_INVALID: dict[str, EdgeBuilder] = {
     "weight_wrong_length": lambda d: _ce([[1.0, 2.0]], [0], d, "weight_wrong_length", weight=_a([1.0, 1.0, 1.0], d)),
     "target_batch_mismatch": lambda d: _ce([[1.0, 2.0], [0.0, 1.0]], [0, 1, 1], d, "target_batch_mismatch"),
     "probability_target_shape_mismatch": lambda d: _ce([[1.0, 2.0]], [[0.5, 0.25, 0.25]], d, "probability_target_shape_mismatch"),
+    "target_extra_dims_mismatch": lambda d: Case(
+        "cross_entropy", {"input": _a(np.zeros((1, 2, 3)), d), "target": _i([[0, 1]])}, {}, d, "target_extra_dims_mismatch"
+    ),
     "unknown_reduction": lambda d: _ce([[1.0, 2.0]], [0], d, "unknown_reduction", reduction="avg"),
 }
 
@@ -176,6 +179,7 @@ NLL_INVALID: dict[str, EdgeBuilder] = {
     "target_class_out_of_range": lambda d: _nll([[-1.0, -2.0]], [2], d, "target_class_out_of_range"),
     "negative_target_not_ignore_index": lambda d: _nll([[-1.0, -2.0]], [-1], d, "negative_target_not_ignore_index"),
     "weight_wrong_length": lambda d: _nll([[-1.0, -2.0]], [0], d, "weight_wrong_length", weight=_a([1.0], d)),
+    "target_batch_mismatch": lambda d: _nll([[-1.0, -2.0], [-0.5, -1.5]], [0, 1, 1], d, "target_batch_mismatch"),
     "unknown_reduction": lambda d: _nll([[-1.0, -2.0]], [0], d, "unknown_reduction", reduction="avg"),
 }
 
@@ -263,6 +267,7 @@ BCE_INVALID: dict[str, EdgeBuilder] = {
     "negative_probability": lambda d: _bce([-0.25], [1.0], d, "negative_probability"),
     "nan_probability": lambda d: _bce([np.nan], [1.0], d, "nan_probability"),
     "target_shape_mismatch": lambda d: _bce([0.5, 0.5], [1.0, 0.0, 1.0], d, "target_shape_mismatch"),
+    "weight_not_broadcastable": lambda d: _bce([0.5, 0.5], [1.0, 0.0], d, "weight_not_broadcastable", weight=_a([1.0, 2.0, 3.0], d)),
     "unknown_reduction": lambda d: _bce([0.5], [1.0], d, "unknown_reduction", reduction="avg"),
 }
 
@@ -281,6 +286,7 @@ BCEL_EDGES: dict[str, EdgeBuilder] = {
 
 BCEL_INVALID: dict[str, EdgeBuilder] = {
     "target_shape_mismatch": lambda d: _bcel([0.5, 0.5], [1.0, 0.0, 1.0], d, "target_shape_mismatch"),
+    "weight_not_broadcastable": lambda d: _bcel([0.5, 0.5], [1.0, 0.0], d, "weight_not_broadcastable", weight=_a([1.0, 2.0, 3.0], d)),
     "pos_weight_wrong_length": lambda d: _bcel([[0.5, 0.5]], [[1.0, 0.0]], d, "pos_weight_wrong_length", pos_weight=_a([1.0, 2.0, 3.0], d)),
     "unknown_reduction": lambda d: _bcel([0.5], [1.0], d, "unknown_reduction", reduction="avg"),
 }
@@ -316,6 +322,7 @@ KL_EDGES: dict[str, EdgeBuilder] = {
 }
 
 KL_INVALID: dict[str, EdgeBuilder] = {
+    "target_shape_mismatch": lambda d: _kl([-1.0, -0.5], [0.25, 0.25, 0.5], d, "target_shape_mismatch"),
     "unknown_reduction": lambda d: _kl([-1.0], [1.0], d, "unknown_reduction", reduction="avg"),
 }
 

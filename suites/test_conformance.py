@@ -16,7 +16,15 @@ import pytest
 from hypothesis import currently_in_test_context, given, settings, target
 
 from .cases import Case
-from .checks import ConformanceFailure, Unsupported, check_case, failure_message
+from .checks import (
+    ConformanceFailure,
+    OracleUndecided,
+    Outcome,
+    Unsupported,
+    check_case,
+    failure_message,
+)
+from .profiles import separate_per_item
 from .properties import PROPERTIES, PropertyViolation
 from .registry import spec_for
 
@@ -30,16 +38,32 @@ def _require(adapter, fn: str) -> None:
         pytest.skip(f"unsupported: adapter {adapter.name!r} has no {fn}")
 
 
+def _item_key(recorder) -> str:
+    """The item's identity without its adapter: every adapter gets the same cases."""
+    params = recorder.node.callspec.params
+    return recorder.node.originalname + repr(sorted((k, str(v)) for k, v in params.items() if k != "adapter"))
+
+
 def _finish(recorder) -> None:
+    if recorder.undecided:
+        # Never a pass: the item fails, and its record's verdict is "undecided".
+        raise OracleUndecided(
+            f"the oracle could not decide {recorder.undecided} case(s) within its budget "
+            f"(--oracle-budget, --oracle-max-bits):\n{recorder.undecided_text}"
+        )
     if recorder.examples == 0 and recorder.unsupported:
         pytest.skip(f"unsupported: {recorder.unsupported_reason}")
 
 
 def _check(adapter, case: Case, recorder, expected_deviation) -> None:
+    recorder.note_case(case, adapter)
     try:
         outcome = check_case(adapter, case)
     except Unsupported as exc:
         recorder.add_unsupported(str(exc))
+        return
+    except OracleUndecided as exc:
+        recorder.add_undecided(case, str(exc))
         return
     if not outcome.passed and (expectation := expected_deviation(case)) is not None:
         if expectation.convention:
@@ -54,6 +78,8 @@ def _check(adapter, case: Case, recorder, expected_deviation) -> None:
         recorder.add_deviation(expectation, outcome)
         return
     recorder.add(outcome)
+    if outcome.passed:
+        recorder.add_conforming_matches(expected_deviation.conforming(case))
     if currently_in_test_context():
         target(min(outcome.normalized, _TARGET_CAP), label="error in units of the bound")
     if not outcome.passed:
@@ -68,6 +94,7 @@ def test_matches_oracle(adapter, loss, dtype, recorder, expected_deviation):
     def conforms(case):
         _check(adapter, case, recorder, expected_deviation)
 
+    separate_per_item(conforms, _item_key(recorder))
     conforms()
     _finish(recorder)
 
@@ -84,19 +111,22 @@ def test_edge_cases(adapter, loss, label, dtype, recorder, expected_deviation):
 def test_rejects_invalid_input(adapter, loss, label, dtype, recorder, expected_deviation):
     _require(adapter, loss)
     case = spec_for(loss).invalid_cases[label](dtype)
+    recorder.note_case(case, adapter)
     try:
         result = case.call(adapter.function(loss))
     except NotImplementedError as exc:
         pytest.skip(f"unsupported: {exc}")
     except Exception:
         recorder.examples += 1  # rejected, as the spec requires
+        recorder.add_conforming_matches(expected_deviation.conforming(case))
         return
     problem = f"accepted invalid input ({label}) and returned {result!r} instead of raising an error"
     text = failure_message(adapter, case, problem, None, None, result)
+    accepted = Outcome(case, False, None, result, text)
     if (expectation := expected_deviation(case)) is not None:
-        recorder.add_deviation_text(expectation, case, text)
+        recorder.add_deviation(expectation, accepted)
         return
-    recorder.add_failure_text(case, text)
+    recorder.add_failure_text(case, text, observed=result)
     raise ConformanceFailure(text)
 
 
@@ -115,6 +145,7 @@ def test_legacy_reduction_arguments(adapter, loss, dtype, size_average, reduce, 
         kwargs = dict(case.kwargs, size_average=size_average, reduce=reduce)
         _check(adapter, Case(case.fn, case.args, kwargs, case.dtype), recorder, expected_deviation)
 
+    separate_per_item(conforms, _item_key(recorder))
     conforms()
     _finish(recorder)
 
@@ -127,10 +158,14 @@ def test_properties(adapter, loss, prop, dtype, recorder, expected_deviation):
 
     @given(case=definition.cases(loss, dtype))
     def holds(case):
+        recorder.note_case(case, adapter)
         try:
             definition.check(adapter, case)
         except Unsupported as exc:
             recorder.add_unsupported(str(exc))
+            return
+        except OracleUndecided as exc:
+            recorder.add_undecided(case, str(exc))
             return
         except PropertyViolation as exc:
             text = f"property {prop!r} violated by {adapter.name} ({loss}, {dtype}):\n{exc}"
@@ -140,6 +175,8 @@ def test_properties(adapter, loss, prop, dtype, recorder, expected_deviation):
             recorder.add_failure_text(case, text)
             raise ConformanceFailure(text) from None
         recorder.examples += 1
+        recorder.add_conforming_matches(expected_deviation.conforming(case))
 
+    separate_per_item(holds, _item_key(recorder))
     holds()
     _finish(recorder)

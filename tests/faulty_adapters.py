@@ -1,5 +1,11 @@
 """External adapters that break the adapter contract, one way each.
 
+The second group ends its own process, the way a broken native kernel does
+(``tests/test_isolation.py``): ``segfaults``, ``aborts``, ``killed`` (SIGKILL,
+what the OOM killer sends), ``hangs``; ``exhausts_memory`` allocates until it
+gets ``MemoryError`` and refuses to start without an address-space limit, so a
+mistaken run cannot take the machine's memory.
+
 ``tests/test_harness.py`` runs the conformance suite against them
 (``--adapter tests.faulty_adapters:<name>``) and checks that the harness turns
 each breach into a clear record instead of crashing or passing it silently.
@@ -9,6 +15,13 @@ so a run restricted with ``--loss sigmoid`` exercises exactly the faulty functio
 
 from __future__ import annotations
 
+import ctypes
+import os
+import resource
+import signal
+import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -63,3 +76,52 @@ wrong_dtype = SimpleNamespace(name="wrong-dtype", version="0.1", sigmoid=_wrong_
 python_float = SimpleNamespace(name="python-float", version="0.1", sigmoid=_python_float)
 not_implemented = SimpleNamespace(name="not-implemented", version="0.1", sigmoid=_not_implemented)
 lacks_sigmoid = SimpleNamespace(name="lacks-sigmoid", version="0.1", softmax=_softmax)
+
+
+def _segfault(input):
+    """Read address 0: SIGSEGV, like a kernel with a bad pointer."""
+    ctypes.string_at(0)
+
+
+def _abort(input):
+    os.abort()
+
+
+def _killed(input):
+    """SIGKILL, as the kernel's OOM killer delivers it."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _hang(input):
+    time.sleep(3600)
+
+
+def _exhaust_memory(input):
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        raise RuntimeError("exhausts_memory refuses to run without an address-space limit (--memory-limit)")
+    hoard = []
+    while True:  # touch 64 MiB at a time until the limit says no (MemoryError)
+        hoard.append(np.ones(8 << 20))
+
+
+segfaults = SimpleNamespace(name="segfaults", version="0.1", sigmoid=_segfault)
+aborts = SimpleNamespace(name="aborts", version="0.1", sigmoid=_abort)
+killed = SimpleNamespace(name="killed", version="0.1", sigmoid=_killed)
+hangs = SimpleNamespace(name="hangs", version="0.1", sigmoid=_hang)
+exhausts_memory = SimpleNamespace(name="exhausts-memory", version="0.1", sigmoid=_exhaust_memory)
+#: A correct adapter, to show that the items after a crash still run.
+correct = SimpleNamespace(name="correct", version="0.1", sigmoid=lambda input: _sigmoid(input).astype(np.asarray(input).dtype))
+
+#: Markup an adapter puts in its error text: the report must show it as text, never run it.
+HOSTILE_MARKUP = "<script>alert('lossconf')</script>"
+HOSTILE_PATHS = (sys.prefix, str(Path.home()), str(Path(__file__).resolve().parents[1]))
+
+
+def _hostile(input):
+    where = " ".join(f"{p}/lib/kernel.so" for p in HOSTILE_PATHS)
+    raise RuntimeError(f"{HOSTILE_MARKUP} failed loading {where}")
+
+
+#: An adapter whose name and error text are markup and leak this machine's paths.
+hostile = SimpleNamespace(name="<img src=x onerror=alert(1)>", version="<b>0.1</b>", sigmoid=_hostile)

@@ -73,11 +73,12 @@ class SuiteRun:
         return "\n".join(self.output.splitlines()[-lines:])
 
 
-def run_suite(*args: str, tmp: Path, profile: str = "dev", seed: int = 0, timeout: float = 300) -> SuiteRun:
+def run_suite(*args: str, tmp: Path, profile: str = "dev", seed: int | None = 0, timeout: float = 300) -> SuiteRun:
     """Run ``python -m pytest suites <args>`` from the checkout, the report going to ``tmp``.
 
     Hermetic and deterministic: the Hypothesis profile is ``profile`` (via
-    ``LOSSCONF_PROFILE``), the seed is fixed, the example database lives in
+    ``LOSSCONF_PROFILE``), the seed is fixed (``seed=None``: Hypothesis draws one,
+    and uses its example database, which a fixed seed turns off), the example database lives in
     ``tmp`` (no replay from earlier runs), the outer run's ``PYTEST_ADDOPTS``
     and xdist worker variables are not inherited, and nothing is written to
     the checkout.
@@ -85,7 +86,7 @@ def run_suite(*args: str, tmp: Path, profile: str = "dev", seed: int = 0, timeou
     report_dir = tmp / "report"
     cmd = [
         sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
-        "--report-dir", str(report_dir), f"--hypothesis-seed={seed}", *args,
+        "--report-dir", str(report_dir), *([f"--hypothesis-seed={seed}"] if seed is not None else []), *args,
     ]
     env = {
         k: v for k, v in os.environ.items()

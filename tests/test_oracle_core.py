@@ -716,3 +716,37 @@ def test_correctly_rounded_works_above_twice_the_format_precision(name):
     correctly_rounded(evaluate, NUMPY_DTYPES[name])
     assert min(seen) >= 2 * FORMAT_PARAMS[name][0]
     assert len(seen) >= 2  # a value is confirmed at a second precision
+
+
+def _never_decided():
+    """Evaluations that alternate around a float64 midpoint: no precision decides them."""
+    calls = []
+
+    def evaluate():
+        calls.append(mpmath.mp.prec)
+        sign = 1 if len(calls) % 2 else -1
+        return 1 + mpmath.ldexp(1, -53) + sign * mpmath.ldexp(1, -(mpmath.mp.prec - 2))
+
+    return calls, evaluate
+
+
+def test_oracle_budget_caps_the_precision_and_is_scoped():
+    calls, evaluate = _never_decided()
+    with oracle.oracle_budget(oracle.OracleBudget(max_bits=600)), pytest.raises(OracleUndecided, match="at 600 bits"):
+        correctly_rounded(evaluate, np.float64)
+    assert max(calls) <= 600 + 64
+    calls.clear()
+    with pytest.raises(OracleUndecided, match="at 16384 bits"):  # the budget ended with its block
+        correctly_rounded(evaluate, np.float64)
+    assert max(calls) > 600 + 64
+
+
+def test_oracle_budget_time_limit_makes_the_case_undecided():
+    calls, evaluate = _never_decided()
+    with oracle.oracle_budget(oracle.OracleBudget(seconds=0.0)), pytest.raises(OracleUndecided, match="time budget"):
+        correctly_rounded(evaluate, np.float64)
+    assert calls == []  # a zero budget is spent before the first evaluation
+    # A decidable value within the budget is unaffected.
+    with oracle.oracle_budget(oracle.OracleBudget(max_bits=600, seconds=60.0)):
+        _, rounded = correctly_rounded(lambda: mpf(1) / 3, np.float64)
+    assert rounded == 1 / 3

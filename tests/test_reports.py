@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -339,6 +340,7 @@ def test_summarize_counts_and_maxima_for_hand_built_records() -> None:
         "fail": 1,
         "deviation": 0,
         "error": 0,
+        "undecided": 0,
         "unsupported": 0,
         "skip": 0,
     }
@@ -848,3 +850,79 @@ def test_write_report_keeps_the_results_when_rendering_fails(tmp_path: Path, mon
         write_report(make_doc([make_record(verdict="fail", failure=make_case())]), tmp_path)
     assert load_results(tmp_path / "results.json")["records"][0]["verdict"] == "fail"
     assert not (tmp_path / "index.html").exists()
+
+
+# --------------------------------------------------------------------------- reliability additions
+
+
+def _accepted_invalid(adapter: str, verdict: str, citation: str = "") -> dict[str, Any]:
+    return make_record(
+        test="test_rejects_invalid_input", adapter=adapter, verdict=verdict, case_label="label_smoothing_negative",
+        failure=make_case(observed="array(1.31326169)", case="[label_smoothing_negative] cross_entropy(...)") if verdict == "fail" else None,
+        deviation_example=make_case(observed="array(nan)") if verdict == "deviation" else None,
+        deviations=[{"id": "accepts-it", "kind": "bug", "reason": "r", "citation": citation, "count": 1}] if verdict == "deviation" else [],
+    )
+
+
+def test_accepts_invalid_input_section_lists_fail_and_documented_rows() -> None:
+    records = [
+        _accepted_invalid("torch", "fail"),
+        _accepted_invalid("jax", "deviation", citation="javascript:alert(1)"),
+        _accepted_invalid("tensorflow", "deviation", citation="https://example.org/doc"),
+        make_record(test="test_rejects_invalid_input", adapter="torch-nn", verdict="pass"),
+        make_record(verdict="fail", failure=make_case()),  # an accuracy failure is not listed there
+    ]
+    from reports.invalid_input import invalid_input_rows
+
+    rows = invalid_input_rows(records)
+    assert [(r["adapter"], r["verdict"], r["returned"]) for r in rows] == [
+        ("jax", "deviation", "array(nan)"), ("tensorflow", "deviation", "array(nan)"), ("torch", "fail", "array(1.31326169)"),
+    ]
+    html = render_html(make_doc(records))
+    start = html.index('id="invalid-input"')
+    section = html[start:html.index("</section>", start)]
+    assert section.count("<tr data-row>") == 3
+    assert 'href="https://example.org/doc"' in section
+    assert "javascript:" not in section  # only https citations become links
+    assert 'href="javascript:' not in html  # (the deviations table shows it as text, unlinked)
+
+
+def test_no_invalid_input_section_when_everything_was_rejected() -> None:
+    html = render_html(make_doc([make_record(test="test_rejects_invalid_input", verdict="pass")]))
+    assert 'id="invalid-input"' not in html
+
+
+def test_undecided_is_its_own_verdict_and_never_counted_as_pass() -> None:
+    doc = make_doc([make_record(verdict="undecided", message="rounding undecided at 64 bits", failure=None)])
+    cell = summarize(doc["records"])["cells"]["cross_entropy"]["torch"]["float32"]
+    assert cell["counts"]["undecided"] == 1 and cell["counts"]["pass"] == 0
+    assert cell["worst_verdict"] == "undecided"
+    html = render_html(doc)
+    assert 'class="failure v-undecided"' in html and "rounding undecided at 64 bits" in html
+
+
+def test_appended_records_redact_this_machines_paths(tmp_path: Path) -> None:
+    from reports.redact import _CHECKOUT
+
+    leaky = f"failed in {sys.prefix}/lib/x.so, {Path.home()}/.cache/y and {_CHECKOUT}/build/z"
+    append_record(tmp_path / "p.jsonl", make_record(verdict="error", message=leaky, failure=make_case(message=leaky)))
+    text = (tmp_path / "p.jsonl").read_text()
+    for path in (sys.prefix, str(_CHECKOUT)):
+        assert f"{path}/" not in text
+    [record] = read_records(tmp_path / "p.jsonl")
+    assert record["message"] == "failed in <python>/lib/x.so, ~/.cache/y and <lossconf>/build/z"
+    assert record["failure"]["message"] == record["message"]
+
+
+def test_plots_take_the_extremes_of_float64() -> None:
+    """Magnitudes up to float64's max and enormous errors: positions come from log10 values,
+    so no power of ten is ever formed (10.0**309 overflows)."""
+    from reports.plots import magnitude_plots
+
+    biggest = 1.7976931348623157e308
+    records = [make_record(dtype="float64", samples=[[biggest, 1e300, 1e300], [5e-324, 2e-5, 1.0], [1.0, 0.5, 0.5]])]
+    svg = magnitude_plots(records)[0]["svg"]
+    assert svg.count("<circle") == 3
+    exponents = [int(e) for e in re.findall(r">1e(-?\d+)<", svg)]
+    assert max(exponents) >= 200 and min(exponents) <= -200  # both axes span what was plotted
+    assert '="nan' not in svg and "NaN" not in svg  # every coordinate is a number

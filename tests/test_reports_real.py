@@ -11,7 +11,9 @@ One small conformance run (``tests.textbook_adapter``, whose seeded defects fail
   back, and a screenshot is taken (``LOSSCONF_SCREENSHOT=path`` keeps a copy: that is
   how ``docs/report-screenshot.png`` is made).
 
-Where Chromium or Playwright is missing the browser test skips with the reason —
+Chromium is found on PATH (``chromium``, ``chromium-browser``, ``google-chrome``) or named by
+``LOSSCONF_CHROMIUM=/path/to/binary``. Where it or Playwright is missing the browser test
+skips with the reason —
 except under CI (``CI=true``), where a skipped browser test would hide a report that
 no longer works, so it fails instead. ``.ci/run`` installs Chromium.
 """

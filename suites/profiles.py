@@ -1,0 +1,90 @@
+"""Hypothesis profiles of the suite, and what makes a generated case reproducible.
+
+Profiles (``--hypothesis-profile NAME`` or ``LOSSCONF_PROFILE=NAME``):
+
+``lossconf`` (default)
+    25 examples per test item, random: each run explores new cases; failures go to
+    the example database and are replayed first by the next run.
+``gate``
+    For per-pull-request gating. Derandomized (the same cases on every run and every
+    machine, so a gate never flakes), :data:`GATE_EXAMPLES` examples per generated
+    item plus every fixed edge case (``test_edge_cases`` does not depend on the
+    profile), no ``target`` phase. ``benchmarks/gate.py`` measures its time; the
+    target is under 60 s per framework on a 2-core machine.
+``ci``
+    Derandomized with the default count (25): a slower, broader deterministic run.
+``thorough``
+    400 examples with ``hypothesis.target`` steering toward the largest normalized
+    error (the ``target`` phase): a nightly run, with a cached example database.
+``dev``
+    8 examples, random: quick local iterations.
+
+A derandomized profile needs no seed and uses no database (Hypothesis ignores it):
+rerunning a test id regenerates its cases. A random profile reproduces a failure
+from the example database (``--example-db DIR``, which CI can cache) or from
+``--hypothesis-seed``.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, Phase, settings
+
+__all__ = ["DEFAULT_PROFILE", "GATE_EXAMPLES", "PROFILES", "register_profiles", "separate_per_item"]
+
+DEFAULT_PROFILE = "lossconf"
+
+#: Examples per generated test item in the gate profile. With 4 dtypes x 8 functions
+#: of ``test_matches_oracle`` and 88 property items per adapter this is ~600 generated
+#: cases plus ~200 fixed edge cases per framework, which fits the gate's 60 s budget
+#: on 2 cores (figures in benchmarks/gate.py's output, README "CI"). Fewer would leave
+#: option combinations (reduction x weight x ignore_index) unvisited in some dtype.
+GATE_EXAMPLES = 5
+
+_COMMON = dict(
+    deadline=None,  # oracle time varies with the case (Ziv escalation); a deadline would flake
+    print_blob=True,  # failures print @reproduce_failure(...)
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.filter_too_much,
+        HealthCheck.differing_executors,
+    ],
+)
+
+_NO_TARGET = (Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink)
+_WITH_TARGET = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+
+PROFILES: dict[str, dict] = {
+    "lossconf": dict(max_examples=25),
+    "gate": dict(max_examples=GATE_EXAMPLES, derandomize=True, phases=_NO_TARGET),
+    "ci": dict(max_examples=25, derandomize=True),
+    "dev": dict(max_examples=8),
+    "thorough": dict(max_examples=400, phases=_WITH_TARGET),
+}
+
+
+def register_profiles() -> None:
+    """Register every profile of :data:`PROFILES` with Hypothesis (loading none)."""
+    for name, values in PROFILES.items():
+        settings.register_profile(name, **_COMMON, **values)
+
+
+def is_derandomized() -> bool:
+    return bool(settings.default.derandomize)
+
+
+def separate_per_item(test, key: str) -> None:
+    """Give the ``@given`` function ``test``, defined inside a parametrized test, its
+    own identity ``key`` in Hypothesis: its own example-database entries and, under a
+    derandomized profile, its own stream of cases.
+
+    The conformance tests define their ``@given`` function inside the pytest test, so
+    every item would otherwise share one database key (a cached failure of one loss
+    replayed against every other) and one derandomized seed. ``key`` leaves the
+    adapter out, so every adapter sees the same cases (and shares oracle results).
+    Hypothesis's own stateful tests use the same attribute for the same purpose.
+    """
+    inner = getattr(getattr(test, "hypothesis", None), "inner_test", None)
+    if inner is not None:
+        inner._hypothesis_internal_add_digest = key.encode()
