@@ -200,3 +200,133 @@ def activation(fn_name: str, *, dim: int | None = None) -> Program:
     if fn_name == "sigmoid":
         return Program(("input",), ("out = jax.nn.sigmoid(input)",))
     return Program(("input",), (f"out = jax.nn.{fn_name}(input, axis={int(dim)})",))  # type: ignore[arg-type]
+
+
+# -- margin, ranking and embedding losses (issue 5) ------------------------------------
+# optax has a binary hinge (``hinge_loss``: margin 1), ``sigmoid_binary_cross_entropy``,
+# ``cosine_similarity``/``cosine_distance`` and ``triplet_margin_loss``; the rest is the
+# jnp a JAX user writes.
+
+
+def margin_ranking_loss(*, margin: float, reduction: str) -> Program:
+    """``optax.losses.hinge_loss(x1 - x2, y) = max(0, 1 - (x1 - x2) y)`` is the spec at
+    margin 1; any other margin is the same expression written in jnp."""
+    reduction = _check_reduction(reduction)
+    if margin == 1:
+        body = ["loss = optax.losses.hinge_loss(input1 - input2, target)"]
+    else:
+        body = [f"loss = jnp.maximum(-target * (input1 - input2) + {_literal(margin)}, 0)"]
+    return Program(("input1", "input2", "target"), (*body, *_reduce(reduction)))
+
+
+def hinge_embedding_loss(*, margin: float, reduction: str) -> Program:
+    reduction = _check_reduction(reduction)
+    body = [f"loss = jnp.where(target == 1, input, jnp.maximum({_literal(margin)} - input, 0))"]
+    return Program(("input", "target"), (*body, *_reduce(reduction)))
+
+
+def soft_margin_loss(*, reduction: str) -> Program:
+    reduction = _check_reduction(reduction)
+    return Program(("input", "target"), ("loss = jax.nn.softplus(-target * input)", *_reduce(reduction)))
+
+
+def multilabel_soft_margin_loss(*, weighted: bool, reduction: str) -> Program:
+    """``optax.losses.sigmoid_binary_cross_entropy`` per class, weighted, averaged over classes."""
+    reduction = _check_reduction(reduction)
+    params = ("input", "target", "weight") if weighted else ("input", "target")
+    body = ["terms = optax.losses.sigmoid_binary_cross_entropy(input, target)"]
+    if weighted:
+        body.append("terms = terms * weight")
+    body.append("loss = jnp.mean(terms, axis=-1)")
+    return Program(params, (*body, *_reduce(reduction)))
+
+
+def multi_margin_loss(*, p: int, margin: float, weighted: bool, reduction: str) -> Program:
+    """The spec's sum over the other classes in jnp (optax's ``multiclass_hinge_loss`` is the
+    Crammer-Singer max over classes, another loss)."""
+    reduction = _check_reduction(reduction)
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: only p = 1 and p = 2 are supported, got p={p!r}")
+    params = ("input", "target", "weight") if weighted else ("input", "target")
+    body = [
+        "picked = jnp.take_along_axis(input, target[..., None], axis=-1)",
+        f"z = {_literal(margin)} - picked + input",
+        "others = 1 - jax.nn.one_hot(target, input.shape[-1], dtype=input.dtype)",
+        "h = jnp.maximum(z, 0)" + (" ** 2" if p == 2 else ""),
+    ]
+    if weighted:
+        body.append("h = h * weight[target][..., None]")
+    body.append("loss = jnp.sum(h * others, axis=-1) / input.shape[-1]")
+    return Program(params, (*body, *_reduce(reduction)))
+
+
+def multilabel_margin_loss(*, reduction: str) -> Program:
+    """Pairwise hinges masked to listed targets (before the first -1) and non-targets."""
+    reduction = _check_reduction(reduction)
+    body = [
+        "listed = jnp.cumprod(target >= 0, axis=-1).astype(input.dtype)",
+        "labels = jnp.where(listed > 0, target, 0)",
+        "is_target = jnp.max(jax.nn.one_hot(labels, input.shape[-1], dtype=input.dtype) * listed[..., None], axis=-2)",
+        "picked = jnp.take_along_axis(input, labels, axis=-1)",
+        "z = jnp.maximum(1 - picked[..., :, None] + input[..., None, :], 0)",
+        "mask = listed[..., :, None] * (1 - is_target)[..., None, :]",
+        "loss = jnp.sum(z * mask, axis=(-2, -1)) / input.shape[-1]",
+    ]
+    return Program(("input", "target"), (*body, *_reduce(reduction)))
+
+
+def cosine_embedding_loss(*, margin: float, reduction: str) -> Program:
+    """``optax.losses.cosine_similarity`` (its default ``epsilon=0``), then the two branches."""
+    reduction = _check_reduction(reduction)
+    body = [
+        "cos = optax.losses.cosine_similarity(input1, input2)",
+        f"loss = jnp.where(target == 1, 1 - cos, jnp.maximum(cos - {_literal(margin)}, 0))",
+    ]
+    return Program(("input1", "input2", "target"), (*body, *_reduce(reduction)))
+
+
+def _norm(diff: str, p: float) -> str:
+    order = "jnp.inf" if p == float("inf") else _literal(p)
+    return f"jnp.linalg.norm({diff}, ord={order}, axis=-1)"
+
+
+#: ``triplet_margin_with_distance_loss``'s named distances (oracle/embedding.py) in JAX.
+JAX_DISTANCES = {
+    None: lambda x, y: _norm(f"{x} - {y} + 1e-06", 2.0),
+    "pairwise_distance": lambda x, y: _norm(f"{x} - {y} + 1e-06", 2.0),
+    "l1": lambda x, y: _norm(f"{x} - {y} + 1e-06", 1.0),
+    # torch's cosine_similarity divides by max(||x||, 1e-8); optax clips ||x||^2 at epsilon
+    "cosine": lambda x, y: f"optax.losses.cosine_distance({x}, {y}, epsilon=1e-16)",
+}
+
+
+def _triplet(distance, margin: float, swap: bool, reduction: str) -> Program:
+    if not margin > 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    body = [f"d_ap = {distance('anchor', 'positive')}", f"d_an = {distance('anchor', 'negative')}"]
+    if swap:
+        body.append(f"d_an = jnp.minimum(d_an, {distance('positive', 'negative')})")
+    body.append(f"loss = jnp.maximum({_literal(margin)} + d_ap - d_an, 0)")
+    return Program(("anchor", "positive", "negative"), (*body, *_reduce(reduction)))
+
+
+def triplet_margin_loss(*, margin: float, p: float, eps: float, swap: bool, reduction: str) -> Program:
+    """``optax.losses.triplet_margin_loss(norm_degree=p, margin, eps)``; with ``swap``, which
+    optax lacks, the distances in jnp (``||a - b + eps||_p``, as the spec)."""
+    reduction = _check_reduction(reduction)
+    if swap:
+        return _triplet(lambda x, y: _norm(f"{x} - {y} + {_literal(eps)}", float(p)), margin, True, reduction)
+    if not margin > 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    body = [
+        "loss = optax.losses.triplet_margin_loss(anchor, positive, negative, "
+        f"norm_degree={_literal(p)}, margin={_literal(margin)}, eps={_literal(eps)})"
+    ]
+    return Program(("anchor", "positive", "negative"), (*body, *_reduce(reduction)))
+
+
+def triplet_margin_with_distance_loss(*, distance_function: str | None, margin: float, swap: bool, reduction: str) -> Program:
+    reduction = _check_reduction(reduction)
+    if distance_function not in JAX_DISTANCES:
+        raise ValueError(f"unknown distance_function {distance_function!r}")
+    return _triplet(JAX_DISTANCES[distance_function], margin, swap, reduction)

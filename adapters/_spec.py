@@ -19,3 +19,16 @@ SPEC_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "log_softmax": ("input",),
     "sigmoid": ("input",),
 }
+
+#: Margin, ranking and embedding losses (issue 5).
+SPEC_FUNCTIONS.update({
+    "margin_ranking_loss": ("input1", "input2", "target"),
+    "hinge_embedding_loss": ("input", "target"),
+    "soft_margin_loss": ("input", "target"),
+    "multilabel_soft_margin_loss": ("input", "target"),
+    "multi_margin_loss": ("input", "target"),
+    "multilabel_margin_loss": ("input", "target"),
+    "cosine_embedding_loss": ("input1", "input2", "target"),
+    "triplet_margin_loss": ("anchor", "positive", "negative"),
+    "triplet_margin_with_distance_loss": ("anchor", "positive", "negative"),
+})

@@ -36,6 +36,24 @@ ARRAY_PARAMETERS = frozenset({"input", "target", "weight", "pos_weight"})
 LEGACY_REDUCTION_PARAMETERS = frozenset({"size_average", "reduce"})
 
 
+#: ``triplet_margin_with_distance_loss``'s named distance functions (oracle/embedding.py,
+#: DISTANCE_FUNCTIONS) as the torch source a user writes; the callable is built from it.
+TORCH_DISTANCES: dict[str, str] = {
+    "pairwise_distance": "torch.nn.functional.pairwise_distance",
+    "l1": "lambda x, y: torch.nn.functional.pairwise_distance(x, y, p=1)",
+    "cosine": "lambda x, y: 1.0 - torch.nn.functional.cosine_similarity(x, y, dim=-1)",
+}
+
+
+def torch_distance(name: object):
+    """The callable for a named distance function; ``None`` stays None (torch's default)."""
+    if name is None:
+        return None
+    if name not in TORCH_DISTANCES:
+        raise ValueError(f"unknown distance_function {name!r}: expected one of {', '.join(TORCH_DISTANCES)} or None")
+    return eval(TORCH_DISTANCES[str(name)], {"torch": torch})  # our own fixed source text above
+
+
 def resolve_device(adapter_name: str, device: str | torch.device) -> torch.device:
     """The torch device named by ``device``, checked to be usable here.
 
@@ -197,6 +215,153 @@ class TorchAdapter:
         """The logistic function, elementwise."""
         return self._forward("sigmoid", {"input": input})
 
+    # -- margin, ranking and embedding losses (issue 5) ----------------------------
+
+    def margin_ranking_loss(
+        self,
+        input1: np.ndarray,
+        input2: np.ndarray,
+        target: np.ndarray,
+        margin: float = 0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``max(0, -y (x1 - x2) + margin)``."""
+        return self._forward("margin_ranking_loss", {
+            "input1": input1, "input2": input2, "target": target, "margin": margin,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def hinge_embedding_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        margin: float = 1.0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``x`` for ``y = 1``, ``max(0, margin - x)`` for ``y = -1``."""
+        return self._forward("hinge_embedding_loss", {
+            "input": input, "target": target, "margin": margin,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def soft_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``log(1 + exp(-y x))``."""
+        return self._forward("soft_margin_loss", {
+            "input": input, "target": target,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def multilabel_soft_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Per-sample mean over classes of weighted binary logistic losses."""
+        return self._forward("multilabel_soft_margin_loss", {
+            "input": input, "target": target, "weight": weight,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def multi_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        p: int = 1,
+        margin: float = 1.0,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Multi-class hinge loss against class indices."""
+        return self._forward("multi_margin_loss", {
+            "input": input, "target": target, "p": p, "margin": margin, "weight": weight,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def multilabel_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Multi-label hinge loss; ``target`` lists classes up to a -1."""
+        return self._forward("multilabel_margin_loss", {
+            "input": input, "target": target,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def cosine_embedding_loss(
+        self,
+        input1: np.ndarray,
+        input2: np.ndarray,
+        target: np.ndarray,
+        margin: float = 0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``1 - cos`` for ``y = 1``, ``max(0, cos - margin)`` for ``y = -1``."""
+        return self._forward("cosine_embedding_loss", {
+            "input1": input1, "input2": input2, "target": target, "margin": margin,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def triplet_margin_loss(
+        self,
+        anchor: np.ndarray,
+        positive: np.ndarray,
+        negative: np.ndarray,
+        margin: float = 1.0,
+        p: float = 2,
+        eps: float = 1e-06,
+        swap: bool = False,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``max(0, margin + d(a, p) - d(a, n))`` with ``pairwise_distance``."""
+        return self._forward("triplet_margin_loss", {
+            "anchor": anchor, "positive": positive, "negative": negative, "margin": margin,
+            "p": p, "eps": eps, "swap": swap,
+            "size_average": size_average, "reduce": reduce, "reduction": reduction,
+        })  # fmt: skip
+
+    def triplet_margin_with_distance_loss(
+        self,
+        anchor: np.ndarray,
+        positive: np.ndarray,
+        negative: np.ndarray,
+        *,
+        distance_function: str | None = None,
+        margin: float = 1.0,
+        swap: bool = False,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Triplet loss with a distance named in ``TORCH_DISTANCES`` (None: the default)."""
+        return self._forward("triplet_margin_with_distance_loss", {
+            "anchor": anchor, "positive": positive, "negative": negative,
+            "distance_function": distance_function, "margin": margin, "swap": swap,
+            "reduction": reduction,
+        })  # fmt: skip
+
     # -- gradients and repro snippets --------------------------------------------
 
     def grad(
@@ -252,6 +417,8 @@ class TorchAdapter:
             if self._is_array_argument(name, value):
                 lines.append(f"{name} = {tensor_source(np.asarray(value), self.device)}")
                 source = name
+            elif name == "distance_function" and value is not None:
+                source = TORCH_DISTANCES[str(value)]
             elif name in names or not _is_default(_plain(value), defaults[name]):
                 source = scalar_literal(value)
             else:
@@ -315,6 +482,8 @@ class TorchAdapter:
                 continue
             if self._is_array_argument(name, value):
                 converted[name] = to_tensor(np.asarray(value), self.device)
+            elif name == "distance_function":
+                converted[name] = torch_distance(value)
             else:
                 converted[name] = _plain(value)
         positional = [converted.pop(name) for name in POSITIONAL[fn_name]]

@@ -203,6 +203,124 @@ class JaxLosses:
         """The logistic function, elementwise."""
         return self._forward("sigmoid", locals())
 
+    # -- margin, ranking and embedding losses (issue 5) -----------------------------
+
+    def margin_ranking_loss(
+        self,
+        input1: np.ndarray,
+        input2: np.ndarray,
+        target: np.ndarray,
+        margin: float = 0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``optax.losses.hinge_loss(x1 - x2, y)`` at margin 1, else jnp."""
+        return self._forward("margin_ranking_loss", locals())
+
+    def hinge_embedding_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        margin: float = 1.0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``jnp.where(y == 1, x, jnp.maximum(margin - x, 0))``."""
+        return self._forward("hinge_embedding_loss", locals())
+
+    def soft_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``jax.nn.softplus(-y x)``."""
+        return self._forward("soft_margin_loss", locals())
+
+    def multilabel_soft_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``optax.losses.sigmoid_binary_cross_entropy``, weighted, averaged over classes."""
+        return self._forward("multilabel_soft_margin_loss", locals())
+
+    def multi_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        p: int = 1,
+        margin: float = 1.0,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """The multi-class hinge in jnp."""
+        return self._forward("multi_margin_loss", locals())
+
+    def multilabel_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """The multi-label hinge in jnp (``jnp.cumprod`` marks the entries before -1)."""
+        return self._forward("multilabel_margin_loss", locals())
+
+    def cosine_embedding_loss(
+        self,
+        input1: np.ndarray,
+        input2: np.ndarray,
+        target: np.ndarray,
+        margin: float = 0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``optax.losses.cosine_similarity``, then the two branches."""
+        return self._forward("cosine_embedding_loss", locals())
+
+    def triplet_margin_loss(
+        self,
+        anchor: np.ndarray,
+        positive: np.ndarray,
+        negative: np.ndarray,
+        margin: float = 1.0,
+        p: float = 2,
+        eps: float = 1e-06,
+        swap: bool = False,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``optax.losses.triplet_margin_loss``; with ``swap``, jnp distances."""
+        return self._forward("triplet_margin_loss", locals())
+
+    def triplet_margin_with_distance_loss(
+        self,
+        anchor: np.ndarray,
+        positive: np.ndarray,
+        negative: np.ndarray,
+        *,
+        distance_function: str | None = None,
+        margin: float = 1.0,
+        swap: bool = False,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """A named distance (``_jax_programs.JAX_DISTANCES``) in jnp / optax."""
+        return self._forward("triplet_margin_with_distance_loss", locals())
+
     # -- gradients and repro snippets --------------------------------------------
 
     def grad(
@@ -301,8 +419,12 @@ class JaxLosses:
                     f"{legacy}={arguments[legacy]!r}: optax has no legacy size_average/reduce "
                     "arguments (use reduction)"
                 )
-        ndim = np.ndim(arguments["input"])
         reduction = arguments.get("reduction")
+        if fn_name in _MARGIN_PROGRAMS:
+            program = _MARGIN_PROGRAMS[fn_name](arguments)
+            arrays = {name: _host_array(name, arguments[name]) for name in program.params}
+            return program, arrays
+        ndim = np.ndim(arguments["input"])
         if fn_name == "cross_entropy":
             target = np.asarray(arguments["target"])
             program = programs.cross_entropy(
@@ -345,6 +467,27 @@ class JaxLosses:
         arrays = {name: _host_array(name, arguments[name]) for name in program.params}
         return program, arrays
 
+
+#: Margin, ranking and embedding losses (issue 5): each call's static options -> program.
+_MARGIN_PROGRAMS: dict[str, Callable[[Mapping[str, Any]], programs.Program]] = {
+    "margin_ranking_loss": lambda a: programs.margin_ranking_loss(margin=float(a["margin"]), reduction=a["reduction"]),
+    "hinge_embedding_loss": lambda a: programs.hinge_embedding_loss(margin=float(a["margin"]), reduction=a["reduction"]),
+    "soft_margin_loss": lambda a: programs.soft_margin_loss(reduction=a["reduction"]),
+    "multilabel_soft_margin_loss": lambda a: programs.multilabel_soft_margin_loss(
+        weighted=a["weight"] is not None, reduction=a["reduction"]
+    ),
+    "multi_margin_loss": lambda a: programs.multi_margin_loss(
+        p=a["p"], margin=float(a["margin"]), weighted=a["weight"] is not None, reduction=a["reduction"]
+    ),
+    "multilabel_margin_loss": lambda a: programs.multilabel_margin_loss(reduction=a["reduction"]),
+    "cosine_embedding_loss": lambda a: programs.cosine_embedding_loss(margin=float(a["margin"]), reduction=a["reduction"]),
+    "triplet_margin_loss": lambda a: programs.triplet_margin_loss(
+        margin=float(a["margin"]), p=float(a["p"]), eps=float(a["eps"]), swap=bool(a["swap"]), reduction=a["reduction"]
+    ),
+    "triplet_margin_with_distance_loss": lambda a: programs.triplet_margin_with_distance_loss(
+        distance_function=a["distance_function"], margin=float(a["margin"]), swap=bool(a["swap"]), reduction=a["reduction"]
+    ),
+}
 
 _OPTAX = "optax.losses."
 _MEAN = ("composed", "jnp.mean(loss) of optax's per-example losses")
@@ -407,6 +550,85 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     "log_softmax": {"(function)": ("native", "jax.nn.log_softmax"), "dim": ("native", "axis=dim")},
     "sigmoid": {"(function)": ("native", "jax.nn.sigmoid")},
 }
+
+
+#: Margin, ranking and embedding losses (issue 5).
+_REDUCTIONS_COMPOSED = {"reduction='none'": ("native", "per-sample losses"), "reduction='mean'": _MEAN, "reduction='sum'": _SUM}
+OPTION_TABLE.update({
+    "margin_ranking_loss": {
+        "(function)": ("native", _OPTAX + "hinge_loss(input1 - input2, target) at margin=1; jnp otherwise"),
+        "margin": ("composed", "jnp.maximum(-target * (input1 - input2) + margin, 0)"),
+        **_REDUCTIONS_COMPOSED,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "hinge_embedding_loss": {
+        "(function)": ("composed", "jnp.where(target == 1, input, jnp.maximum(margin - input, 0))"),
+        "margin": ("composed", "a literal"),
+        **_REDUCTIONS_COMPOSED,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "soft_margin_loss": {
+        "(function)": ("composed", "jax.nn.softplus(-target * input)"),
+        **_REDUCTIONS_COMPOSED,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "multilabel_soft_margin_loss": {
+        "(function)": ("native", _OPTAX + "sigmoid_binary_cross_entropy per class, jnp.mean(axis=-1)"),
+        "(C) input": ("native", "the same on a rank-1 input"),
+        "weight": ("composed", "terms * weight before the class mean"),
+        **_REDUCTIONS_COMPOSED,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "multi_margin_loss": {
+        "(function)": (
+            "composed",
+            "jnp.maximum(margin - x_y + x, 0) ** p over the other classes / C (optax's "
+            "multiclass_hinge_loss is the Crammer-Singer max: another loss)",
+        ),
+        "(C) input": ("composed", "the same on a rank-1 input"),
+        "p=1": ("composed", "jnp.maximum(z, 0)"),
+        "p=2": ("composed", "jnp.maximum(z, 0) ** 2"),
+        "margin": ("composed", "a literal in z"),
+        "weight": ("composed", "h * weight[target]"),
+        **_REDUCTIONS_COMPOSED,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "multilabel_margin_loss": {
+        "(function)": ("composed", "pairwise jnp.maximum(1 - x_j + x_i, 0) masked to listed j, non-target i, / C"),
+        "(C) input": ("composed", "the same on a rank-1 input"),
+        "-1 terminated target": ("composed", "jnp.cumprod(target >= 0) marks the entries before the first -1"),
+        **_REDUCTIONS_COMPOSED,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "cosine_embedding_loss": {
+        "(function)": ("native", _OPTAX + "cosine_similarity(input1, input2) (epsilon=0, its default); jnp.where branches"),
+        "(D) input": ("native", "axis=-1"),
+        "margin": ("composed", "jnp.maximum(cos - margin, 0)"),
+        "zero vector": ("native", "epsilon=0: 0/0 (see expectations)"),
+        **_REDUCTIONS_COMPOSED,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "triplet_margin_loss": {
+        "(function)": ("native", _OPTAX + "triplet_margin_loss(anchor, positive, negative, norm_degree=p, margin=, eps=)"),
+        "(D) input": ("native", "axis=-1"),
+        "margin": ("native", "margin="),
+        "p": ("native", "norm_degree=p"),
+        "eps": ("native", "eps= (optax adds it to the sum of powers, see expectations)"),
+        "swap": ("composed", "jnp.linalg.norm(a - b + eps, ord=p, axis=-1) distances, jnp.minimum(d_an, d_pn)"),
+        **_REDUCTIONS_COMPOSED,
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "triplet_margin_with_distance_loss": {
+        "(function)": ("composed", "as triplet_margin_loss with a named distance"),
+        "(D) input": ("composed", "axis=-1"),
+        "distance_function=None": ("composed", "jnp.linalg.norm(a - b + 1e-06, axis=-1)"),
+        "distance_function='l1'": ("composed", "jnp.linalg.norm(a - b + 1e-06, ord=1, axis=-1)"),
+        "distance_function='cosine'": ("native", _OPTAX + "cosine_distance(a, b, epsilon=1e-16)"),
+        "margin": ("composed", "a literal"),
+        "swap": ("composed", "jnp.minimum(d_an, d_pn)"),
+        **_REDUCTIONS_COMPOSED,
+    },
+})
 
 
 def create(*, device: str = "cpu") -> JaxLosses:

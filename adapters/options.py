@@ -46,6 +46,22 @@ SPEC_OPTIONS: dict[str, tuple[str, ...]] = {
     "sigmoid": (),
 }
 
+#: Margin, ranking and embedding losses (issue 5).
+SPEC_OPTIONS.update({
+    "margin_ranking_loss": ("margin", *_REDUCTIONS),
+    "hinge_embedding_loss": ("margin", *_REDUCTIONS),
+    "soft_margin_loss": _REDUCTIONS,
+    "multilabel_soft_margin_loss": ("(C) input", "weight", *_REDUCTIONS),
+    "multi_margin_loss": ("(C) input", "p=1", "p=2", "margin", "weight", *_REDUCTIONS),
+    "multilabel_margin_loss": ("(C) input", "-1 terminated target", *_REDUCTIONS),
+    "cosine_embedding_loss": ("(D) input", "margin", "zero vector", *_REDUCTIONS),
+    "triplet_margin_loss": ("(D) input", "margin", "p", "eps", "swap", *_REDUCTIONS),
+    "triplet_margin_with_distance_loss": (
+        "(D) input", "distance_function=None", "distance_function='l1'", "distance_function='cosine'",
+        "margin", "swap", *_REDUCTIONS[:3],
+    ),
+})
+
 
 def option_table_of(module: object) -> dict[str, dict[str, list[str]]] | None:
     """``module``'s ``OPTION_TABLE`` completed to every spec option, as JSON-ready lists.

@@ -66,7 +66,10 @@ from ._tf_convert import tensor_source, tf_dtype, to_numpy, to_tf
 from .errors import AdapterError, AdapterUnavailableError
 
 #: Parameters that hold arrays: the tensors a program reads by these names.
-ARRAY_PARAMETERS = ("input", "target", "weight", "pos_weight")
+ARRAY_PARAMETERS = (
+    "input", "target", "weight", "pos_weight",
+    "input1", "input2", "anchor", "positive", "negative",  # margin and embedding losses
+)
 
 _KERAS = "tf.keras.losses"
 
@@ -361,6 +364,171 @@ _PROGRAMS = {
 }
 
 
+# -- margin, ranking and embedding losses (issue 5) ------------------------------------
+# TensorFlow has none of these as losses except the cosine similarity
+# (``tf.keras.losses.CosineSimilarity``, which returns ``-cos``); the rest are the
+# few tf ops a TensorFlow user writes, each reduced explicitly.
+
+
+def _explicit_reduce(fn_name: str, reduction: object) -> str:
+    reduction = _explicit_reduction(fn_name, reduction)
+    return {
+        "none": "out = losses",
+        "sum": "out = tf.reduce_sum(losses)",
+        "mean": "out = tf.reduce_mean(losses)",
+    }[reduction]
+
+
+def _margin_ranking_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("margin_ranking_loss", a["size_average"], a["reduce"])
+    if float(a["margin"]) == 1 and a["reduction"] in ("none", "mean", "sum"):
+        # Keras's Hinge is max(0, 1 - y * x) averaged over the last axis: on a unit last
+        # axis, the spec's term at margin 1 with x = x1 - x2
+        dtype = tf_dtype(np.asarray(a["input1"]).dtype).name
+        loss = _call(f"{_KERAS}.Hinge", reduction=_kw(_keras_reduction(a["reduction"])), dtype=_kw(dtype))
+        return [f"loss_fn = {loss}", "out = loss_fn(target[..., None], (input1 - input2)[..., None])"]
+    return [
+        f"losses = tf.maximum(-target * (input1 - input2) + {_kw(float(a['margin']))}, 0.0)",
+        _explicit_reduce("margin_ranking_loss", a["reduction"]),
+    ]
+
+
+def _hinge_embedding_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("hinge_embedding_loss", a["size_average"], a["reduce"])
+    return [
+        f"losses = tf.where(target == 1, input, tf.maximum({_kw(float(a['margin']))} - input, 0.0))",
+        _explicit_reduce("hinge_embedding_loss", a["reduction"]),
+    ]
+
+
+def _soft_margin_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("soft_margin_loss", a["size_average"], a["reduce"])
+    return ["losses = tf.math.softplus(-target * input)", _explicit_reduce("soft_margin_loss", a["reduction"])]
+
+
+def _multilabel_soft_margin_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("multilabel_soft_margin_loss", a["size_average"], a["reduce"])
+    dtype = tf_dtype(np.asarray(a["input"]).dtype).name
+    if a["weight"] is None:
+        # Keras's BinaryCrossentropy averages over the last (class) axis: the spec's 1/C sum
+        loss = _call(
+            f"{_KERAS}.BinaryCrossentropy", from_logits="True",
+            reduction=_kw(_keras_reduction(a["reduction"])), dtype=_kw(dtype),
+        )
+        return [f"loss_fn = {loss}", "out = loss_fn(target, input)"]
+    return [
+        "terms = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input) * weight",
+        "losses = tf.reduce_mean(terms, axis=-1)",
+        _explicit_reduce("multilabel_soft_margin_loss", a["reduction"]),
+    ]
+
+
+def _multi_margin_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("multi_margin_loss", a["size_average"], a["reduce"])
+    p = a["p"]
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: only p = 1 and p = 2 are supported, got p={p!r}")
+    x = np.asarray(a["input"])
+    lines = [
+        f"picked = tf.gather(input, target, batch_dims={np.ndim(a['target'])})",
+        f"z = {_kw(float(a['margin']))} - picked[..., None] + input",
+        f"others = 1.0 - tf.one_hot(target, {x.shape[-1]}, dtype=input.dtype)",
+        "h = tf.maximum(z, 0.0)" + (" ** 2" if p == 2 else ""),
+    ]
+    if a["weight"] is not None:
+        lines.append("h = h * tf.gather(weight, target)[..., None]")
+    lines += [
+        f"losses = tf.reduce_sum(h * others, axis=-1) / {x.shape[-1]}",
+        _explicit_reduce("multi_margin_loss", a["reduction"]),
+    ]
+    return lines
+
+
+def _multilabel_margin_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("multilabel_margin_loss", a["size_average"], a["reduce"])
+    c = int(np.asarray(a["input"]).shape[-1])
+    return [
+        "listed = tf.math.cumprod(tf.cast(target >= 0, input.dtype), axis=-1)",
+        "labels = tf.where(listed > 0, target, tf.zeros_like(target))",
+        f"is_target = tf.reduce_max(tf.one_hot(labels, {c}, dtype=input.dtype) * listed[..., None], axis=-2)",
+        f"picked = tf.gather(input, labels, batch_dims={np.ndim(a['target']) - 1})",
+        "z = tf.maximum(1.0 - picked[..., :, None] + input[..., None, :], 0.0)",
+        "mask = listed[..., :, None] * (1.0 - is_target)[..., None, :]",
+        f"losses = tf.reduce_sum(z * mask, axis=[-2, -1]) / {c}",
+        _explicit_reduce("multilabel_margin_loss", a["reduction"]),
+    ]
+
+
+def _cosine_embedding_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("cosine_embedding_loss", a["size_average"], a["reduce"])
+    dtype = tf_dtype(np.asarray(a["input1"]).dtype).name
+    similarity = _call(f"{_KERAS}.CosineSimilarity", axis="-1", reduction="'none'", dtype=_kw(dtype))
+    return [
+        f"cos = -{similarity}(input2, input1)",
+        f"losses = tf.where(target == 1, 1.0 - cos, tf.maximum(cos - {_kw(float(a['margin']))}, 0.0))",
+        _explicit_reduce("cosine_embedding_loss", a["reduction"]),
+    ]
+
+
+def _tf_norm(diff: str, p: object) -> str:
+    order = "np.inf" if p == float("inf") else _kw(float(p))  # type: ignore[arg-type]
+    return f"tf.norm({diff}, ord={order}, axis=-1)"
+
+
+def _triplet_lines(distance, margin: float, swap: bool, fn_name: str, reduction: object) -> list[str]:
+    if not margin > 0:
+        raise ValueError(f"{fn_name}: margin must be greater than 0, got {margin}")
+    lines = [f"d_ap = {distance('anchor', 'positive')}", f"d_an = {distance('anchor', 'negative')}"]
+    if swap:
+        lines.append(f"d_an = tf.minimum(d_an, {distance('positive', 'negative')})")
+    lines += [f"losses = tf.maximum({_kw(margin)} + d_ap - d_an, 0.0)", _explicit_reduce(fn_name, reduction)]
+    return lines
+
+
+def _triplet_margin_loss(a: dict[str, Any]) -> list[str]:
+    _legacy("triplet_margin_loss", a["size_average"], a["reduce"])
+    eps, p = float(a["eps"]), a["p"]
+    return _triplet_lines(
+        lambda x, y: _tf_norm(f"{x} - {y} + {_kw(eps)}", p), float(a["margin"]), bool(a["swap"]),
+        "triplet_margin_loss", a["reduction"],
+    )
+
+
+#: ``triplet_margin_with_distance_loss``'s named distances (oracle/embedding.py) in TensorFlow.
+TF_DISTANCES = {
+    None: lambda x, y: _tf_norm(f"{x} - {y} + 1e-06", 2),
+    "pairwise_distance": lambda x, y: _tf_norm(f"{x} - {y} + 1e-06", 2),
+    "l1": lambda x, y: _tf_norm(f"{x} - {y} + 1e-06", 1),
+    # torch's cosine_similarity divides by max(||x||, 1e-8): l2_normalize's epsilon is on ||x||^2
+    "cosine": lambda x, y: (
+        f"1.0 - tf.reduce_sum(tf.math.l2_normalize({x}, axis=-1, epsilon=1e-16) * "
+        f"tf.math.l2_normalize({y}, axis=-1, epsilon=1e-16), axis=-1)"
+    ),
+}
+
+
+def _triplet_margin_with_distance_loss(a: dict[str, Any]) -> list[str]:
+    name = a["distance_function"]
+    if name not in TF_DISTANCES:
+        raise ValueError(f"unknown distance_function {name!r}")
+    return _triplet_lines(
+        TF_DISTANCES[name], float(a["margin"]), bool(a["swap"]), "triplet_margin_with_distance_loss", a["reduction"]
+    )
+
+
+_PROGRAMS.update({
+    "margin_ranking_loss": _margin_ranking_loss,
+    "hinge_embedding_loss": _hinge_embedding_loss,
+    "soft_margin_loss": _soft_margin_loss,
+    "multilabel_soft_margin_loss": _multilabel_soft_margin_loss,
+    "multi_margin_loss": _multi_margin_loss,
+    "multilabel_margin_loss": _multilabel_margin_loss,
+    "cosine_embedding_loss": _cosine_embedding_loss,
+    "triplet_margin_loss": _triplet_margin_loss,
+    "triplet_margin_with_distance_loss": _triplet_margin_with_distance_loss,
+})
+
+
 class TensorFlowLosses:
     """The spec's functions, answered by TensorFlow's losses (module docstring)."""
 
@@ -451,6 +619,124 @@ class TensorFlowLosses:
     def sigmoid(self, input: np.ndarray) -> np.ndarray:
         """``tf.math.sigmoid``, elementwise."""
         return self._forward("sigmoid", locals())
+
+    # -- margin, ranking and embedding losses (issue 5): composed tf ops ---------------
+
+    def margin_ranking_loss(
+        self,
+        input1: np.ndarray,
+        input2: np.ndarray,
+        target: np.ndarray,
+        margin: float = 0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``tf.maximum(-y (x1 - x2) + margin, 0)``."""
+        return self._forward("margin_ranking_loss", locals())
+
+    def hinge_embedding_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        margin: float = 1.0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``tf.where(y == 1, x, tf.maximum(margin - x, 0))``."""
+        return self._forward("hinge_embedding_loss", locals())
+
+    def soft_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``tf.math.softplus(-y x)``."""
+        return self._forward("soft_margin_loss", locals())
+
+    def multilabel_soft_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """Keras's BinaryCrossentropy(from_logits=True) (a mean over the class axis)."""
+        return self._forward("multilabel_soft_margin_loss", locals())
+
+    def multi_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        p: int = 1,
+        margin: float = 1.0,
+        weight: np.ndarray | None = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """The multi-class hinge, composed (Keras's CategoricalHinge is another formula)."""
+        return self._forward("multi_margin_loss", locals())
+
+    def multilabel_margin_loss(
+        self,
+        input: np.ndarray,
+        target: np.ndarray,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """The multi-label hinge, composed: ``tf.math.cumprod`` marks the entries before -1."""
+        return self._forward("multilabel_margin_loss", locals())
+
+    def cosine_embedding_loss(
+        self,
+        input1: np.ndarray,
+        input2: np.ndarray,
+        target: np.ndarray,
+        margin: float = 0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``cos = -CosineSimilarity(reduction='none')``, then the two branches."""
+        return self._forward("cosine_embedding_loss", locals())
+
+    def triplet_margin_loss(
+        self,
+        anchor: np.ndarray,
+        positive: np.ndarray,
+        negative: np.ndarray,
+        margin: float = 1.0,
+        p: float = 2,
+        eps: float = 1e-06,
+        swap: bool = False,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """``tf.norm(a - b + eps, ord=p, axis=-1)`` distances, composed."""
+        return self._forward("triplet_margin_loss", locals())
+
+    def triplet_margin_with_distance_loss(
+        self,
+        anchor: np.ndarray,
+        positive: np.ndarray,
+        negative: np.ndarray,
+        *,
+        distance_function: str | None = None,
+        margin: float = 1.0,
+        swap: bool = False,
+        reduction: str = "mean",
+    ) -> np.ndarray:
+        """A named distance (``TF_DISTANCES``), composed."""
+        return self._forward("triplet_margin_with_distance_loss", locals())
 
     # -- gradients and repro snippets --------------------------------------------
 
@@ -632,6 +918,96 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     "log_softmax": {"(function)": ("native", "tf.nn.log_softmax"), "dim": ("native", "axis=dim")},
     "sigmoid": {"(function)": ("native", "tf.math.sigmoid")},
 }
+
+
+#: Margin, ranking and embedding losses (issue 5): composed from tf ops (TensorFlow has
+#: none of them, except the cosine similarity).
+_COMPOSED_REDUCTIONS = {
+    "reduction='none'": ("composed", "the per-sample losses"),
+    "reduction='mean'": ("composed", "tf.reduce_mean(losses)"),
+    "reduction='sum'": ("composed", "tf.reduce_sum(losses)"),
+    "size_average/reduce (legacy)": _LEGACY,
+}
+OPTION_TABLE.update({
+    "margin_ranking_loss": {
+        "(function)": (
+            "native",
+            f"{_KERAS}.Hinge()(target[..., None], (input1 - input2)[..., None]) at margin=1; "
+            "tf.maximum(-target * (input1 - input2) + margin, 0.0) otherwise",
+        ),
+        "margin": ("composed", "tf.maximum(-target * (input1 - input2) + margin, 0.0)"),
+        **_COMPOSED_REDUCTIONS,
+    },
+    "hinge_embedding_loss": {
+        "(function)": ("composed", "tf.where(target == 1, input, tf.maximum(margin - input, 0.0))"),
+        "margin": ("composed", "a literal in the expression"),
+        **_COMPOSED_REDUCTIONS,
+    },
+    "soft_margin_loss": {
+        "(function)": ("composed", "tf.math.softplus(-target * input)"),
+        **_COMPOSED_REDUCTIONS,
+    },
+    "multilabel_soft_margin_loss": {
+        "(function)": ("native", f"{_KERAS}.BinaryCrossentropy(from_logits=True) (mean over the class axis)"),
+        "(C) input": ("native", "a rank-1 y_true/y_pred: one value"),
+        "weight": ("composed", "tf.nn.sigmoid_cross_entropy_with_logits(...) * weight, tf.reduce_mean(axis=-1)"),
+        "reduction='none'": ("native", "reduction='none'; with weight composed"),
+        "reduction='mean'": ("native", "reduction='sum_over_batch_size'; with weight composed"),
+        "reduction='sum'": ("native", "reduction='sum'; with weight composed"),
+        "size_average/reduce (legacy)": _LEGACY,
+    },
+    "multi_margin_loss": {
+        "(function)": (
+            "composed",
+            "tf.maximum(margin - x_y + x, 0) ** p summed over the other classes / C "
+            "(Keras's CategoricalHinge takes the max over classes: another loss)",
+        ),
+        "(C) input": ("composed", "the same ops on a rank-1 input"),
+        "p=1": ("composed", "tf.maximum(z, 0)"),
+        "p=2": ("composed", "tf.maximum(z, 0) ** 2"),
+        "margin": ("composed", "a literal in z"),
+        "weight": ("composed", "h * tf.gather(weight, target)"),
+        **_COMPOSED_REDUCTIONS,
+    },
+    "multilabel_margin_loss": {
+        "(function)": ("composed", "pairwise tf.maximum(1 - x_j + x_i, 0) masked to listed j, non-target i, / C"),
+        "(C) input": ("composed", "the same ops on a rank-1 input"),
+        "-1 terminated target": ("composed", "tf.math.cumprod(target >= 0) marks the entries before the first -1"),
+        **_COMPOSED_REDUCTIONS,
+    },
+    "cosine_embedding_loss": {
+        "(function)": (
+            "native",
+            f"cos = -{_KERAS}.CosineSimilarity(axis=-1, reduction='none'); the two branches with tf.where",
+        ),
+        "(D) input": ("native", "axis=-1"),
+        "margin": ("composed", "tf.maximum(cos - margin, 0.0)"),
+        "zero vector": ("native", "l2_normalize divides by sqrt(max(|x|^2, 1e-12)): cos = 0"),
+        **_COMPOSED_REDUCTIONS,
+    },
+    "triplet_margin_loss": {
+        "(function)": ("composed", "tf.norm(a - b + eps, ord=p, axis=-1) distances, tf.maximum(margin + d_ap - d_an, 0)"),
+        "(D) input": ("composed", "axis=-1"),
+        "margin": ("composed", "a literal"),
+        "p": ("composed", "tf.norm(ord=p)"),
+        "eps": ("composed", "added to the difference, as torch.nn.PairwiseDistance"),
+        "swap": ("composed", "tf.minimum(d_an, d_pn)"),
+        **_COMPOSED_REDUCTIONS,
+    },
+    "triplet_margin_with_distance_loss": {
+        "(function)": ("composed", "as triplet_margin_loss with a named distance"),
+        "(D) input": ("composed", "axis=-1"),
+        "distance_function=None": ("composed", "tf.norm(a - b + 1e-06, axis=-1)"),
+        "distance_function='l1'": ("composed", "tf.norm(a - b + 1e-06, ord=1, axis=-1)"),
+        "distance_function='cosine'": (
+            "composed",
+            "1 - sum(tf.math.l2_normalize(a, epsilon=1e-16) * tf.math.l2_normalize(b, epsilon=1e-16))",
+        ),
+        "margin": ("composed", "a literal"),
+        "swap": ("composed", "tf.minimum(d_an, d_pn)"),
+        **{k: v for k, v in _COMPOSED_REDUCTIONS.items() if k.startswith("reduction")},
+    },
+})
 
 
 def create(*, device: str = "cpu") -> TensorFlowLosses:

@@ -30,6 +30,15 @@ _FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
     "softmax": (F.softmax, "F.softmax"),
     "log_softmax": (F.log_softmax, "F.log_softmax"),
     "sigmoid": (torch.sigmoid, "torch.sigmoid"),
+    # margin, ranking and embedding losses (issue 5)
+    **{
+        name: (getattr(F, name), f"F.{name}")
+        for name in (
+            "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss",
+            "multilabel_soft_margin_loss", "multi_margin_loss", "multilabel_margin_loss",
+            "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
+        )
+    },
 }
 
 

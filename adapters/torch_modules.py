@@ -28,6 +28,16 @@ _MODULES: dict[str, str] = {
     "softmax": "Softmax",
     "log_softmax": "LogSoftmax",
     "sigmoid": "Sigmoid",
+    # margin, ranking and embedding losses (issue 5)
+    "margin_ranking_loss": "MarginRankingLoss",
+    "hinge_embedding_loss": "HingeEmbeddingLoss",
+    "soft_margin_loss": "SoftMarginLoss",
+    "multilabel_soft_margin_loss": "MultiLabelSoftMarginLoss",
+    "multi_margin_loss": "MultiMarginLoss",
+    "multilabel_margin_loss": "MultiLabelMarginLoss",
+    "cosine_embedding_loss": "CosineEmbeddingLoss",
+    "triplet_margin_loss": "TripletMarginLoss",
+    "triplet_margin_with_distance_loss": "TripletMarginWithDistanceLoss",
 }
 
 

@@ -4,7 +4,8 @@ Each loss is a pure function named and parametrized like its
 ``torch.nn.functional`` counterpart, taking NumPy arrays and returning mpmath
 numbers (an ``mpf``, or an object ndarray of ``mpf`` for ``reduction="none"``).
 ``<loss>_terms`` returns the decomposition the error model needs, and
-``<loss>_grad`` the exact gradient of the output's sum w.r.t. ``input``.
+``<loss>_grad`` the exact gradient of the output's sum w.r.t. ``input``, and
+``oracle.gradients.<loss>_grad_condition`` what the gradient's error model needs.
 Evaluate inside :func:`correctly_rounded` (or :func:`working_precision`) to pick
 the precision; nothing here changes mpmath's global state.
 
@@ -53,11 +54,13 @@ from .core import (
     working_precision,
 )
 from .divergence import entropy, kl_div, kl_div_grad, kl_div_terms
+from .gradients import GradientCondition, log_softmax_grad, sigmoid_grad, softmax_grad
 from .reduction import LossTerms, resolve_reduction
 
 __all__ = [
     "FORMATS",
     "FloatFormat",
+    "GradientCondition",
     "LossTerms",
     "OracleBudget",
     "OracleUndecided",
@@ -78,6 +81,7 @@ __all__ = [
     "kl_div_terms",
     "log_sigmoid",
     "log_softmax",
+    "log_softmax_grad",
     "log_softmax_terms",
     "mp_array",
     "nll_loss",
@@ -87,8 +91,10 @@ __all__ = [
     "resolve_reduction",
     "round_to_format",
     "sigmoid",
+    "sigmoid_grad",
     "sigmoid_terms",
     "softmax",
+    "softmax_grad",
     "softmax_terms",
     "softplus",
     "to_mpf",
@@ -96,3 +102,11 @@ __all__ = [
     "ulp_distance",
     "working_precision",
 ]
+
+# Margin, ranking and embedding losses (oracle/margin.py, oracle/embedding.py).
+from . import embedding as _embedding
+from . import margin as _margin
+from .embedding import *  # noqa: F403
+from .margin import *  # noqa: F403
+
+__all__ += [*_margin.__all__, *_embedding.__all__]

@@ -300,3 +300,23 @@ CONVENTIONS.update({
         ),
     ]
 })
+
+
+# --------------------------------------------------------------------------------------
+# Margin and embedding losses (issue 5): formulas of oracle/embedding.py.
+
+from .embedding import optax_triplet_margin_loss_terms, torch_cosine_embedding_loss_terms  # noqa: E402
+
+CONVENTIONS.update({
+    c.name: c
+    for c in [
+        Convention(
+            "torch-cosine-embedding-epsilon", "cosine_embedding_loss", torch_cosine_embedding_loss_terms,
+            "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/Loss.cpp",
+        ),
+        Convention(
+            "optax-triplet-eps-in-sum", "triplet_margin_loss", optax_triplet_margin_loss_terms,
+            "https://github.com/google-deepmind/optax/blob/main/optax/losses/_self_supervised.py",
+        ),
+    ]
+})

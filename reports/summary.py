@@ -74,8 +74,22 @@ def _severity(verdict: str) -> int:
     return VERDICT_SEVERITY.get(verdict, VERDICT_SEVERITY["error"])
 
 
-def _new_cell() -> dict[str, Any]:
-    return {
+GRADIENT_TEST_PREFIX = "test_gradient"
+"""Tests whose records judge a gradient (``suites/gradients.py``) rather than a value."""
+
+
+def is_gradient(record: Mapping[str, Any]) -> bool:
+    """Whether a record judges the gradient of a loss rather than its value."""
+    return str(record.get("test") or "").startswith(GRADIENT_TEST_PREFIX)
+
+
+def quantity(record: Mapping[str, Any]) -> str:
+    """``"gradient"`` or ``"value"``: what a record's errors measure."""
+    return "gradient" if is_gradient(record) else "value"
+
+
+def _new_cell(*, with_gradient: bool = True) -> dict[str, Any]:
+    cell = {
         "records": 0,
         "counts": dict.fromkeys(VERDICTS, 0),
         "examples": 0,
@@ -87,6 +101,9 @@ def _new_cell() -> dict[str, Any]:
         "worst_nodeid": None,
         "duration_s": 0.0,
     }
+    if with_gradient:
+        cell["gradient"] = None  # the same tallies over gradient records only, once there are any
+    return cell
 
 
 def _add_to_cell(cell: dict[str, Any], record: Mapping[str, Any]) -> None:
@@ -105,6 +122,10 @@ def _add_to_cell(cell: dict[str, Any], record: Mapping[str, Any]) -> None:
         v for v in (cell["worst_verdict"], verdict) if v is not None
     )
     cell["duration_s"] += float(record.get("duration_s") or 0.0)
+    if "gradient" in cell and is_gradient(record):
+        if cell["gradient"] is None:
+            cell["gradient"] = _new_cell(with_gradient=False)
+        _add_to_cell(cell["gradient"], record)
 
 
 def dtype_key(dtype: str | None) -> str:
@@ -132,7 +153,8 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
     and a *cell* is ``{"records", "counts": {verdict: n}, "examples", "max_ulp",
     "max_normalized", "max_relative", "worst_verdict", "worst", "worst_nodeid",
-    "duration_s"}``: ``counts`` has every verdict in ``VERDICTS`` (zeros
+    "duration_s", "gradient"}``: ``gradient`` is None, or the same tallies over the
+    cell's gradient records only (the matrix's gradient line); ``counts`` has every verdict in ``VERDICTS`` (zeros
     included); the maxima are None when no record measured them and NaN when
     one measured an undefined error; ``worst`` is the worst-case dict of the
     record with the largest normalized error.
@@ -166,7 +188,8 @@ def accuracy_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
     Kept per test so that forward values and gradients (or random and edge
     cases) are graded separately. Each row is a summary cell (see
-    :func:`summarize`) plus its ``loss``, ``adapter``, ``dtype`` and ``test``.
+    :func:`summarize`) plus its ``loss``, ``adapter``, ``dtype``, ``test`` and
+    ``quantity`` (``"value"`` or ``"gradient"``, :func:`quantity`).
     """
     rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for record in records:
@@ -181,11 +204,12 @@ def accuracy_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         cell = rows.get(key)
         if cell is None:
             cell = rows[key] = {
-                **_new_cell(),
+                **_new_cell(with_gradient=False),
                 "loss": key[0],
                 "adapter": key[1],
                 "dtype": key[2],
                 "test": key[3],
+                "quantity": quantity(record),
             }
         _add_to_cell(cell, record)
     return [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], dtype_order(k[2]), k[3]))]

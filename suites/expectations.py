@@ -20,6 +20,10 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
     citation = "https://..."      # where the framework documents or tracks it (may be
                                   # empty for kind "baseline": failures accepted as they were)
 
+An entry applies to the gradient tests (``test_gradient_*``) only when its ``tests``
+names them: a documented difference of the forward value does not explain a
+gradient, and ``convention`` does not apply to gradients.
+
 A failing case that matches an entry is recorded as a *deviation* (the report's
 deviation table), not a failure. With ``convention``, the case is re-judged
 against the framework's documented formula evaluated exactly by the oracle: it
@@ -255,7 +259,63 @@ def _log1p_argument_near_minus_0_41(case: Case) -> bool:
     return bool(np.any((p >= 0.28) & (p <= 0.53) & (y < 1)))
 
 
+def _probability_product_below_1e_12(case: Case) -> bool:
+    """Some probability ``x`` has ``x (1 - x) < 1e-12``: PyTorch's BCE backward divides
+    by ``max(x (1 - x), 1e-12)``, so its gradient differs from the derivative there."""
+    x = _input(case)
+    with np.errstate(invalid="ignore"):
+        return bool(np.any(x * (1.0 - x) < 1e-12))
+
+
+def _bce_log_derivative_overflows(case: Case) -> bool:
+    """Some probability ``x`` makes ``d log(x)/dx = 1/x`` or ``d log(1-x)/dx`` infinite in the
+    dtype: ``x = 0``, ``x = 1``, or ``x`` below ``1/max``. Autodiff through ``max(log x, -100)``
+    then multiplies that infinity by the clamp's zero: NaN."""
+    x = _input(case)
+    limit = format_of(case.dtype).max_finite
+    with np.errstate(divide="ignore"):
+        return bool(np.any((x == 0) | (x == 1) | (np.abs(1.0 / x) > limit) | (np.abs(1.0 / (1.0 - x)) > limit)))
+
+
+def _pos_weight_with_zero_logit(case: Case) -> bool:
+    """``pos_weight`` is given and some logit is exactly 0 (where ``|x|`` and ``max(-x, 0)``
+    have their kinks)."""
+    return case.kwargs.get("pos_weight") is not None and bool(np.any(_input(case) == 0))
+
+
+def _subnormal_gradient(case: Case) -> bool:
+    """Some component of the exact gradient (suites/gradients.py) is nonzero and below the
+    dtype's smallest normal: hardware in flush-to-zero mode returns 0 there."""
+    from .gradients import evaluate_gradient
+
+    try:
+        exact = evaluate_gradient(case).exact
+    except Exception:  # no gradient to judge (undefined, unsupported), or an invalid case
+        return False
+    tiny = format_of(case.dtype).smallest_normal
+    return any(v != 0 and abs(v) < tiny for v in exact.reshape(-1))
+
+
+def _ignored_row_with_undefined_softmax(case: Case) -> bool:
+    """A class-index position whose target is ``ignore_index`` has a softmax row that is
+    undefined (a NaN or ``+inf`` logit, or every logit ``-inf``)."""
+    target = np.asarray(case.args.get("target"))
+    if case.fn != "cross_entropy" or not np.issubdtype(target.dtype, np.integer):
+        return False
+    x = _input(case)
+    rows = _class_axis_last(x).reshape(-1, x.shape[1] if x.ndim > 1 else x.shape[0])
+    ignored = target.reshape(-1) == case.kwargs.get("ignore_index", -100)
+    with np.errstate(invalid="ignore"):
+        undefined = np.any(np.isnan(rows) | (rows == np.inf), axis=-1) | np.all(rows == -np.inf, axis=-1)
+    return bool(np.any(ignored & undefined))
+
+
 FEATURES.update({
+    "ignored_row_with_undefined_softmax": _ignored_row_with_undefined_softmax,
+    "bce_log_derivative_overflows": _bce_log_derivative_overflows,
+    "pos_weight_with_zero_logit": _pos_weight_with_zero_logit,
+    "subnormal_gradient": _subnormal_gradient,
+    "probability_product_below_1e_12": _probability_product_below_1e_12,
     "subnormal_input": _subnormal_input,
     "subnormal_result": _subnormal_result,
     "subnormal_result_or_term": _subnormal_result_or_term,
@@ -551,13 +611,106 @@ FEATURES.update({
 })
 
 
+# ---------------------------------------------------------------- margin and embedding losses (issue 5)
+
+_VECTOR_ARGS = ("input1", "input2", "anchor", "positive", "negative")
+
+
+def _soft_margin_exp_overflows(case: Case) -> bool:
+    """``soft_margin_loss`` with a finite ``-y x`` beyond ``log(max)``: the naive
+    ``log1p(exp(-y x))`` overflows to inf in the dtype although the loss is about ``-y x``."""
+    if case.fn != "soft_margin_loss":
+        return False
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = -np.asarray(case.args["target"], dtype=np.float64) * _input(case)
+    finite = np.isfinite(z)
+    return bool(np.any(z[finite] > math.log(format_of(case.dtype).max_finite)))
+
+
+def _inputs_span_exceeds_max(case: Case) -> bool:
+    """The finite floating inputs (and the margin) span more than the dtype's max: a hinge
+    argument ``margin - x_y + x_i`` (or ``x1 - x2``) formed in the dtype can overflow."""
+    values = np.concatenate([a.reshape(-1) for a in _floats(case)] or [np.zeros(0)])
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return False
+    margin = abs(float(case.kwargs.get("margin", 1.0 if case.fn == "multi_margin_loss" else 0.0)))
+    return float(values.max()) - float(values.min()) + margin > format_of(case.dtype).max_finite
+
+
+def _vectors_of(case: Case) -> list[np.ndarray]:
+    return [
+        np.atleast_2d(np.asarray(case.args[k], dtype=np.float64))
+        for k in _VECTOR_ARGS if k in case.args
+    ]
+
+
+def _squared_norm_out_of_range(case: Case) -> bool:
+    """A squared norm the standard algorithm forms in the dtype overflows, or a nonzero one
+    underflows below the smallest normal: cosine's ``|a|^2``, ``|b|^2`` and their product,
+    a triplet's ``|a - b|^2`` (PyTorch's, TensorFlow's and optax's norms square first)."""
+    fmt = format_of(case.dtype)
+    vectors = _vectors_of(case)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if case.fn == "cosine_embedding_loss":
+            n1, n2 = (np.sum(v * v, axis=-1) for v in vectors[:2])
+            sizes = np.concatenate([n1, n2, n1 * n2])
+        else:
+            a, p, n = vectors
+            sizes = np.concatenate([np.sum(d * d, axis=-1) for d in (a - p, a - n, p - n)])
+    sizes = sizes[~np.isnan(sizes)]
+    return bool(np.any(sizes > fmt.max_finite) or np.any((sizes > 0) & (sizes < fmt.smallest_normal)))
+
+
+def _zero_vector(case: Case) -> bool:
+    """Some input vector is all zeros (cosine similarity is 0/0 there without an epsilon)."""
+    return any(bool(np.any(np.all(v == 0, axis=-1))) for v in _vectors_of(case))
+
+
+def _margin_sum_exceeds_max(case: Case) -> bool:
+    """A reduction's partial sum exceeds the dtype's max (``intermediate_exceeds_dtype_max``),
+    or, for the losses that average over classes, a sample's sum over classes does before
+    its division by C (``|t_n| C > max``). An input the spec rejects has no such sum."""
+    try:
+        return _margin_sum_exceeds_max_or_raise(case)
+    except ValueError:
+        return False
+
+
+def _margin_sum_exceeds_max_or_raise(case: Case) -> bool:
+    if _intermediate_exceeds_max(case):
+        return True
+    if case.fn not in ("multilabel_soft_margin_loss", "multi_margin_loss", "multilabel_margin_loss"):
+        return False
+    from oracle.core import working_precision
+
+    from .registry import spec_for
+
+    n_classes = np.shape(case.args["input"])[-1]
+    with working_precision(64):
+        terms = case.call(spec_for(case.fn).terms).terms
+        return any(abs(t) * n_classes > format_of(case.dtype).max_finite for t in terms.reshape(-1) if t == t)
+
+
+FEATURES.update({
+    "margin_sum_exceeds_dtype_max": _margin_sum_exceeds_max,
+    "soft_margin_exp_overflows": _soft_margin_exp_overflows,
+    "inputs_span_exceeds_dtype_max": _inputs_span_exceeds_max,
+    "squared_norm_out_of_range": _squared_norm_out_of_range,
+    "zero_vector": _zero_vector,
+    "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
+    "swap": lambda c: bool(c.kwargs.get("swap", False)),
+    "no_swap": lambda c: not c.kwargs.get("swap", False),
+})
+
+
 # Features that evaluate the oracle's terms at 64 bits (or more): checked after every
 # cheap predicate of an entry, so an entry whose cheap conditions fail costs nothing.
 # Matters for XPASS accounting, which asks every conforming case.
 _COSTLY_FEATURES = frozenset({
     "intermediate_exceeds_dtype_max", "masked_mean_rescale_overflows", "subnormal_result",
     "subnormal_result_or_term", "subnormal_result_any_reduction",
-    "nonzero_sum_over_zero_denominator", "mean_denominator_zero",
+    "nonzero_sum_over_zero_denominator", "mean_denominator_zero", "margin_sum_exceeds_dtype_max",
 })
 
 

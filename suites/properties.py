@@ -330,3 +330,113 @@ PROPERTIES: dict[str, Property] = {
         Property("cross_entropy_is_entropy_plus_kl", ("cross_entropy",), _entropy_kl_cases, _check_entropy_kl, ("log_softmax", "kl_div")),
     ]
 }
+
+
+# ------------------------------------------------------------ margin, ranking and embedding losses (issue 5)
+# Symmetries of the formulas, the -1 terminator, the swap rule and unit class weights. Each
+# compares two outputs of the adapter elementwise (reduction none), tolerance B_1 + B_2; for
+# the swap rule max(., .) is 1-Lipschitz, so the tolerance is the sum of the three bounds.
+
+
+def _as_none(case: Case) -> Case:
+    return _with(case, reduction="none")
+
+
+def _margin_none_cases(loss: str, dtype: str):
+    return REGISTRY[loss].cases(dtype).map(_as_none)
+
+
+def _negated(a: np.ndarray, dtype: str) -> np.ndarray:
+    return to_dtype(-a.astype(np.float64), dtype)
+
+
+def _check_ranking_antisymmetry(adapter, case: Case) -> None:
+    x1, x2, y = case.args["input1"], case.args["input2"], case.args["target"]
+    swapped = Case(case.fn, {"input1": x2, "input2": x1, "target": _negated(y, case.dtype)}, case.kwargs, case.dtype)
+    a, b_a = _observe(adapter, case)
+    b, b_b = _observe(adapter, swapped)
+    _compare(b, mp_array(a), b_a + b_b, "margin_ranking_loss(x2, x1, -y) == margin_ranking_loss(x1, x2, y)", [case, swapped])
+
+
+def _check_soft_margin_sign_symmetry(adapter, case: Case) -> None:
+    x, y = case.args["input"], case.args["target"]
+    flipped = Case(case.fn, {"input": _negated(x, case.dtype), "target": _negated(y, case.dtype)}, case.kwargs, case.dtype)
+    a, b_a = _observe(adapter, case)
+    b, b_b = _observe(adapter, flipped)
+    _compare(b, mp_array(a), b_a + b_b, "soft_margin_loss(-x, -y) == soft_margin_loss(x, y)", [case, flipped])
+
+
+def _check_cosine_symmetry(adapter, case: Case) -> None:
+    swapped = Case(case.fn, {"input1": case.args["input2"], "input2": case.args["input1"], "target": case.args["target"]}, case.kwargs, case.dtype)
+    a, b_a = _observe(adapter, case)
+    b, b_b = _observe(adapter, swapped)
+    _compare(b, mp_array(a), b_a + b_b, "cosine_embedding_loss(b, a, y) == cosine_embedding_loss(a, b, y)", [case, swapped])
+
+
+@st.composite
+def _padding_cases(draw, loss: str, dtype: str) -> Case:
+    """A multilabel_margin_loss case whose rows end in -1 and padding, and the same case with
+    every row's padding (the entries after the first -1) permuted and partly redrawn."""
+    case = _as_none(draw(REGISTRY[loss].cases(dtype)))
+    target = case.args["target"]
+    rows = np.atleast_2d(target).copy()
+    c = rows.shape[1]
+    for row in rows:
+        stops = np.flatnonzero(row == -1)
+        if stops.size:
+            tail = row[stops[0] + 1:]
+            redrawn = [draw(st.integers(-1, c - 1)) if draw(st.booleans()) else v for v in draw(st.permutations(list(tail)))]
+            row[stops[0] + 1:] = redrawn
+    return Case(case.fn, dict(case.args), dict(case.kwargs, _repadded=rows.reshape(target.shape)), dtype)
+
+
+def _check_padding(adapter, case: Case) -> None:
+    kwargs = {k: v for k, v in case.kwargs.items() if k != "_repadded"}
+    plain = Case(case.fn, case.args, kwargs, case.dtype)
+    repadded = Case(case.fn, dict(case.args, target=case.kwargs["_repadded"]), kwargs, case.dtype)
+    a, b_a = _observe(adapter, plain)
+    b, b_b = _observe(adapter, repadded)
+    _compare(b, mp_array(a), b_a + b_b, "entries after the -1 terminator do not matter", [plain, repadded])
+
+
+@st.composite
+def _swap_cases(draw, loss: str, dtype: str) -> Case:
+    """Triplets with ``eps = 0`` (then d is symmetric) and ``p = 2``, no swap."""
+    case = draw(REGISTRY[loss].cases(dtype))
+    kwargs = {k: v for k, v in case.kwargs.items() if k not in ("swap", "eps", "p")}
+    kwargs.update(reduction="none", eps=0.0)
+    return Case(case.fn, case.args, kwargs, dtype)
+
+
+def _check_swap_rule(adapter, case: Case) -> None:
+    a, p, n = case.args["anchor"], case.args["positive"], case.args["negative"]
+    swapped = Case(case.fn, case.args, dict(case.kwargs, swap=True), case.dtype)
+    other = Case(case.fn, {"anchor": p, "positive": a, "negative": n}, case.kwargs, case.dtype)
+    s, b_s = _observe(adapter, swapped)
+    x, b_x = _observe(adapter, case)
+    o, b_o = _observe(adapter, other)
+    rhs = np.maximum(x, o)
+    _compare(s, mp_array(rhs), b_s + b_x + b_o, "swap=True == max(f(a, p, n), f(p, a, n)) (eps = 0)", [swapped, case, other])
+
+
+def _check_unit_class_weight(adapter, case: Case) -> None:
+    plain = _with(case, weight=None)
+    plain = Case(plain.fn, plain.args, {k: v for k, v in plain.kwargs.items() if k != "weight"}, plain.dtype)
+    c = np.shape(case.args["input"])[-1]
+    weighted = Case(plain.fn, plain.args, dict(plain.kwargs, weight=to_dtype(np.ones(c), case.dtype)), plain.dtype)
+    a, b_a = _observe(adapter, plain)
+    b, b_b = _observe(adapter, weighted)
+    _compare(b, mp_array(a), b_a + b_b, "class weight of ones == no weight", [weighted])
+
+
+PROPERTIES.update({
+    p.name: p
+    for p in [
+        Property("ranking_antisymmetry", ("margin_ranking_loss",), _margin_none_cases, _check_ranking_antisymmetry),
+        Property("soft_margin_sign_symmetry", ("soft_margin_loss",), _margin_none_cases, _check_soft_margin_sign_symmetry),
+        Property("cosine_symmetry", ("cosine_embedding_loss",), _margin_none_cases, _check_cosine_symmetry),
+        Property("padding_after_terminator_ignored", ("multilabel_margin_loss",), _padding_cases, _check_padding),
+        Property("swap_is_max_over_anchors", ("triplet_margin_loss",), _swap_cases, _check_swap_rule),
+        Property("unit_class_weight_is_no_weight", ("multi_margin_loss", "multilabel_soft_margin_loss"), _margin_none_cases, _check_unit_class_weight),
+    ]
+})

@@ -15,6 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import oracle
+import oracle.gradients
 from oracle.core import format_of
 
 from .cases import Case
@@ -41,6 +42,20 @@ class LossSpec:
     edge_cases: dict[str, EdgeBuilder] = field(default_factory=dict)
     invalid_cases: dict[str, EdgeBuilder] = field(default_factory=dict)
     reductions: tuple[str, ...] = ("none", "mean", "sum")
+    legacy_reduction_arguments: bool = True  # takes size_average/reduce (not every F.* loss does)
+    # Exact gradient of the output's sum w.r.t. ``input`` and its error-model quantities
+    # (suites/gradients.py); by default ``oracle.<name>_grad`` and
+    # ``oracle.gradients.<name>_grad_condition``. Without ``grad`` gradients are not tested.
+    grad: Callable | None = None
+    grad_condition: Callable | None = None
+
+    def __post_init__(self) -> None:
+        if self.grad is None:
+            object.__setattr__(self, "grad", getattr(oracle, f"{self.name}_grad", None))
+        if self.grad_condition is None:
+            object.__setattr__(
+                self, "grad_condition", getattr(oracle.gradients, f"{self.name}_grad_condition", None)
+            )
 
     @property
     def reduces(self) -> bool:
@@ -388,6 +403,11 @@ REGISTRY: dict[str, LossSpec] = {
         LossSpec("sigmoid", oracle.sigmoid_terms, sigmoid_cases, SIGMOID_EDGES, {}, ()),
     ]
 }
+
+
+from .specs_margin import margin_specs  # noqa: E402  (issue 5: margin, ranking, embedding)
+
+REGISTRY.update({spec.name: spec for spec in margin_specs()})
 
 
 def spec_for(name: str) -> LossSpec:

@@ -8,12 +8,14 @@
 * ``test_legacy_reduction_arguments``: ``size_average``/``reduce`` map to
   ``reduction`` as PyTorch documents.
 * ``test_properties``: metamorphic properties (``suites/properties.py``).
+* ``test_gradient_matches_oracle`` / ``test_gradient_edge_cases``: the adapter's
+  autodiff gradient of the output's sum against the exact one (``suites/gradients.py``).
 """
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import currently_in_test_context, given, settings, target
+from hypothesis import currently_in_test_context, given, reject, settings, target
 
 from .cases import Case
 from .checks import (
@@ -24,6 +26,7 @@ from .checks import (
     check_case,
     failure_message,
 )
+from .gradients import GradientUndefined, check_gradient_case
 from .profiles import separate_per_item
 from .properties import PROPERTIES, PropertyViolation
 from .registry import spec_for
@@ -179,4 +182,79 @@ def test_properties(adapter, loss, prop, dtype, recorder, expected_deviation):
 
     separate_per_item(holds, _item_key(recorder))
     holds()
+    _finish(recorder)
+
+
+# ------------------------------------------------------------------ gradients
+
+
+@pytest.fixture
+def expected_gradient_deviation(request, adapter):
+    """Like ``expected_deviation``, but only entries whose ``tests`` name this gradient test:
+    a documented difference of the forward value does not explain a gradient."""
+    entries = request.config._lossconf_expectations
+    test = request.node.originalname
+
+    def lookup(case):
+        return next(
+            (e for e in entries if e.tests and not e.convention and e.matches(adapter.name, test, case)),
+            None,
+        )
+
+    return lookup
+
+
+def _require_grad(adapter, loss: str) -> None:
+    _require(adapter, loss)
+    if spec_for(loss).grad is None:
+        pytest.skip(f"unsupported: the oracle has no gradient of {loss}")
+    if not adapter.supports_grad:
+        pytest.skip(f"unsupported: adapter {adapter.name!r} computes no gradients (it has no grad function)")
+
+
+def _check_gradient(adapter, case: Case, recorder, expected_deviation) -> bool:
+    """Judge one gradient; False when the case has no gradient to judge (undefined)."""
+    try:
+        outcome = check_gradient_case(adapter, case)
+    except GradientUndefined:
+        return False
+    except Unsupported as exc:
+        recorder.add_unsupported(str(exc))
+        return True
+    if not outcome.passed and (expectation := expected_deviation(case)) is not None:
+        recorder.add_deviation(expectation, outcome)
+        return True
+    recorder.add(outcome)
+    if currently_in_test_context():
+        target(min(outcome.normalized, _TARGET_CAP), label="gradient error in units of the bound")
+    if not outcome.passed:
+        raise ConformanceFailure(outcome.message)
+    return True
+
+
+def test_gradient_matches_oracle(adapter, loss, dtype, recorder, expected_gradient_deviation):
+    """The framework's autodiff of the output's sum against the exact gradient
+    (``suites/gradients.py``); cases whose loss is not finite have no gradient and are
+    replaced by others."""
+    _require_grad(adapter, loss)
+    spec = spec_for(loss)
+
+    @given(case=spec.cases(dtype))
+    def conforms(case):
+        if not _check_gradient(adapter, case, recorder, expected_gradient_deviation):
+            reject()
+
+    separate_per_item(conforms, _item_key(recorder))
+    conforms()
+    _finish(recorder)
+
+
+@pytest.mark.cases("edge")
+def test_gradient_edge_cases(adapter, loss, label, dtype, recorder, expected_gradient_deviation):
+    """The registry's fixed edge cases, differentiated: saturated logits, 1e8 and the
+    dtype's max, masked classes, all targets ignored with ``sum``, zero weights."""
+    _require_grad(adapter, loss)
+    case = spec_for(loss).edge_cases[label](dtype)
+    if not _check_gradient(adapter, case, recorder, expected_gradient_deviation):
+        pytest.skip(f"not applicable: the output's sum is not finite, so its gradient is undefined ({label})")
     _finish(recorder)

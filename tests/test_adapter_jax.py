@@ -40,7 +40,11 @@ BF16 = np.dtype(ml_dtypes.bfloat16)
 FLOAT_DTYPES = [np.dtype(np.float16), BF16, np.dtype(np.float32), np.dtype(np.float64)]
 DTYPE_IDS = [d.name for d in FLOAT_DTYPES]
 INF = math.inf
-ENTRIES = {e.id: e for e in load_expectations(EXPECTATIONS_DIR / "jax.toml")}
+# Entries of the gradient tests are re-checked in tests/test_gradient_findings.py.
+ENTRIES = {
+    e.id: e for e in load_expectations(EXPECTATIONS_DIR / "jax.toml")
+    if not any(t.startswith("test_gradient") for t in e.tests)
+}
 
 
 @pytest.fixture(scope="module")
@@ -392,7 +396,9 @@ MINIMAL_CASES = [
 
 
 def test_every_expectation_has_a_minimal_case() -> None:
-    assert {m.entry for m in MINIMAL_CASES} == set(ENTRIES)
+    from .test_margin_findings import MARGIN_ENTRY_IDS  # the margin losses' entries
+
+    assert {m.entry for m in MINIMAL_CASES} | MARGIN_ENTRY_IDS["jax"] == set(ENTRIES)
     for entry in ENTRIES.values():
         assert entry.adapters == ("jax",), f"{entry.id} must name the jax adapter only"
 

@@ -258,7 +258,11 @@ def test_keras_conventions_match_closed_forms():
 
 # -- every expectations entry still describes TensorFlow ------------------------------
 
-ENTRIES = {e.id: e for e in load_expectations(EXPECTATIONS)}
+# Entries of the gradient tests are re-checked in tests/test_gradient_findings.py.
+ENTRIES = {
+    e.id: e for e in load_expectations(EXPECTATIONS)
+    if not any(t.startswith("test_gradient") for t in e.tests)
+}
 
 
 def _case(fn, args, kwargs, dtype, label="") -> Case:
@@ -528,7 +532,9 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
 
 
 def test_every_expectations_entry_has_a_minimal_case():
-    assert set(MINIMAL_CASES) == set(ENTRIES)
+    from .test_margin_findings import MARGIN_ENTRY_IDS  # the margin losses' entries
+
+    assert set(MINIMAL_CASES) | MARGIN_ENTRY_IDS["tensorflow"] == set(ENTRIES)
 
 
 def _first_match(test: str, case: Case) -> Expectation | None:

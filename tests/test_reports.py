@@ -926,3 +926,31 @@ def test_plots_take_the_extremes_of_float64() -> None:
     exponents = [int(e) for e in re.findall(r">1e(-?\d+)<", svg)]
     assert max(exponents) >= 200 and min(exponents) <= -200  # both axes span what was plotted
     assert '="nan' not in svg and "NaN" not in svg  # every coordinate is a number
+
+
+def test_gradient_records_get_their_own_line_and_accuracy_rows() -> None:
+    """Gradient tests (``test_gradient_*``) count in their cell and, separately, in the
+    cell's ``gradient`` tallies; accuracy rows say which quantity they grade."""
+    from reports.summary import accuracy_rows
+
+    records = [
+        make_record(max_ulp=0.5),
+        make_record(test="test_gradient_matches_oracle", verdict="fail", max_ulp=9.0, max_normalized=2.0),
+        make_record(test="test_gradient_edge_cases", verdict="deviation", max_ulp=1.0, max_normalized=0.5),
+    ]
+    cell = summarize(records)["cells"]["cross_entropy"]["torch"]["float32"]
+    assert cell["records"] == 3 and cell["max_ulp"] == 9.0
+    gradient = cell["gradient"]
+    assert gradient["records"] == 2
+    assert gradient["counts"]["fail"] == 1 and gradient["counts"]["deviation"] == 1
+    assert gradient["max_ulp"] == 9.0 and gradient["worst_verdict"] == "fail"
+    assert summarize([make_record()])["cells"]["cross_entropy"]["torch"]["float32"]["gradient"] is None
+    quantities = {(r["test"], r["quantity"]) for r in accuracy_rows(records)}
+    assert quantities == {
+        ("test_matches_oracle", "value"),
+        ("test_gradient_matches_oracle", "gradient"),
+        ("test_gradient_edge_cases", "gradient"),
+    }
+    html = render_html(make_doc(records))
+    assert 'class="gradient"' in html and "∇" in html
+    assert "<td>gradient</td><td>test_gradient_matches_oracle</td>" in html

@@ -1,8 +1,9 @@
 """Detection power: the suite catches seeded defects, by name, and passes correct code.
 
-``tests/textbook_adapter.py`` is a NumPy implementation of the spec with three
+``tests/textbook_adapter.py`` is a NumPy implementation of the spec with four
 documented defects: (a) log-softmax without the max shift, (b) BCE-with-logits
-as the log of a sigmoid, (c) weighted means divided by the number of targets.
+as the log of a sigmoid, (c) weighted means divided by the number of targets,
+(d) a BCE-with-logits gradient that ignores ``pos_weight``.
 Each test runs ``pytest suites --adapter tests.textbook_adapter`` in a
 subprocess on a small selection (Hypothesis profile ``dev``, a fixed seed) and
 reads ``results.json``:
@@ -203,6 +204,62 @@ def test_c_unweighted_means_still_pass(edge_run, loss, label, dtype):
     assert_passes(_edge(edge_run, loss, label, dtype))
 
 
+# ------------------------------------------------------------------ the gradient defect
+
+
+@pytest.fixture(scope="module")
+def gradient_run(tmp_path_factory) -> SuiteRun:
+    """The fixed edge cases of BCE-with-logits, differentiated, in float64 and float16."""
+    return run_suite(
+        "--adapter", TEXTBOOK, "-k", "test_gradient_edge_cases",
+        *_loss_args("binary_cross_entropy_with_logits"),
+        *_dtype_args(*BOTH),
+        tmp=tmp_path_factory.mktemp("teeth-gradients"),
+    )
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@pytest.mark.parametrize("dtype", BOTH)
+def test_d_gradient_ignoring_pos_weight_is_flagged(gradient_run, dtype):
+    """x [[1, -2, 3], [0.5, 0, -1]], y [[1, 0, 1], [0, 1, 0.25]], pos_weight [2, 0.5, 3]:
+    the defect returns sigmoid(x) - y, the derivative is (1 - y + p y) sigmoid(x) - p y."""
+    assert gradient_run.returncode == TESTS_FAILED, gradient_run.tail()
+    record = gradient_run.one(
+        test="test_gradient_edge_cases", loss="binary_cross_entropy_with_logits",
+        case_label="pos_weight_broadcast_over_classes", dtype=dtype,
+    )
+    message = assert_flagged(record, "error beyond the bound")
+    assert message.startswith("gradient d sum(binary_cross_entropy_with_logits"), message
+    i, j = map(int, re.search(r"at index \((\d+), (\d+)\)", message).groups())
+    x = [[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]][i][j]
+    y = [[1.0, 0.0, 1.0], [0.0, 1.0, 0.25]][i][j]
+    p = [2.0, 0.5, 3.0][j]
+    assert p * y != y, f"the worst component ({i}, {j}) is one pos_weight does not change:\n{message}"
+    tol = 1e-12 if dtype == "float64" else 4e-3
+    assert _number_after("observed:", message) == pytest.approx(_sigmoid(x) - y, rel=tol, abs=tol), message
+    exact = (1 - y + p * y) * _sigmoid(x) - p * y
+    assert _number_after(f"correctly rounded to {dtype}:", message) == pytest.approx(exact, rel=tol, abs=tol), message
+
+
+@pytest.mark.parametrize("label", ["logit_minus_40_target_0", "logit_40_target_0", "logits_1e8", "infinite_logits_matching_hard_targets"])
+@pytest.mark.parametrize("dtype", BOTH)
+def test_d_gradients_without_pos_weight_still_pass(gradient_run, label, dtype):
+    """Without ``pos_weight`` the textbook gradient is right: no false alarm there."""
+    assert_passes(gradient_run.one(test="test_gradient_edge_cases", loss="binary_cross_entropy_with_logits", case_label=label, dtype=dtype))
+
+
+def test_d_undefined_gradients_are_not_judged(gradient_run):
+    """Opposing infinite logits make the loss infinite: no gradient to judge, a skip."""
+    record = gradient_run.one(
+        test="test_gradient_edge_cases", loss="binary_cross_entropy_with_logits",
+        case_label="infinite_logits_opposing_hard_targets", dtype="float64",
+    )
+    assert record["verdict"] == "skip" and "undefined" in record["message"], record
+
+
 # ------------------------------------------------------------------ generated cases
 
 
@@ -257,8 +314,13 @@ def test_correct_functions_of_the_textbook_pass(tmp_path):
     tested = {(r["loss"], r["test"]) for r in run.records if r["verdict"] == "pass"}
     for loss in ("sigmoid", "softmax", "kl_div", "binary_cross_entropy"):
         assert (loss, "test_matches_oracle") in tested and (loss, "test_edge_cases") in tested, loss
-    unsupported = {r["test"] for r in run.records if r["verdict"] == "unsupported"}
-    assert unsupported <= {"test_legacy_reduction_arguments"}, unsupported
+    for loss in ("sigmoid", "kl_div"):  # the textbook differentiates these (correctly)
+        assert (loss, "test_gradient_matches_oracle") in tested, loss
+        assert (loss, "test_gradient_edge_cases") in tested, loss
+    unsupported = {(r["loss"], r["test"]) for r in run.records if r["verdict"] == "unsupported"}
+    allowed = {(loss, "test_legacy_reduction_arguments") for loss in ("kl_div", "binary_cross_entropy")}
+    allowed |= {(loss, t) for loss in ("softmax", "binary_cross_entropy") for t in ("test_gradient_matches_oracle", "test_gradient_edge_cases")}
+    assert unsupported <= allowed, unsupported - allowed
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ conformance suite must catch every defect below *by name* (a failing record
 for the loss and case that show it), and the rest of the code is written to be
 correct, so that what the suite flags is the defects and not noise.
 
-The seeded defects, exactly these three:
+The seeded defects, exactly these four (three in values, one in a gradient):
 
 (a) ``log_softmax`` -- and ``cross_entropy``, which uses it -- computes
     ``x - log(sum(exp(x)))`` *without* subtracting the row's maximum first:
@@ -20,6 +20,10 @@ The seeded defects, exactly these three:
     targets, ``weight`` and ``reduction="mean"`` divide the weighted sum by the
     *number* of non-ignored targets instead of the sum of the selected weights
     ``sum_n w[y_n]``. See :func:`_index_mean_denominator`.
+(d) The gradient of ``binary_cross_entropy_with_logits`` is the textbook
+    ``w (sigmoid(x) - y)``, which ignores ``pos_weight``: the derivative is
+    ``w ((1 - y + p y) sigmoid(x) - p y)``. See :func:`grad`. The other gradients
+    it computes (``sigmoid``, ``kl_div``) are correct; the rest are unsupported.
 
 Everything else follows ``torch.nn.functional``'s documented semantics and the
 oracle's conventions (``oracle/``): computations run in the input's dtype
@@ -43,6 +47,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "grad",
     "kl_div",
     "log_softmax",
     "nll_loss",
@@ -376,3 +381,58 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         else:
             result = _reduce(terms, reduction, np.asarray(terms.size).astype(work))
     return _out(result, dtype)
+
+
+# ------------------------------------------------------------------ gradients
+
+
+def grad(fn_name, args, kwargs, wrt="input"):
+    """Gradient of ``fn_name(*args.values(), **kwargs)``'s sum w.r.t. ``input`` (NumPy, by hand).
+
+    ``sigmoid``: ``s (1 - s)``; ``kl_div``: ``-p`` (``-e^s``) over the denominator, 0 for a
+    zero target; ``binary_cross_entropy_with_logits``: SEEDED DEFECT (d), ``w (s - y)``
+    whatever ``pos_weight`` is. Anything else is unsupported (NotImplementedError).
+    """
+    if wrt != "input":
+        raise NotImplementedError(f"gradients w.r.t. {wrt!r}")
+    call = dict(zip(("input", "target"), args.values()), **kwargs)
+    input = np.asarray(call.pop("input"))
+    dtype, work = input.dtype, _work_dtype(input.dtype)
+    x = _floats(input, work)
+    with np.errstate(all="ignore"):
+        if fn_name == "sigmoid":
+            s = _stable_sigmoid(x)
+            return _out(s * (1 - s), dtype)
+        if fn_name == "kl_div":
+            return _out(_kl_div_grad(x, call), dtype)
+        if fn_name == "binary_cross_entropy_with_logits":
+            return _out(_bce_with_logits_grad(x, call), dtype)
+    raise NotImplementedError(f"the textbook adapter has no gradient of {fn_name}")
+
+
+def _kl_div_grad(x, call):
+    _no_legacy(call.get("size_average"), call.get("reduce"))
+    work = x.dtype
+    t = _floats(call["target"], work)
+    if t.shape != x.shape:
+        raise NotImplementedError("kl_div gradients with broadcasting")
+    p = np.exp(t) if call.get("log_target") else np.where(t == 0, np.zeros((), work), t)
+    reduction = call.get("reduction", "mean")
+    if reduction == "mean":
+        p = p / np.asarray(x.size).astype(work)
+    elif reduction == "batchmean":
+        p = p / np.asarray(x.shape[0] if x.ndim else 1).astype(work)
+    return -p
+
+
+def _bce_with_logits_grad(x, call):
+    """SEEDED DEFECT (d): ``w (sigmoid(x) - y)``, ``pos_weight`` ignored."""
+    _no_legacy(call.get("size_average"), call.get("reduce"))
+    work = x.dtype
+    _, y, w = _elementwise(x, call["target"], call.get("weight"), work)
+    g = _stable_sigmoid(x) - y
+    if w is not None:
+        g = w * g
+    if call.get("reduction", "mean") == "mean":
+        g = g / np.asarray(x.size).astype(work)
+    return g

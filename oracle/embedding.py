@@ -1,0 +1,416 @@
+r"""Embedding losses, exactly: ``cosine_embedding_loss``, ``triplet_margin_loss`` and
+``triplet_margin_with_distance_loss`` (their ``torch.nn`` docs' formulas).
+
+Vectors are the last dimension: inputs are ``(D)`` (one pair/triplet, a 0-d
+output) or ``(N, D)``; ``mean`` divides the sum of the ``N`` terms by ``N``.
+
+**Cosine.** ``cos(a, b) = a . b / (||a|| ||b||)`` as the ``CosineEmbeddingLoss``
+docs write it. The docs leave a zero vector undefined (0/0); PyTorch's value
+there is 0 (its kernel adds ``EPSILON = 1e-12`` to each squared norm, so
+``0 / sqrt(1e-12 * |b|^2 + ...) = 0``), and the oracle takes that value as the
+tie-breaker. PyTorch adds that epsilon for *every* input, which changes the
+result by about ``1e-12 / ||a||^2`` relative: that undocumented difference is
+evaluated exactly by :func:`torch_cosine_embedding_loss_terms` (the
+``torch-cosine-embedding-epsilon`` convention) rather than hidden in the spec.
+
+**Distances.** ``pairwise_distance(a, b, p, eps) = ||a - b + eps||_p``: the eps is
+added to every component of the difference (``torch.nn.PairwiseDistance`` docs,
+and ``TripletMarginLoss``'s ``eps``), so identical vectors are ``eps D^{1/p}``
+apart. ``triplet_margin_with_distance_loss`` takes a ``distance_function``
+callable; a case names it by one of :data:`DISTANCE_FUNCTIONS` (the adapters
+map the same names to their framework's code):
+
+* ``None`` / ``"pairwise_distance"``: ``pairwise_distance(a, b)`` (p = 2, eps = 1e-6), the default;
+* ``"l1"``: ``pairwise_distance(a, b, p=1)``;
+* ``"cosine"``: ``1 - cosine_similarity(a, b)`` with the docs' eps = 1e-8:
+  ``a . b / (max(||a||, eps) max(||b||, eps))`` (the example in the docs of
+  ``TripletMarginWithDistanceLoss``).
+
+**Kinks.** ``max(0, z)`` is differentiated as PyTorch's ``clamp_min`` backward does
+(active at ``z = 0``), ``swap``'s ``min(d(a, n), d(p, n))`` as ``torch.minimum``'s
+(half the gradient to each side at a tie), and a norm at a zero difference has
+gradient 0 (PyTorch's norm backward masks it).
+
+Error model: a term's error is bounded by the errors of the quantities the hinge
+adds (``max(0, .)`` is 1-Lipschitz): ``condition`` holds ``|margin| + d_ap + d_an``
+and, per distance, ``sum_i |dd/ddiff_i| (|a_i| + |b_i| + eps)`` (the roundings of
+each difference); ``scale`` holds the summations' error, ``(ceil(log2 D) + 2) d``
+per distance (the sum of ``D`` powers, then the root).
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+from mpmath import mpf
+
+from .core import mp_array, to_mpf
+from .margin import _hinge, _mean_denominator, _plus_minus_one, _scaled, _sum_error_factor
+from .reduction import LossTerms, check_reduction, resolve_reduction
+
+__all__ = [
+    "DISTANCE_FUNCTIONS",
+    "cosine_embedding_loss",
+    "cosine_embedding_loss_grad",
+    "cosine_embedding_loss_terms",
+    "pairwise_distance",
+    "torch_cosine_embedding_loss_terms",
+    "triplet_margin_loss",
+    "triplet_margin_loss_grad",
+    "triplet_margin_loss_terms",
+    "triplet_margin_with_distance_loss",
+    "triplet_margin_with_distance_loss_grad",
+    "triplet_margin_with_distance_loss_terms",
+]
+
+TORCH_COSINE_EMBEDDING_EPSILON = 1e-12  # aten/src/ATen/native/Loss.cpp, cosine_embedding_loss
+COSINE_SIMILARITY_EPS = 1e-8  # torch.nn.functional.cosine_similarity's default eps
+PAIRWISE_EPS = 1e-6  # torch.nn.functional.pairwise_distance's default eps
+
+
+def _vectors(name: str, a) -> tuple[np.ndarray, bool]:
+    x = mp_array(a)
+    if x.ndim == 1:
+        return x.reshape(1, -1), False
+    if x.ndim == 2:
+        return x, True
+    raise ValueError(f"{name} must be (D) or (N, D), got shape {x.shape}")
+
+
+def _same(*named) -> None:
+    (first, a), rest = named[0], named[1:]
+    for name, b in rest:
+        if np.shape(a) != np.shape(b):
+            raise ValueError(f"{name} must have the shape of {first}: {first} {np.shape(a)}, {name} {np.shape(b)}")
+
+
+def _terms(terms, cond, scale, batched: bool, reduction: str, n: int) -> LossTerms:
+    shape = (n,) if batched else ()
+    return LossTerms(terms.reshape(shape), cond.reshape(shape), scale.reshape(shape), reduction, _mean_denominator(reduction, n))
+
+
+# ------------------------------------------------------------------ cosine_embedding_loss
+
+
+def _cosine_parts(a: np.ndarray, b: np.ndarray, epsilon: mpf) -> tuple[mpf, mpf]:
+    """``(cos, sum_i |a_i b_i| / sqrt(n_a n_b))`` with ``n = ||.||^2 + epsilon``; ``cos = 0``
+    where a norm is zero and ``epsilon = 0`` (PyTorch's value, module docstring)."""
+    dot = mpmath.fsum(x * y for x, y in zip(a, b))
+    na = mpmath.fsum(x * x for x in a) + epsilon
+    nb = mpmath.fsum(y * y for y in b) + epsilon
+    if na == 0 or nb == 0:
+        return mpf(0), mpf(0)
+    root = mpmath.sqrt(na * nb)
+    return dot / root, mpmath.fsum(abs(x * y) for x, y in zip(a, b)) / root
+
+
+def _cosine_embedding_terms(input1, input2, target, margin, size_average, reduce, reduction, epsilon: mpf) -> LossTerms:
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    check_reduction(reduction)
+    _same(("input1", input1), ("input2", input2))
+    a, batched = _vectors("input1", input1)
+    b, _ = _vectors("input2", input2)
+    n, d = a.shape
+    y = _plus_minus_one(target, "cosine_embedding_loss").reshape(-1)
+    if y.size != n:
+        raise ValueError(f"target must have one label per pair ({n}), got shape {np.shape(target)}")
+    m = to_mpf(float(margin))
+    terms, cond, scale = (np.empty(n, dtype=object) for _ in range(3))
+    for r in range(n):
+        cos, spread = _cosine_parts(a[r], b[r], epsilon)
+        if y[r] == 1:
+            terms[r], offset = 1 - cos, mpf(1)
+        else:
+            terms[r], offset = _hinge(cos - m), abs(m)
+        # d cos / d a_i = b_i / root - cos a_i / n_a: sum_i |a_i ...| <= spread + |cos|, for a and for b.
+        cond[r] = 2 * (spread + abs(cos)) + offset + abs(cos)
+        scale[r] = (_sum_error_factor(d) + 2) * (spread + abs(cos))
+    return _terms(terms, cond, scale, batched, reduction, n)
+
+
+def cosine_embedding_loss_terms(
+    input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean"
+) -> LossTerms:
+    r"""``t_n = 1 - cos(a_n, b_n)`` if ``y_n = 1``, ``max(0, cos(a_n, b_n) - margin)`` if ``y_n = -1``
+
+    (``torch.nn.CosineEmbeddingLoss``), ``y`` in {1, -1}; a zero vector has ``cos = 0``.
+    """
+    return _cosine_embedding_terms(input1, input2, target, margin, size_average, reduce, reduction, mpf(0))
+
+
+def torch_cosine_embedding_loss_terms(
+    input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean"
+) -> LossTerms:
+    r"""PyTorch's implementation: ``cos = a . b / sqrt((||a||^2 + 1e-12)(||b||^2 + 1e-12))``.
+
+    ``EPSILON = 1e-12`` (the binary64 value, exactly) in ``cosine_embedding_loss``,
+    aten/src/ATen/native/Loss.cpp; undocumented (the docs' formula has none).
+    """
+    return _cosine_embedding_terms(
+        input1, input2, target, margin, size_average, reduce, reduction, to_mpf(TORCH_COSINE_EMBEDDING_EPSILON)
+    )
+
+
+def cosine_embedding_loss(input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean"):
+    """Exact ``torch.nn.functional.cosine_embedding_loss`` (docs' formula, module docstring)."""
+    return cosine_embedding_loss_terms(input1, input2, target, margin, size_average, reduce, reduction).value
+
+
+def _cosine_grad_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``d cos / d a = b / (|a| |b|) - cos a / |a|^2``; 0 at a zero vector (cos is 0 there)."""
+    na = mpmath.fsum(x * x for x in a)
+    nb = mpmath.fsum(y * y for y in b)
+    if na == 0 or nb == 0:
+        return np.full(a.shape, mpf(0), dtype=object)
+    root = mpmath.sqrt(na * nb)
+    cos = mpmath.fsum(x * y for x, y in zip(a, b)) / root
+    return np.array([y / root - cos * x / na for x, y in zip(a, b)], dtype=object)
+
+
+def cosine_embedding_loss_grad(
+    input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean",
+    *, wrt: str = "input1",
+) -> np.ndarray:
+    """Gradient w.r.t. ``input1`` (or ``input2``): ``-dcos`` for ``y = 1``; ``dcos`` for
+    ``y = -1`` where ``cos - margin >= 0`` (``clamp_min``: active at the kink), else 0."""
+    lt = cosine_embedding_loss_terms(input1, input2, target, margin, size_average, reduce, reduction)
+    a, _ = _vectors("input1", input1)
+    b, _ = _vectors("input2", input2)
+    if wrt == "input2":
+        a, b = b, a
+    y = mp_array(target).reshape(-1)
+    m = to_mpf(float(margin))
+    grad = np.empty(a.shape, dtype=object)
+    for r in range(a.shape[0]):
+        g = _cosine_grad_a(a[r], b[r])
+        cos, _ = _cosine_parts(a[r], b[r], mpf(0))
+        factor = mpf(-1) if y[r] == 1 else (mpf(1) if cos - m >= 0 else mpf(0))
+        grad[r] = [factor * v for v in g]
+    return _scaled(grad, lt).reshape(np.shape(input1))
+
+
+# ------------------------------------------------------------------ distances
+
+
+def pairwise_distance(a: np.ndarray, b: np.ndarray, p: float = 2, eps: float = PAIRWISE_EPS) -> tuple[mpf, mpf]:
+    """``(||a - b + eps||_p, its condition)`` for two mpf vectors (module docstring).
+
+    ``p = inf`` is the largest ``|diff_i|``; ``p`` must be positive.
+    """
+    e = to_mpf(float(eps))
+    diff = [x - y + e for x, y in zip(a, b)]
+    size = [abs(x) + abs(y) + abs(e) for x, y in zip(a, b)]
+    if mpmath.isinf(p):
+        d = max((abs(v) for v in diff), default=mpf(0))
+        return d, max(size, default=mpf(0))
+    q = to_mpf(p)
+    d = mpmath.fsum(abs(v) ** q for v in diff) ** (1 / q)
+    if d == 0:
+        return d, mpmath.fsum(size)
+    cond = mpmath.fsum((abs(v) / d) ** (q - 1) * s for v, s in zip(diff, size))
+    return d, cond
+
+
+def _pairwise_grad_a(a: np.ndarray, b: np.ndarray, p: float, eps: float) -> np.ndarray:
+    """``d ||a - b + eps||_p / d a_i = sign(v_i) |v_i|^{p-1} / d^{p-1}``; 0 where ``d = 0``."""
+    e = to_mpf(float(eps))
+    diff = [x - y + e for x, y in zip(a, b)]
+    q = to_mpf(p)
+    d = mpmath.fsum(abs(v) ** q for v in diff) ** (1 / q)
+    if d == 0:
+        return np.full(len(diff), mpf(0), dtype=object)
+    return np.array([mpmath.sign(v) * (abs(v) / d) ** (q - 1) for v in diff], dtype=object)
+
+
+def _cosine_distance(a: np.ndarray, b: np.ndarray) -> tuple[mpf, mpf]:
+    e = to_mpf(COSINE_SIMILARITY_EPS)
+    na = mpmath.sqrt(mpmath.fsum(x * x for x in a))
+    nb = mpmath.sqrt(mpmath.fsum(y * y for y in b))
+    denom = max(na, e) * max(nb, e)
+    cos = mpmath.fsum(x * y for x, y in zip(a, b)) / denom
+    spread = mpmath.fsum(abs(x * y) for x, y in zip(a, b)) / denom
+    return 1 - cos, 2 * (spread + abs(cos)) + 1 + (_sum_error_factor(len(a)) + 2) * (spread + abs(cos))
+
+
+#: Named distance functions a case may pass as ``distance_function`` (module docstring).
+DISTANCE_FUNCTIONS = ("pairwise_distance", "l1", "cosine")
+
+
+def _distance(name: str | None):
+    if name is None or name == "pairwise_distance":
+        return lambda a, b: pairwise_distance(a, b, 2, PAIRWISE_EPS)
+    if name == "l1":
+        return lambda a, b: pairwise_distance(a, b, 1, PAIRWISE_EPS)
+    if name == "cosine":
+        return _cosine_distance
+    raise ValueError(f"unknown distance_function {name!r}: lossconf names {', '.join(DISTANCE_FUNCTIONS)} (or None)")
+
+
+# ------------------------------------------------------------------ triplet losses
+
+
+def _triplet_terms(anchor, positive, negative, margin, swap, reduction, distance) -> LossTerms:
+    check_reduction(reduction)
+    _same(("anchor", anchor), ("positive", positive), ("negative", negative))
+    m = to_mpf(float(margin))
+    if not m > 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    a, batched = _vectors("anchor", anchor)
+    p, _ = _vectors("positive", positive)
+    ng, _ = _vectors("negative", negative)
+    n = a.shape[0]
+    terms, cond, scale = (np.empty(n, dtype=object) for _ in range(3))
+    for r in range(n):
+        d_ap, c_ap = distance(a[r], p[r])
+        d_an, c_an = distance(a[r], ng[r])
+        if swap:
+            d_pn, c_pn = distance(p[r], ng[r])
+            if d_pn < d_an:
+                d_an, c_an = d_pn, c_pn
+        terms[r] = _hinge(m + d_ap - d_an)
+        cond[r] = c_ap + c_an + abs(m) + d_ap + d_an
+        scale[r] = (_sum_error_factor(a.shape[1]) + 2) * (d_ap + d_an)
+    return _terms(terms, cond, scale, batched, reduction, n)
+
+
+def triplet_margin_loss_terms(
+    anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
+    size_average=None, reduce=None, reduction: str = "mean",
+) -> LossTerms:
+    r"""``t_n = max(0, margin + d(a_n, p_n) - d(a_n, n_n))``, ``d = pairwise_distance(., ., p, eps)``
+
+    (``torch.nn.TripletMarginLoss``); with ``swap``, ``d(a, n)`` is replaced by
+    ``min(d(a, n), d(p, n))`` (the distance swap of Balntas et al.). ``margin`` must
+    be positive (PyTorch raises otherwise); ``p > 0``.
+    """
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    if not float(p) > 0:
+        raise ValueError(f"p must be positive, got {p}")
+    return _triplet_terms(
+        anchor, positive, negative, margin, swap, reduction, lambda x, y: pairwise_distance(x, y, p, eps)
+    )
+
+
+def triplet_margin_loss(
+    anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
+    size_average=None, reduce=None, reduction: str = "mean",
+):
+    """Exact ``torch.nn.functional.triplet_margin_loss`` (see :func:`triplet_margin_loss_terms`)."""
+    return triplet_margin_loss_terms(anchor, positive, negative, margin, p, eps, swap, size_average, reduce, reduction).value
+
+
+def triplet_margin_with_distance_loss_terms(
+    anchor, positive, negative, *, distance_function: str | None = None, margin: float = 1.0, swap: bool = False,
+    reduction: str = "mean",
+) -> LossTerms:
+    r"""``t_n = max(0, margin + d(a_n, p_n) - d(a_n, n_n))`` with a named ``d`` (module docstring)."""
+    return _triplet_terms(
+        anchor, positive, negative, margin, swap, reduction, _distance(distance_function)
+    )
+
+
+def triplet_margin_with_distance_loss(
+    anchor, positive, negative, *, distance_function: str | None = None, margin: float = 1.0, swap: bool = False,
+    reduction: str = "mean",
+):
+    """Exact ``torch.nn.functional.triplet_margin_with_distance_loss`` for a named distance."""
+    return triplet_margin_with_distance_loss_terms(
+        anchor, positive, negative, distance_function=distance_function, margin=margin, swap=swap, reduction=reduction
+    ).value
+
+
+def _triplet_grad(anchor, positive, negative, margin, swap, lt: LossTerms, distance, grad_a) -> np.ndarray:
+    """Gradient w.r.t. ``anchor``: ``dd(a,p)/da - [dd(a,n)/da]`` where the hinge is active
+    (``>= 0``); with ``swap`` the anchor term counts fully if ``d(a,n) < d(p,n)``, half at a tie."""
+    a, _ = _vectors("anchor", anchor)
+    p, _ = _vectors("positive", positive)
+    ng, _ = _vectors("negative", negative)
+    m = to_mpf(float(margin))
+    grad = np.empty(a.shape, dtype=object)
+    for r in range(a.shape[0]):
+        d_ap, _ = distance(a[r], p[r])
+        d_an, _ = distance(a[r], ng[r])
+        share = mpf(1)
+        if swap:
+            d_pn, _ = distance(p[r], ng[r])
+            share = mpf(1) if d_an < d_pn else (mpf(1) / 2 if d_an == d_pn else mpf(0))
+            d_an = min(d_an, d_pn)
+        if m + d_ap - d_an >= 0:
+            grad[r] = grad_a(a[r], p[r]) - share * grad_a(a[r], ng[r])
+        else:
+            grad[r] = np.full(a.shape[1], mpf(0), dtype=object)
+    return _scaled(grad, lt).reshape(np.shape(anchor))
+
+
+def triplet_margin_loss_grad(
+    anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
+    size_average=None, reduce=None, reduction: str = "mean",
+) -> np.ndarray:
+    """Gradient of the output's sum w.r.t. ``anchor`` (module docstring for the kinks)."""
+    lt = triplet_margin_loss_terms(anchor, positive, negative, margin, p, eps, swap, size_average, reduce, reduction)
+    return _triplet_grad(
+        anchor, positive, negative, margin, swap, lt,
+        lambda x, y: pairwise_distance(x, y, p, eps), lambda x, y: _pairwise_grad_a(x, y, p, eps),
+    )
+
+
+def _cosine_distance_grad_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    e = to_mpf(COSINE_SIMILARITY_EPS)
+    na = mpmath.sqrt(mpmath.fsum(x * x for x in a))
+    nb = mpmath.sqrt(mpmath.fsum(y * y for y in b))
+    dot = mpmath.fsum(x * y for x, y in zip(a, b))
+    fa, fb = max(na, e), max(nb, e)
+    # d/da of -dot / (fa fb): the max is differentiated on its norm side when na > eps.
+    out = []
+    for x, y in zip(a, b):
+        g = y / (fa * fb)
+        if na > e:
+            g -= dot * x / (na * na * na * fb)
+        out.append(-g)
+    return np.array(out, dtype=object)
+
+
+def triplet_margin_with_distance_loss_grad(
+    anchor, positive, negative, *, distance_function: str | None = None, margin: float = 1.0, swap: bool = False,
+    reduction: str = "mean",
+) -> np.ndarray:
+    """Gradient of the output's sum w.r.t. ``anchor`` for a named distance."""
+    lt = triplet_margin_with_distance_loss_terms(
+        anchor, positive, negative, distance_function=distance_function, margin=margin, swap=swap, reduction=reduction
+    )
+    if distance_function == "cosine":
+        grad_a = _cosine_distance_grad_a
+    else:
+        order = 1 if distance_function == "l1" else 2
+        grad_a = lambda x, y: _pairwise_grad_a(x, y, order, PAIRWISE_EPS)  # noqa: E731
+    return _triplet_grad(anchor, positive, negative, margin, swap, lt, _distance(distance_function), grad_a)
+
+
+
+def optax_triplet_margin_loss_terms(
+    anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
+    size_average=None, reduce=None, reduction: str = "mean",
+) -> LossTerms:
+    r"""``optax.losses.triplet_margin_loss``'s distance (its source), for ``p = 2``:
+
+    .. math:: d(a, b) = \Big(\sum_i (a_i - b_i)^2 + \epsilon\Big)^{1/2}
+
+    -- the eps is added to the sum of powers, not to each difference as in
+    ``torch.nn.PairwiseDistance`` (optax/losses/_self_supervised.py; the docs say only
+    "a small epsilon value to ensure numerical stability"). Only ``p = 2``
+    (optax raises each difference to the power without ``abs``, so an odd ``p`` is
+    another formula altogether); ``swap`` is not optax's (the adapter composes it).
+    """
+    if float(p) != 2 or swap:
+        raise ValueError("the optax triplet convention covers p = 2 without swap only")
+    e = to_mpf(float(eps))
+
+    def distance(x: np.ndarray, y: np.ndarray) -> tuple[mpf, mpf]:
+        diff = [u - v for u, v in zip(x, y)]
+        d = mpmath.sqrt(mpmath.fsum(v * v for v in diff) + e)
+        if d == 0:
+            return d, mpmath.fsum(abs(u) + abs(v) for u, v in zip(x, y))
+        return d, mpmath.fsum(abs(v) / d * (abs(u) + abs(w)) for v, u, w in zip(diff, x, y)) + abs(e) / d
+
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    return _triplet_terms(anchor, positive, negative, margin, False, reduction, distance)

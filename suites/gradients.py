@@ -1,0 +1,222 @@
+r"""Gradient conformance: an adapter's backward pass against the oracle's exact derivative.
+
+What is compared: ``g = d F / d input`` with ``F`` the sum of the spec function's
+output (the loss for ``sum``/``mean``, the sum of the ``none`` output, the sum of
+an activation), computed by the framework's own autodiff (the adapter's optional
+``grad(fn_name, args, kwargs, wrt="input")``), against the oracle's exact
+``<loss>_grad`` correctly rounded to the dtype.
+
+The error model for a gradient component ``g_i`` is the forward one
+(``suites/verdict.py``) applied to ``g`` instead of ``L``: what a mixed-stable
+backward pass in dtype ``d`` could make, exact on slightly perturbed inputs plus
+small absolute errors where the standard algorithm works at a larger scale:
+
+.. math::
+    |\hat g_i - g_i| \le u \big( K_{OUT} |g_i| + K_{IN} c_i + K_{ABS} s_i
+                         + k_{red}(n) r_i \big) + K_{FLOOR} \cdot \mathrm{tiny}
+
+from :class:`oracle.gradients.GradientCondition`:
+
+* ``c_i = sum_z sum_k |z_k dg_i/dz_k| + m_i``: the *second* derivatives, since a
+  relative perturbation ``u`` of every floating input ``z`` (logits, targets,
+  weights) moves ``g_i`` by ``u`` times the Hessian row weighted by ``|z|``, plus
+  ``m_i`` the magnitudes of the summands the formula of ``g_i`` adds (their
+  rounding, e.g. ``p_y - 1`` at a softmax loss's target class). Exact, from the
+  oracle's analytic second derivatives; for a loss without them, from a
+  numerical Jacobian of its exact gradient (``numerical_grad_condition``).
+* ``s_i``: the absolute working scale, as in the forward model (``p_j`` of a
+  softmax is ``exp`` of a difference of quantities of size ``max|x|``; a
+  sigmoid's backward pass forms ``1 - sigma``).
+* ``k_red(n) r_i``: a sum of ``n`` addends the backward pass needs -- the weight
+  sum of a weighted mean's denominator, softmax's row sum.
+
+The constants are the forward model's, for the same reasons: ``K_OUT = 8``
+roundings at or after the last cancellation (the backward pass's products with
+the incoming gradient, a weight, ``1/D``, the smoothing factors, the final
+rounding), ``K_IN = 4`` for the first operations' relative perturbation of each
+input, ``K_ABS = 4`` multiples of ``u s_i``, ``k_red`` for pairwise summation,
+``K_FLOOR = 16`` subnormal quanta.
+
+Special values: the gradient is *undefined* where the loss value ``F`` is not
+finite (a masked target class, a NaN logit, a mean over zero weight); those
+cases are not judged (:func:`evaluate_gradient` returns None). Where ``F`` is
+finite every exact gradient component is finite, and a NaN or infinite observed
+component is a failure.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import dataclass
+from functools import lru_cache
+
+import mpmath
+import numpy as np
+from mpmath import mpf
+
+from oracle.core import FloatFormat, correctly_rounded, format_of, is_nan, working_precision
+from oracle.gradients import ConditionUnavailable, GradientCondition, numerical_grad_condition
+
+from .cases import Case
+from .checks import (
+    AdapterContractError,
+    AdapterFailure,
+    Outcome,
+    Unsupported,
+    _CaseKey,
+    failure_message,
+)
+from .registry import spec_for
+from .verdict import K_ABS, K_FLOOR, K_IN, K_OUT, judge, k_red
+
+__all__ = [
+    "GradientEvaluation",
+    "GradientUndefined",
+    "call_adapter_grad",
+    "check_gradient_case",
+    "evaluate_gradient",
+    "gradient_bound",
+]
+
+
+class GradientUndefined(Exception):
+    """The case has no gradient to judge (the loss is not finite there)."""
+
+
+@dataclass(frozen=True)
+class GradientEvaluation:
+    """The oracle's gradient for a case: exact, correctly rounded, allowed error."""
+
+    exact: np.ndarray  # object ndarray of mpf, input's shape
+    rounded: np.ndarray  # float64, correctly rounded to the dtype
+    bound: np.ndarray  # float64, allowed absolute error per component
+
+
+def gradient_bound(grad: np.ndarray, gc: GradientCondition, fmt: FloatFormat) -> np.ndarray:
+    """The allowed absolute error of each gradient component (module docstring)."""
+    u = mpf(fmt.unit_roundoff)
+    floor = mpf(K_FLOOR) * mpf(fmt.smallest_subnormal)
+    reduction = k_red(gc.count) if gc.count > 1 else 0
+    out = np.empty(grad.shape, dtype=np.float64)
+    with working_precision(64):
+        for idx in np.ndindex(grad.shape):
+            g, c, s, r = grad[idx], gc.condition[idx], gc.scale[idx], gc.summation[idx]
+            if any(is_nan(v) for v in (g, c, s, r)):
+                out[idx] = math.nan
+                continue
+            out[idx] = float(u * (K_OUT * abs(g) + K_IN * c + K_ABS * s + reduction * r) + floor)
+    return out
+
+
+def _finite_total(case: Case) -> bool:
+    with working_precision(64):
+        value = case.call(spec_for(case.fn).terms).value
+        if isinstance(value, np.ndarray):
+            value = mpmath.fsum(value.reshape(-1).tolist()) if value.size else mpf(0)
+        return bool(mpmath.isfinite(value))
+
+
+def evaluate_gradient(case: Case) -> GradientEvaluation:
+    """Exact gradient of the output's sum w.r.t. ``input`` and its bound.
+
+    Raises :class:`GradientUndefined` where the output's sum is not finite, and
+    :class:`Unsupported` for a loss without an oracle gradient or a case too large
+    for the numerical condition.
+    """
+    return _evaluate_cached(_CaseKey(case))
+
+
+#: Losses without an analytic ``<loss>_grad_condition`` whose gradient may be bounded by
+#: :func:`numerical_grad_condition`: smooth in every floating input, no discrete-valued
+#: floating target. None yet: the losses added after the gradient suite (regression,
+#: margin, embedding) are skipped as unsupported until they ship their conditions.
+_NUMERICAL_CONDITION_OK: dict[str, bool] = {}
+
+
+@lru_cache(maxsize=128)
+def _evaluate_cached(key: _CaseKey) -> GradientEvaluation:
+    case = key.case
+    spec = spec_for(case.fn)
+    if spec.grad is None:
+        raise Unsupported(f"the oracle has no gradient of {case.fn}")
+    if not _finite_total(case):
+        raise GradientUndefined(f"the output's sum is not finite: its gradient is undefined ({case.describe()})")
+    fmt = format_of(case.dtype)
+    exact, rounded = correctly_rounded(lambda: case.call(spec.grad), fmt.name)
+    with working_precision(64):
+        if spec.grad_condition is not None:
+            gc = case.call(spec.grad_condition)
+        elif _NUMERICAL_CONDITION_OK.get(case.fn, False):
+            try:
+                gc = numerical_grad_condition(spec.grad, case.args, case.kwargs)
+            except ConditionUnavailable as exc:
+                raise Unsupported(f"no gradient bound for {case.fn}: {exc}") from None
+        else:
+            raise Unsupported(
+                f"no gradient error model for {case.fn} yet: it needs oracle.gradients."
+                f"{case.fn}_grad_condition (the numerical fallback perturbs discrete targets "
+                f"such as +-1 labels and is loose at hinge kinks)"
+            )
+    exact = np.asarray(exact, dtype=object)
+    return GradientEvaluation(exact, np.asarray(rounded), gradient_bound(exact, gc, fmt))
+
+
+def call_adapter_grad(adapter, case: Case) -> np.ndarray:
+    """The adapter's gradient of the output's sum w.r.t. ``input``, contract enforced:
+    a NumPy array of ``input``'s shape and dtype. No ``grad``, or NotImplementedError,
+    is :class:`Unsupported`; any other exception an :class:`AdapterFailure`."""
+    if not getattr(adapter, "supports_grad", False):
+        raise Unsupported(f"adapter {adapter.name!r} computes no gradients (it has no grad function)")
+    try:
+        result = adapter.grad(case.fn, case.args, case.kwargs, wrt="input")
+    except NotImplementedError as exc:
+        raise Unsupported(f"{adapter.name}.grad({case.fn}): {exc or 'not implemented'}") from exc
+    except Exception as exc:
+        tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        raise AdapterFailure(f"{adapter.name}.grad({case.fn!r}) raised {tail}") from exc
+    if not isinstance(result, (np.ndarray, np.generic)):
+        raise AdapterContractError(
+            f"{adapter.name}.grad({case.fn!r}) returned {type(result).__name__}; gradients must be "
+            f"NumPy arrays of input's shape and dtype"
+        )
+    result = np.asarray(result)
+    x = np.asarray(case.args["input"])
+    if result.dtype != x.dtype:
+        raise AdapterContractError(
+            f"{adapter.name}.grad({case.fn!r}) returned dtype {result.dtype}; the gradient must "
+            f"keep input's dtype {x.dtype}"
+        )
+    if result.shape != x.shape:
+        raise AdapterContractError(
+            f"{adapter.name}.grad({case.fn!r}) returned shape {result.shape}; the gradient has "
+            f"input's shape {x.shape}"
+        )
+    return result
+
+
+def _message(adapter, case: Case, problem: str, evaluation: GradientEvaluation, verdict, observed) -> str:
+    text = failure_message(adapter, case, problem, evaluation, verdict, observed)
+    head, _, rest = text.partition("\n")
+    head = head.replace(f"{case.fn} [", f"gradient d sum({case.fn}(...))/d input [", 1)
+    note = (
+        "  gradient: the adapter's grad(), i.e. the framework's autodiff of the output's sum "
+        "w.r.t. input; differentiate the repro's output the same way"
+    )
+    return "\n".join([head, rest, note])
+
+
+def check_gradient_case(adapter, case: Case) -> Outcome:
+    """Judge ``adapter``'s gradient on ``case`` against the oracle's exact one.
+
+    Raises :class:`Unsupported` and :class:`GradientUndefined` (nothing to judge)."""
+    evaluation = evaluate_gradient(case)
+    try:
+        observed = call_adapter_grad(adapter, case)
+    except (AdapterFailure, AdapterContractError) as exc:
+        return Outcome(case, False, None, None, _message(adapter, case, str(exc), evaluation, None, None))
+    fmt = format_of(case.dtype)
+    verdict = judge(observed.astype(np.float64), evaluation.exact, evaluation.rounded, evaluation.bound, fmt)
+    message = "" if verdict.passed else _message(adapter, case, "", evaluation, verdict, observed)
+    return Outcome(case, verdict.passed, verdict, observed, message)
+

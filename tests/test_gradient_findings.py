@@ -1,0 +1,135 @@
+"""The gradient findings stay true: every expectations entry for the gradient tests
+(``tests = ["test_gradient_*"]`` in ``adapters/expectations/<framework>.toml``) has a
+minimal case here, the framework still gets that case wrong, and the entry is the one
+that explains it (the suite's gradient lookup: entries naming the gradient tests).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from suites.cases import Case
+from suites.expectations import builtin_expectations_file, load_expectations
+from suites.gradients import check_gradient_case
+
+GRADIENT_TESTS = ("test_gradient_matches_oracle", "test_gradient_edge_cases")
+
+
+def _a(values, dtype="float32") -> np.ndarray:
+    return np.array(values, dtype=dtype)
+
+
+#: framework -> entry id -> (test, minimal case)
+MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
+    "torch": {
+        "bce-backward-divides-by-clamped-x-one-minus-x": (
+            "test_gradient_edge_cases",
+            # d/dx -log(1 - x) at x = 0 is 1; PyTorch: (x - y) / max(x (1 - x), 1e-12) = 0
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "sigmoid-gradient-underflows-to-zero-before-subnormal-range": (
+            "test_gradient_matches_oracle",
+            # exact sigma(-89) sigma(89) = 2.227e-39, a float32 subnormal; PyTorch: 0
+            Case("sigmoid", {"input": _a([-89.0])}, {}, "float32"),
+        ),
+        "cross-entropy-ignored-row-nan-gradient": (
+            "test_gradient_matches_oracle",
+            # the ignored row's gradient is 0; log_softmax's backward gives 0 - NaN * 0 = NaN
+            Case("cross_entropy", {"input": _a([[0.0, 0.0], [-np.inf, -np.inf]]), "target": np.array([0, -100])},
+                 {"reduction": "sum"}, "float32"),
+        ),
+    },
+    "tensorflow": {
+        "keras-bce-half-precision-clip-does-not-reach-one-gradient": (
+            "test_gradient_matches_oracle",
+            # 1 - 1e-7 is 1 in float16: p = 1 unclipped, d log(1 - p)/dp = inf; exact 0
+            Case("binary_cross_entropy", {"input": _a([1.0], "float16"), "target": _a([0.0], "float16")},
+                 {"reduction": "sum"}, "float16"),
+        ),
+        "cpu-flushes-subnormal-gradients": (
+            "test_gradient_matches_oracle",
+            # exact sigma(-88) sigma(88) = 6.05e-39, a float32 subnormal; flushed to 0
+            Case("sigmoid", {"input": _a([-88.0])}, {}, "float32"),
+        ),
+        "weighted-cross-entropy-gradient-at-zero-logit": (
+            "test_gradient_matches_oracle",
+            # exact sigma(0) = 0.5; abs and max at their kink give 1
+            Case("binary_cross_entropy_with_logits", {"input": _a([0.0]), "target": _a([0.0])},
+                 {"reduction": "sum", "pos_weight": _a([1.0])}, "float32"),
+        ),
+        "keras-bce-gradient-zero-where-clipped": (
+            "test_gradient_edge_cases",
+            # exact d/dx -log(1 - x) at 0 = 1; the clip's derivative is 0
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "keras-label-smoothing-weighted-by-sample-gradient": (
+            "test_gradient_edge_cases",
+            # Keras weighs the whole smoothed loss by w[y]: -0.74330 at [0, 0], exact -0.71329
+            Case("cross_entropy", {"input": _a([[1.0, 2.0, 3.0], [3.0, 4.0, 0.5]], "float64"),
+                                   "target": np.array([0, -100], dtype=np.int64)},
+                 {"weight": _a([0.5, 1.0, 2.0], "float64"), "label_smoothing": 0.25}, "float64"),
+        ),
+        "keras-single-class-axis-squeezed-gradient": (
+            "test_gradient_matches_oracle",
+            # one class, 0-d target: the forward call raises, so there is no gradient
+            Case("cross_entropy", {"input": _a([0.0]), "target": np.array(0, dtype=np.int64)},
+                 {"reduction": "none"}, "float32"),
+        ),
+        "keras-kl-gradient-of-clipped-target": (
+            "test_gradient_matches_oracle",
+            # exact [-1, 0]; the zero target is clipped to 1e-7
+            Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "none"}, "float32"),
+        ),
+    },
+    "jax": {
+        "xla-cpu-flushes-subnormal-gradients": (
+            "test_gradient_matches_oracle",
+            # exact sigma(-88) = 6.05e-39, a float32 subnormal; flushed to 0
+            Case("binary_cross_entropy_with_logits", {"input": _a([-88.0]), "target": _a([0.0])},
+                 {"reduction": "sum"}, "float32"),
+        ),
+        "clamped-log-gradient-nan": (
+            "test_gradient_edge_cases",
+            # exact 1; 0 * d log(p)/dp = 0 * inf = NaN through jnp.maximum
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+        ),
+    },
+}
+
+
+def _entries(framework: str) -> dict:
+    path = builtin_expectations_file(framework)
+    entries = load_expectations(path, default_adapters=(framework,)) if path else []
+    return {e.id: e for e in entries if e.tests and any(t in e.tests for t in GRADIENT_TESTS)}
+
+
+def _lookup(entries, adapter: str, test: str, case: Case):
+    """The suite's gradient lookup (suites/test_conformance.py): entries naming the test."""
+    return next((e for e in entries if e.tests and not e.convention and e.matches(adapter, test, case)), None)
+
+
+@pytest.mark.parametrize("framework", sorted(MINIMAL_CASES))
+def test_every_gradient_entry_has_a_minimal_case(framework):
+    assert set(MINIMAL_CASES[framework]) == set(_entries(framework))
+
+
+def _adapter(framework: str):
+    pytest.importorskip({"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}[framework])
+    from adapters import load_adapter
+
+    return load_adapter(framework)
+
+
+@pytest.mark.parametrize(
+    ("framework", "entry_id"),
+    [(f, e) for f, cases in MINIMAL_CASES.items() for e in cases],
+)
+def test_gradient_entry_still_describes_the_framework(framework, entry_id):
+    adapter = _adapter(framework)
+    test, case = MINIMAL_CASES[framework][entry_id]
+    outcome = check_gradient_case(adapter, case)
+    assert not outcome.passed, f"{framework} now gets the minimal case of {entry_id} right: drop the entry"
+    all_entries = load_expectations(builtin_expectations_file(framework), default_adapters=(framework,))
+    found = _lookup(all_entries, adapter.name, test, case)
+    assert found is not None and found.id == entry_id, f"{entry_id} does not explain its own minimal case: {found}"
