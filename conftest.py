@@ -231,12 +231,55 @@ def load_adapter_cached(pytestconfig):
                 cache[name] = load_adapter(name, device=pytestconfig.getoption("device"))
             except AdapterUnavailableError as exc:
                 cache[name] = exc
+            else:
+                _record_adapter_info(pytestconfig, name, cache[name])
         value = cache[name]
         if isinstance(value, Exception):
             pytest.skip(f"unavailable: {value}")
         return value
 
     return load
+
+
+ADAPTERS_PART = "adapters.ndjson"
+
+
+def _record_adapter_info(config: pytest.Config, name: str, adapter) -> None:
+    """Append what the report says about an adapter (version, module, option table) to the
+    parts directory, once per process: the controller never loads the frameworks itself."""
+    import importlib
+
+    from adapters.options import option_table_of
+    from reports import append_record
+
+    try:
+        module = importlib.import_module(adapter.module)
+    except ImportError:
+        module = None
+    table = option_table_of(adapter.implementation) or option_table_of(module)
+    parts = _parts_dir(config)
+    parts.mkdir(parents=True, exist_ok=True)
+    append_record(
+        parts / ADAPTERS_PART,
+        {"name": name, "version": adapter.version, "module": adapter.module, "options": table},
+    )
+
+
+def _read_adapter_info(parts: Path) -> dict[str, dict]:
+    """The adapter lines written by :func:`_record_adapter_info`, by adapter name."""
+    import json
+
+    info: dict[str, dict] = {}
+    path = parts / ADAPTERS_PART
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and entry.get("name"):
+                info.setdefault(entry["name"], {k: v for k, v in entry.items() if k != "name"})
+    return info
 
 
 @pytest.fixture
@@ -346,12 +389,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     records = [r for f in sorted(parts.glob("*.jsonl")) for r in read_records(f)]
     if not records:
         return
+    loaded = _read_adapter_info(parts)
     from suites.gating import finish_session
 
     finish_session(session, records)
     adapters = {}
     for r in records:
-        adapters.setdefault(r["adapter"], {"version": r.get("adapter_version"), "module": r.get("adapter_module") or r["adapter"]})
+        adapters.setdefault(
+            r["adapter"],
+            loaded.get(r["adapter"])
+            or {"version": r.get("adapter_version"), "module": r.get("adapter_module") or r["adapter"]},
+        )
     started = config._lossconf_started
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
     run = new_run_info(
@@ -364,7 +412,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         python=sys.version.split()[0],
         device=config.getoption("device"),
         profile=settings._current_profile,
-        seed=str(config.getoption("hypothesis_seed", None)),
+        seed=_seed_of(config),
         argv=list(config.invocation_params.args),
     )
     try:
@@ -374,6 +422,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     shutil.rmtree(parts, ignore_errors=True)
     config._lossconf_report = f"lossconf report: {index} ({len(records)} records)"
+
+
+def _seed_of(config: pytest.Config) -> str | None:
+    """``--hypothesis-seed`` as text, or None when the run was not seeded (random per run)."""
+    seed = config.getoption("hypothesis_seed", None)
+    return None if seed is None else str(seed)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

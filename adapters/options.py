@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ._loading import BUILTIN_ADAPTERS
 
-__all__ = ["SPEC_OPTIONS", "STATUSES", "render_markdown"]
+__all__ = ["SPEC_OPTIONS", "STATUSES", "option_table_of", "render_markdown"]
 
 STATUSES = ("native", "composed", "unsupported")
 
@@ -69,6 +69,28 @@ SPEC_OPTIONS.update({
         "margin", "swap", *_REDUCTIONS[:3],
     ),
 })
+
+
+def option_table_of(module: object) -> dict[str, dict[str, list[str]]] | None:
+    """``module``'s ``OPTION_TABLE`` completed to every spec option, as JSON-ready lists.
+
+    ``{loss: {option: [status, note]}}`` with the losses and options in
+    ``SPEC_OPTIONS`` order (``"(function)"`` first); options the table does not
+    name are ``unsupported``. None when ``module`` declares no table (an
+    external adapter need not), so a report can say "undeclared" rather than
+    guess. The results file of a run carries this per adapter (``run.adapters``).
+    """
+    table = getattr(module, "OPTION_TABLE", None)
+    if not isinstance(table, dict):
+        return None
+    out: dict[str, dict[str, list[str]]] = {}
+    for loss, options in SPEC_OPTIONS.items():
+        declared = table.get(loss, {})
+        out[loss] = {}
+        for option in ("(function)", *options):
+            status, note = declared.get(option, ("unsupported", ""))
+            out[loss][option] = [str(status), str(note)]
+    return out
 
 
 def _tables() -> dict[str, dict]:

@@ -5,6 +5,13 @@ and run metadata form a results document (``results.json``), several of which
 merge into one (:func:`merge_results`); :func:`write_report` writes the
 document and its self-contained HTML report.  ``python -m reports`` renders
 or merges from the command line.
+
+Modules: ``results`` (records, documents, files, merging; the schema is
+``results.schema.json``, described in docs/results-schema.md), ``summary``
+(verdict counts, accuracy rows), ``failures`` (grouping by root cause),
+``options`` (the option coverage matrix), ``deviations`` (expectations entries
+met), ``plots`` (inline SVG), ``html`` (the page and its sections),
+``formatting`` (numbers and times for people).
 """
 
 from reports.html import ReportDirError, render_html, write_report

@@ -8,14 +8,22 @@ it was made from.
 Every value from a results document is untrusted text (an adapter's message
 may contain ``<script>``): the template is rendered by Jinja2 with
 autoescaping on, and no data is ever placed inside the page's ``<script>``;
-the JavaScript reads only the DOM (``data-sort`` attributes and text).
+the JavaScript reads only the DOM (``data-sort`` attributes and text).  The
+one markup built outside the templates is the plots' SVG
+(``reports/plots.py``), which escapes every text it writes.
+
+The page is a header (``templates/report.html.j2``) and a list of sections,
+``SECTIONS``: each names a partial in ``templates/sections/`` and a function
+that builds its data from the records (None leaves it out).  Another section
+is one partial and one entry there.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +31,13 @@ import jinja2
 from markupsafe import Markup
 
 from reports import formatting as fmt
+from reports.deviations import deviation_rows
+from reports.failures import PROBLEM_VERDICTS, failure_groups, first_failure_anchors
 from reports.invalid_input import invalid_input_rows
+from reports.options import option_matrix
+from reports.plots import distribution_plots, magnitude_plots
 from reports.results import (
-    CASE_FIELDS,
+    trim_record,
     validate_document,
     write_json_atomic,
     write_text_atomic,
@@ -36,7 +48,6 @@ from reports.summary import (
     accuracy_rows,
     dtype_key,
     dtype_order,
-    option_coverage,
     semantic_differences,
     summarize,
 )
@@ -45,13 +56,14 @@ _HERE = Path(__file__).resolve().parent
 _TEMPLATES = _HERE / "templates"
 _STATIC = _HERE / "static"
 
-PROBLEM_VERDICTS = ("fail", "error", "undecided")
-"""Verdicts that get a full failure block with the case and its repro."""
+__all__ = ["PROBLEM_VERDICTS", "SECTIONS", "ReportData", "ReportDirError", "Section", "render_html", "write_report"]
+
+ACCURACY_CASE_CHARS = 2000
+"""The accuracy table shows at most this much of a worst case's text (a case with hundreds
+of classes runs to tens of kB, once per row); failures always show their whole case."""
+
 NOT_RUN_VERDICTS = ("unsupported", "skip")
 """Verdicts listed compactly, grouped by reason."""
-
-
-_EMPTY_CASE: Mapping[str, Any] = {field: None for field in CASE_FIELDS}
 
 
 class ReportDirError(OSError):
@@ -91,23 +103,6 @@ def _inline_asset(name: str, closing_tag: str) -> Markup:
     return Markup(text)
 
 
-def _failure_groups(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The fail/error records in report order, each with an anchor id; and the
-    anchor of the first failure per summary cell, for the matrix's links."""
-    failures: list[dict[str, Any]] = []
-    first_anchor: dict[str, str] = {}
-    ordered = sorted(
-        (r for r in records if r["verdict"] in PROBLEM_VERDICTS),
-        key=lambda r: (r["loss"], r["adapter"], dtype_order(r["dtype"]), r["nodeid"]),
-    )
-    for i, record in enumerate(ordered):
-        anchor = f"failure-{i}"
-        detail = record["failure"] or record["worst"] or _EMPTY_CASE
-        failures.append({"record": record, "anchor": anchor, "detail": detail})
-        first_anchor.setdefault(_cell_id(record), anchor)
-    return failures, first_anchor
-
-
 def _not_run_groups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Unsupported and skipped records, one row per (verdict, adapter, loss, reason)."""
     groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
@@ -140,16 +135,12 @@ def _not_run_groups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [groups[k] for k in sorted(groups, key=lambda k: (order[k[0]], *k[1:]))]
 
 
-def _cell_id(record: Mapping[str, Any]) -> str:
-    return "\x1f".join((record["loss"], record["adapter"], dtype_key(record["dtype"])))
-
-
 def _matrix_rows(
-    summary: Mapping[str, Any], first_anchor: Mapping[str, str]
+    summary: Mapping[str, Any], first_anchor: Mapping[tuple[str, str, str], str]
 ) -> list[dict[str, Any]]:
     """The summary matrix as rows of ``{"cell", "group_start"}`` slots.
 
-    ``cell`` is the summary cell plus the anchor of its first failure
+    ``cell`` is the summary cell plus the anchor of its first failure group
     (``link``), or None where a loss has no records for that column;
     ``group_start`` marks the first column of each adapter after the first.
     """
@@ -160,7 +151,7 @@ def _matrix_rows(
         for i, (adapter, dtype) in enumerate(columns):
             cell = summary["cells"][loss].get(adapter, {}).get(dtype)
             if cell is not None:
-                cell = {**cell, "link": first_anchor.get("\x1f".join((loss, adapter, dtype)))}
+                cell = {**cell, "link": first_anchor.get((loss, adapter, dtype))}
             group_start = i > 0 and columns[i - 1][0] != adapter
             cells.append({"cell": cell, "group_start": group_start})
         rows.append({"loss": loss, "cells": cells})
@@ -177,6 +168,94 @@ def _column_groups(columns: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return groups
 
 
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the report: its anchor, navigation label and template partial.
+
+    ``build(report)`` returns the partial's data (available there as ``data``),
+    or None to leave the section out (an empty deviations table, say);
+    ``count(data)`` gives the number shown beside the navigation link, or None.
+    ``report`` is a :class:`ReportData`. To add a section, write
+    ``templates/sections/<name>.html.j2`` and a :class:`Section` for it in
+    ``SECTIONS`` (order = page order).
+    """
+
+    id: str
+    title: str
+    template: str
+    build: Callable[[ReportData], Any]
+    count: Callable[[Any], int | None] = lambda data: None
+    badge: str = ""
+
+
+@dataclass
+class ReportData:
+    """What every section builder may use: the normalized document and shared summaries."""
+
+    doc: Mapping[str, Any]
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    failures: list[dict[str, Any]]
+
+    @property
+    def run(self) -> Mapping[str, Any]:
+        return self.doc["run"]
+
+
+def _summary_section(report: ReportData) -> dict[str, Any]:
+    return {
+        "summary": report.summary,
+        "column_groups": _column_groups(report.summary["columns"]),
+        "matrix": _matrix_rows(report.summary, first_failure_anchors(report.failures)),
+    }
+
+
+def _plots_section(report: ReportData) -> dict[str, Any] | None:
+    magnitude, distribution = magnitude_plots(report.records), distribution_plots(report.records)
+    if not magnitude and not distribution:
+        return None
+    return {
+        "magnitude": [{**p, "svg": Markup(p["svg"])} for p in magnitude],
+        "distribution": [{**p, "svg": Markup(p["svg"])} for p in distribution],
+    }
+
+
+def _or_none(value: Any) -> Any:
+    return value or None
+
+
+SECTIONS: list[Section] = [
+    Section("summary", "Summary", "sections/summary.html.j2", _summary_section),
+    Section(
+        "failures", "Failures", "sections/failures.html.j2", lambda r: r.failures,
+        count=lambda data: sum(g["count"] for g in data) or None, badge="v-fail",
+    ),
+    Section("accuracy", "Accuracy", "sections/accuracy.html.j2", lambda r: accuracy_rows(r.records)),
+    Section("plots", "Plots", "sections/plots.html.j2", _plots_section),
+    Section(
+        "coverage", "Options", "sections/coverage.html.j2",
+        lambda r: _or_none(option_matrix(r.records, r.run["adapters"])),
+    ),
+    Section(
+        "deviations", "Deviations", "sections/deviations.html.j2",
+        lambda r: _or_none(deviation_rows(r.records)), count=len, badge="v-deviation",
+    ),
+    Section(
+        "invalid-input", "Invalid input", "sections/invalid_input.html.j2",
+        lambda r: _or_none(invalid_input_rows(r.records)), count=len, badge="v-fail",
+    ),
+    Section(
+        "differences", "Differences", "sections/differences.html.j2",
+        lambda r: _or_none(semantic_differences(r.records)), count=len,
+    ),
+    Section("not-run", "Not run", "sections/not_run.html.j2", lambda r: _or_none(_not_run_groups(r.records))),
+]
+"""The report's sections in page order; see :class:`Section` to add one."""
+
+
 def render_html(doc: Mapping[str, Any]) -> str:
     """The report for a results document, as one self-contained HTML page.
 
@@ -189,22 +268,20 @@ def render_html(doc: Mapping[str, Any]) -> str:
 
 def _render(doc: Mapping[str, Any]) -> str:
     records = doc["records"]
-    summary = summarize(records)
-    failures, first_anchor = _failure_groups(records)
+    report = ReportData(doc=doc, records=records, summary=summarize(records), failures=failure_groups(records))
+    sections = []
+    for section in SECTIONS:
+        data = section.build(report)
+        if data is None and section.id != "failures":
+            continue
+        sections.append({"section": section, "data": data, "count": section.count(data) if data else None})
     context = {
         "run": doc["run"],
-        "records": records,
-        "summary": summary,
+        "summary": report.summary,
         "verdicts": VERDICTS,
-        "column_groups": _column_groups(summary["columns"]),
-        "matrix": _matrix_rows(summary, first_anchor),
-        "accuracy": accuracy_rows(records),
-        "coverage": option_coverage(records),
-        "failures": failures,
-        "deviations": [r for r in records if r["verdict"] == "deviation"],
-        "differences": semantic_differences(records),
-        "invalid_input": invalid_input_rows(records),
-        "not_run": _not_run_groups(records),
+        "sections": sections,
+        "schema_version": doc["schema_version"],
+        "case_chars": ACCURACY_CASE_CHARS,
         "no_dtype": NO_DTYPE,
         "css": _inline_asset("report.css", "</style"),
         "js": _inline_asset("report.js", "</script"),
@@ -216,15 +293,19 @@ def write_report(doc: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> Pat
     """Write ``results.json`` and ``index.html`` for ``doc`` into ``out_dir``; return the HTML's path.
 
     The directory is created if needed; both files are written atomically, so
-    a reader (or a CI artifact upload) never sees half a report.  Raises
+    a reader (or a CI artifact upload) never sees half a report. ``results.json``
+    is written before the page is rendered, so a rendering error cannot lose it.  Raises
     :class:`ReportDirError` if the directory cannot be created or written.
     """
     out = Path(out_dir)
     normalized = validate_document(dict(doc), "the document given to write_report")
-    html = _render(normalized)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "results.json", normalized)
+        written = {**normalized, "records": [trim_record(r) for r in normalized["records"]]}
+        # The results first: should rendering ever fail, the run's results survive, and
+        # `python -m reports render DIR/results.json` can make the page later.
+        write_json_atomic(out / "results.json", written)
+        html = _render(normalized)
         return write_text_atomic(out / "index.html", html)
     except OSError as exc:
         reason = exc.strerror or str(exc)

@@ -117,12 +117,34 @@ class ItemRecorder:
         self.unsupported_reason = self.unsupported_reason or reason
 
 
-def _case_dict(outcome: Outcome | None, adapter) -> dict[str, Any] | None:
+def case_features(case: Case) -> list[str]:
+    """The expectation features (``suites.expectations.FEATURES``) that hold for ``case``.
+
+    Stored with a failing case so that the report can say what the failure's case
+    has in common with others (``infinite_input``, ``subnormal_result``...) and a
+    reader can write an expectations entry's ``when`` from it. A feature whose
+    test raises on an unusual case is left out rather than failing the record.
+    """
+    from .expectations import FEATURES
+
+    found = []
+    for name, holds in FEATURES.items():
+        try:
+            if holds(case):
+                found.append(name)
+        except Exception:  # a feature test written for another loss's inputs
+            continue
+    return found
+
+
+def _case_dict(outcome: Outcome | None, adapter, *, features: bool = False) -> dict[str, Any] | None:
     if outcome is None:
         return None
     v = outcome.verdict
     case = outcome.case
+    extra = {"features": case_features(case)} if features else {}
     return {
+        **extra,
         "observed": repr(v.observed) if v else repr(outcome.observed),
         "exact": str(v.exact) if v else "",
         "ulp": _finite_or_str(v.max_ulp) if v else None,
@@ -137,10 +159,12 @@ def _failure_dict(rec: ItemRecorder, adapter, message: str) -> dict[str, Any] | 
     """The failing case; for an error that is no verdict (a timeout, say), the case
     the adapter was last called with."""
     if rec.failure is not None:
-        return _case_dict(rec.failure, adapter)
+        return _case_dict(rec.failure, adapter, features=True)
     if rec.last_case is None:
         return None
-    return _case_dict(Outcome(rec.last_case, False, None, None, message), rec.last_adapter or adapter)
+    return _case_dict(
+        Outcome(rec.last_case, False, None, None, message), rec.last_adapter or adapter, features=True
+    )
 
 
 def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str) -> dict[str, Any]:
@@ -191,7 +215,7 @@ def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str
             worst=_case_dict(rec.worst, adapter),
             failure=_failure_dict(rec, adapter, message) if verdict in ("fail", "error") else None,
             undecided_examples=rec.undecided,
-            deviation_example=_case_dict(rec.deviation_example, adapter),
+            deviation_example=_case_dict(rec.deviation_example, adapter, features=True),
             options=dict(rec.options),
             expectations_conforming=dict(rec.conforming_matches),
             samples=rec.samples,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -413,7 +414,15 @@ def _hostile_doc() -> dict[str, Any]:
         [
             failing,
             make_record(verdict="unsupported", message=HOSTILE, adapter="jax"),
-            make_record(verdict="deviation", message=HOSTILE, dtype="float16"),
+            make_record(
+                verdict="deviation", message=HOSTILE, dtype="float16",
+                deviations=[
+                    {"id": HOSTILE, "kind": HOSTILE, "reason": HOSTILE, "citation": HOSTILE, "count": 1},
+                    {"id": "cited", "kind": "bug", "reason": HOSTILE, "citation": f"https://example.org/?q={HOSTILE}", "count": 1},
+                ],
+                deviation_example=make_case(case=HOSTILE, observed=HOSTILE),
+            ),
+            make_record(adapter=HOSTILE, samples=[[1.0, 0.5, 0.5]], options={HOSTILE: 1}),
         ],
         adapters={"torch": {"version": HOSTILE, "module": HOSTILE}},
         argv=[HOSTILE],
@@ -438,15 +447,21 @@ def test_html_escapes_every_value() -> None:
 
 
 def test_html_is_self_contained() -> None:
+    """Nothing loads from elsewhere: no src, no <link>, no CSS url() or @import. Citation
+    links (<a href>, followed only when clicked) are the only addresses in the page."""
     html = render_html(_hostile_doc())
-    assert "http://" not in html
-    assert "https://" not in html
     parser = _TagCollector()
     parser.feed(html)
     tags = [tag for tag, _ in parser.tags]
-    assert "link" not in tags and "iframe" not in tags and "img" not in tags
-    assert all("src" not in attrs for _, attrs in parser.tags)
+    assert "link" not in tags and "iframe" not in tags and "img" not in tags and "object" not in tags
+    assert all("src" not in attrs and "srcset" not in attrs for _, attrs in parser.tags)
     assert tags.count("style") == 1
+    assert "url(" not in html and "@import" not in html
+    hrefs = [attrs["href"] for tag, attrs in parser.tags if "href" in attrs]
+    assert all(tag == "a" for tag, attrs in parser.tags if "href" in attrs)
+    external = [h for h in hrefs if not h.startswith("#")]
+    assert external and all(h.startswith("https://example.org/") for h in external), external
+    assert "http://" not in html.replace("https://example.org/", "")
 
 
 def test_html_shows_run_summary_and_failure_details() -> None:
@@ -622,6 +637,221 @@ def test_semantic_differences_lists_edge_cases_where_adapters_disagree():
     assert 'id="differences"' in html and "&lt;b&gt;nan&lt;/b&gt;" in html
 
 
+# --------------------------------------------------------------------------- report sections
+
+
+def _failing(adapter: str, dtype: str, why: str, case: str, **fields: Any) -> dict[str, Any]:
+    message = f"cross_entropy [{adapter}, {dtype}] does not conform to the spec\n  observed: nan\n  why:      {why}\n"
+    return make_record(
+        adapter=adapter, dtype=dtype, verdict="fail", message=message,
+        nodeid=f"suites/test_conformance.py::test_matches_oracle[{adapter}-cross_entropy-{dtype}]",
+        failure=make_case(observed="nan", case=case, message=message, **fields),
+    )
+
+
+def test_failures_are_grouped_by_adapter_loss_and_why_with_the_shortest_case() -> None:
+    from reports.failures import failure_groups
+
+    nan = "non-finite nan where the exact value is finite"
+    records = [
+        _failing("torch", "float32", nan, "cross_entropy(input=np.array([[-inf, 0.0, 1.0]]))", features=["infinite_input", "reduction_none"]),
+        _failing("torch", "float64", nan, "cross_entropy(input=np.array([-inf]))", features=["infinite_input"]),
+        _failing("torch", "float16", "error beyond the bound of the error model", "cross_entropy(input=np.array([1e4]))"),
+        _failing("jax", "float32", nan, "cross_entropy(input=np.array([-inf]))"),
+        make_record(),  # a pass: no group
+    ]
+    groups = failure_groups(records)
+    assert [(g["adapter"], g["cause"], g["count"]) for g in groups] == [
+        ("jax", nan, 1),
+        ("torch", nan, 2),
+        ("torch", "error beyond the bound of the error model", 1),
+    ]
+    nan_torch = groups[1]
+    assert nan_torch["dtypes"] == ["float64", "float32"]
+    assert nan_torch["detail"]["case"] == "cross_entropy(input=np.array([-inf]))"  # the shortest
+    assert nan_torch["features"] == ["infinite_input"]  # shared by both
+    assert [o["dtype"] for o in nan_torch["others"]] == ["float32"]
+    assert len({g["anchor"] for g in groups}) == 3
+
+
+def test_root_cause_without_a_why_line_masks_values() -> None:
+    from reports.failures import root_cause
+
+    a = make_record(verdict="fail", message="cross_entropy accepted label_smoothing=-0.1 (spec: [0, 1])")
+    b = make_record(verdict="fail", message="cross_entropy accepted label_smoothing=1.5 (spec: [0, 1])")
+    assert root_cause(a) == root_cause(b)
+    assert "1.5" not in root_cause(b)
+    assert root_cause(make_record(verdict="error", message="")) == "error without a message"
+
+
+def test_html_failure_group_links_every_failing_cell_and_shows_features() -> None:
+    nan = "non-finite nan where the exact value is finite"
+    html = render_html(
+        make_doc(
+            [
+                _failing("torch", "float32", nan, "cross_entropy(input=np.array([-inf]))", features=["infinite_input"]),
+                _failing("torch", "float64", nan, "cross_entropy(input=np.array([[-inf, 1.0]]))", features=["infinite_input"]),
+            ]
+        )
+    )
+    assert html.count('<a href="#failure-0">') == 2  # float32 and float64 cells
+    assert 'id="failure-1"' not in html  # one group, not one block per item
+    assert "1 more with the same cause" in html
+    assert '<span class="chip">infinite_input</span>' in html
+
+
+def test_spec_option_of_maps_case_labels() -> None:
+    from reports.options import spec_option_of
+
+    assert spec_option_of("reduction=sum") == "reduction='sum'"
+    assert spec_option_of("reduction=batchmean", "kl_div") == "reduction='batchmean'"
+    assert spec_option_of("size_average=True") == spec_option_of("reduce=None") == "size_average/reduce (legacy)"
+    assert spec_option_of("ignore_index=-1") == "ignore_index"
+    assert spec_option_of("dim=0", "softmax") == "dim"
+    assert spec_option_of("label_smoothing") == "label_smoothing"
+    assert spec_option_of("label_smoothing=0") is None
+    assert spec_option_of("log_target=True", "kl_div") == "log_target"
+    assert spec_option_of("log_target=False", "kl_div") is None
+    assert spec_option_of("K=2 extra dims", "cross_entropy") == "(N, C, d1..dK) input"
+    assert spec_option_of("K=1 extra dims", "sigmoid") is None  # a shape, not an option of sigmoid
+    assert spec_option_of("weight") == "weight"
+    assert spec_option_of("something_new=3") == "something_new"
+
+
+def test_option_matrix_puts_declared_status_beside_example_counts() -> None:
+    from reports.options import UNDECLARED, option_matrix
+
+    table = {
+        "cross_entropy": {
+            "(function)": ["native", "keras.losses.SparseCategoricalCrossentropy"],
+            "weight": ["composed", "sample_weight = weight[target]"],
+            "label_smoothing": ["unsupported", ""],
+        },
+        "nll_loss": {"(function)": ["native", ""], "class-index target": ["native", ""]},
+    }
+    records = [
+        make_record(adapter="tf", examples=10, options={"weight": 4, "reduction=sum": 3, "label_smoothing=0": 10}),
+        make_record(adapter="mine", examples=5, options={"weight": 5}),
+        make_record(adapter="tf", loss="nll_loss", examples=7, options={}),
+    ]
+    blocks = {b["loss"]: b for b in option_matrix(records, {"tf": {"options": table}, "mine": {"options": None}})}
+    ce = blocks["cross_entropy"]
+    assert ce["adapters"] == ["mine", "tf"]
+    rows = {row["option"]: row["cells"] for row in ce["rows"]}
+    assert ce["rows"][0]["option"] == "(function)"
+    assert rows["(function)"][1] == {"status": "native", "note": "keras.losses.SparseCategoricalCrossentropy", "examples": 10}
+    assert rows["weight"][1]["status"] == "composed" and rows["weight"][1]["examples"] == 4
+    assert rows["weight"][0] == {"status": UNDECLARED, "note": "", "examples": 5}
+    assert rows["label_smoothing"][1] == {"status": "unsupported", "note": "", "examples": 0}
+    assert rows["reduction='sum'"][1] == {"status": "unsupported", "note": "", "examples": 3}  # ran, though undeclared in the table
+    nll = {row["option"]: row["cells"] for row in blocks["nll_loss"]["rows"]}
+    assert nll["class-index target"][0]["examples"] == 7  # every NLL example has class indices
+
+
+def test_deviation_rows_group_entries_and_link_only_http_citations() -> None:
+    from reports.deviations import deviation_rows, safe_link
+
+    entry = {"id": "bce-nan", "kind": "bug", "reason": "NaN at -inf", "citation": "https://github.com/x/y/issues/1", "count": 3}
+    records = [
+        make_record(verdict="deviation", deviations=[entry], deviation_example=make_case(observed="nan")),
+        make_record(verdict="deviation", dtype="float64", deviations=[{**entry, "count": 2}]),
+        make_record(verdict="deviation", adapter="tf", deviations=[{"id": "clip", "kind": "semantic", "reason": "r", "citation": "javascript:alert(1)", "count": 1}]),
+    ]
+    rows = deviation_rows(records)
+    assert [(r["adapter"], r["id"], r["cases"], r["items"]) for r in rows] == [("tf", "clip", 1, 1), ("torch", "bce-nan", 5, 2)]
+    assert rows[1]["dtypes"] == ["float64", "float32"]
+    assert rows[1]["example"]["observed"] == "nan"
+    assert rows[0]["link"] is None and rows[1]["link"] == "https://github.com/x/y/issues/1"
+    assert safe_link(" HTTPS://a.b/c ") == "HTTPS://a.b/c"
+    assert safe_link("data:text/html,x") is None
+    html = render_html(make_doc(records))
+    assert '<a href="https://github.com/x/y/issues/1"' in html
+    assert 'href="javascript:' not in html
+    assert "javascript:alert(1)" in html  # shown as text
+
+
+def test_plots_escape_names_and_place_non_finite_errors() -> None:
+    from reports.plots import distribution_plots, magnitude_plots
+
+    records = [
+        make_record(adapter=HOSTILE, samples=[[1.0, 0.5, 0.25], [1e8, math.inf, math.inf], [0.0, 0.0, 0.0]]),
+        make_record(adapter="jax", dtype="float64", loss="nll_loss", samples=[[2.0, 0.1, 3.0]]),
+    ]
+    magnitude = magnitude_plots(records)
+    assert [p["loss"] for p in magnitude] == ["cross_entropy"]  # nll_loss is no softmax/sigmoid loss
+    svg = magnitude[0]["svg"]
+    assert svg.count("<circle") == 3
+    assert "<script" not in svg and "&lt;script&gt;" in svg
+    distribution = distribution_plots(records)
+    assert [(p["dtype"], p["samples"]) for p in distribution] == [("float64", 1), ("float32", 3)]
+    assert "inf/nan" in distribution[1]["svg"]
+    html = render_html(make_doc(records))
+    assert html.count("<svg") == 3
+    assert "<script>alert(1)" not in html
+
+
+def test_sections_leave_out_empty_ones_and_keep_failures() -> None:
+    from reports.html import SECTIONS
+
+    ids = [s.id for s in SECTIONS]
+    assert ids[:2] == ["summary", "failures"]
+    html = render_html(make_doc([make_record(samples=[])]))
+    assert 'id="deviations"' not in html and 'id="plots"' not in html
+    assert 'id="failures"' in html and "No failures." in html
+    assert 'href="#failures"' in html
+
+
+def test_merge_keeps_adapter_option_tables() -> None:
+    table = {"cross_entropy": {"(function)": ["native", "f"]}}
+    a = make_doc([make_record()], adapters={"torch": {"version": "2.13", "module": "m", "options": None}})
+    b = make_doc([make_record()], adapters={"torch": {"version": "2.13", "module": "m", "options": table}})
+    merged = merge_results([a, b])
+    assert merged["run"]["adapters"]["torch"]["options"] == table
+    assert merge_results([b, a])["run"]["adapters"]["torch"]["options"] == table
+
+
+def test_written_results_trim_passing_repro_and_keep_failures_whole(tmp_path: Path) -> None:
+    doc = make_doc(
+        [
+            make_record(worst=make_case(repro="import torch  # passing")),
+            make_record(verdict="fail", worst=make_case(repro="W"), failure=make_case(repro="F")),
+        ]
+    )
+    write_report(doc, tmp_path)
+    text = (tmp_path / "results.json").read_text(encoding="utf-8")
+    assert "# passing" not in text
+    loaded = load_results(tmp_path / "results.json")
+    passing, failing = loaded["records"]
+    assert passing["worst"]["repro"] == "" and passing["worst"]["case"]
+    assert failing["failure"]["repro"] == "F" and failing["worst"]["repro"] == "W"
+    assert sum(1 for line in text.splitlines() if line.startswith('{"nodeid"')) == 2
+
+
+def test_accuracy_table_truncates_long_worst_cases_but_failures_show_them_whole() -> None:
+    from reports.html import ACCURACY_CASE_CHARS
+
+    long_case = "cross_entropy(input=np.array([" + ", ".join(["1.5"] * 3000) + "]))"
+    passing = make_record(worst=make_case(case=long_case), max_normalized=0.5)
+    html = render_html(make_doc([passing]))
+    assert long_case not in html and "the full case is in results.json" in html
+    assert long_case[:ACCURACY_CASE_CHARS - 100] in html
+    failing = make_record(verdict="fail", failure=make_case(case=long_case), worst=make_case(case=long_case))
+    assert long_case in render_html(make_doc([failing]))
+
+
+def test_write_report_keeps_the_results_when_rendering_fails(tmp_path: Path, monkeypatch) -> None:
+    import reports.html
+
+    def broken(doc):
+        raise RuntimeError("a template bug")
+
+    monkeypatch.setattr(reports.html, "_render", broken)
+    with pytest.raises(RuntimeError, match="a template bug"):
+        write_report(make_doc([make_record(verdict="fail", failure=make_case())]), tmp_path)
+    assert load_results(tmp_path / "results.json")["records"][0]["verdict"] == "fail"
+    assert not (tmp_path / "index.html").exists()
+
+
 # --------------------------------------------------------------------------- reliability additions
 
 
@@ -649,10 +879,12 @@ def test_accepts_invalid_input_section_lists_fail_and_documented_rows() -> None:
         ("jax", "deviation", "array(nan)"), ("tensorflow", "deviation", "array(nan)"), ("torch", "fail", "array(1.31326169)"),
     ]
     html = render_html(make_doc(records))
-    section = html[html.index('id="invalid-input"'):html.index('id="failures"')]
+    start = html.index('id="invalid-input"')
+    section = html[start:html.index("</section>", start)]
     assert section.count("<tr data-row>") == 3
     assert 'href="https://example.org/doc"' in section
-    assert "javascript:" not in html  # only https citations become links
+    assert "javascript:" not in section  # only https citations become links
+    assert 'href="javascript:' not in html  # (the deviations table shows it as text, unlinked)
 
 
 def test_no_invalid_input_section_when_everything_was_rejected() -> None:
@@ -680,6 +912,20 @@ def test_appended_records_redact_this_machines_paths(tmp_path: Path) -> None:
     [record] = read_records(tmp_path / "p.jsonl")
     assert record["message"] == "failed in <python>/lib/x.so, ~/.cache/y and <lossconf>/build/z"
     assert record["failure"]["message"] == record["message"]
+
+
+def test_plots_take_the_extremes_of_float64() -> None:
+    """Magnitudes up to float64's max and enormous errors: positions come from log10 values,
+    so no power of ten is ever formed (10.0**309 overflows)."""
+    from reports.plots import magnitude_plots
+
+    biggest = 1.7976931348623157e308
+    records = [make_record(dtype="float64", samples=[[biggest, 1e300, 1e300], [5e-324, 2e-5, 1.0], [1.0, 0.5, 0.5]])]
+    svg = magnitude_plots(records)[0]["svg"]
+    assert svg.count("<circle") == 3
+    exponents = [int(e) for e in re.findall(r">1e(-?\d+)<", svg)]
+    assert max(exponents) >= 200 and min(exponents) <= -200  # both axes span what was plotted
+    assert '="nan' not in svg and "NaN" not in svg  # every coordinate is a number
 
 
 def test_gradient_records_get_their_own_line_and_accuracy_rows() -> None:
