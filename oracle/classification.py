@@ -180,12 +180,14 @@ def cross_entropy_terms(
         denominator = mpf(len(probs))
         for row_values, p in zip(layout.rows, probs):
             row = SoftmaxRow(list(row_values))
-            q = [(1 - eps) * pc + eps / n_classes for pc in p]
-            t = mpmath.fsum(
-                w[c] * (q[c] * row.neg_log_prob(c))
+            q = [_smoothed_probability(pc, eps, n_classes) for pc in p]
+            # Exact products and sum, as for index targets: a log1p tail far below the
+            # working precision (logits thousands apart) can decide a rounding midpoint.
+            t = exact_sum([
+                mpmath.fmul(w[c], mpmath.fmul(q[c], row.neg_log_prob(c), exact=True), exact=True)
                 for c in range(n_classes)
                 if q[c] != 0
-            )
+            ])
             grad = _prob_row_grad(row, q, w)
             terms.append(t)
             # |t| covers relative perturbations of the targets (t is linear in q).
@@ -220,6 +222,19 @@ def _smoothed_index_term(row: SoftmaxRow, y: int, w: list[mpf], eps: mpf, n_clas
     else:
         scaled = scaled / n_classes
     return exact_add(t, scaled)
+
+
+def _smoothed_probability(p: mpf, eps: mpf, n_classes: int) -> mpf:
+    """``q = (1 - eps) p + eps / C``, exact unless ``C`` is not a power of two (then only
+    the quotient ``eps / C`` rounds, at the working precision)."""
+    if not eps:
+        return p
+    head = mpmath.fmul(mpmath.fsub(1, eps, exact=True), p, exact=True)
+    if n_classes & (n_classes - 1) == 0:
+        spread = mpmath.ldexp(eps, -(n_classes.bit_length() - 1))
+    else:
+        spread = eps / n_classes
+    return exact_add(head, spread)
 
 
 def _as_array(values: list, shape: tuple[int, ...]) -> np.ndarray:
@@ -303,7 +318,7 @@ def cross_entropy_grad(
     else:
         probs, _ = _class_rows(mp_array(target))
         for i, (row_values, p) in enumerate(zip(layout.rows, probs)):
-            q = [(1 - eps) * pc + eps / n_classes for pc in p]
+            q = [_smoothed_probability(pc, eps, n_classes) for pc in p]
             grads[i] = _prob_row_grad(SoftmaxRow(list(row_values)), q, w)
     return _scale_for_reduction(layout.unflatten_rows(grads), lt)
 

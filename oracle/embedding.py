@@ -46,7 +46,7 @@ from mpmath import mpf
 
 from .core import mp_array, to_mpf
 from .margin import _hinge, _mean_denominator, _plus_minus_one, _scaled, _sum_error_factor
-from .reduction import LossTerms, check_reduction, resolve_reduction
+from .reduction import LossTerms, check_reduction, exact_sum, resolve_reduction
 
 __all__ = [
     "DISTANCE_FUNCTIONS",
@@ -119,9 +119,9 @@ def _cosine_embedding_terms(input1, input2, target, margin, size_average, reduce
     for r in range(n):
         cos, spread = _cosine_parts(a[r], b[r], epsilon)
         if y[r] == 1:
-            terms[r], offset = 1 - cos, mpf(1)
+            terms[r], offset = mpmath.fsub(1, cos, exact=True), mpf(1)  # exact: keeps a tiny cos
         else:
-            terms[r], offset = _hinge(cos - m), abs(m)
+            terms[r], offset = _hinge(mpmath.fsub(cos, m, exact=True)), abs(m)
         # d cos / d a_i = b_i / root - cos a_i / n_a: sum_i |a_i ...| <= spread + |cos|, for a and for b.
         cond[r] = 2 * (spread + abs(cos)) + offset + abs(cos)
         scale[r] = (_sum_error_factor(d) + 2) * (spread + abs(cos))
@@ -198,25 +198,50 @@ def pairwise_distance(a: np.ndarray, b: np.ndarray, p: float = 2, eps: float = P
     ``p = inf`` is the largest ``|diff_i|``; ``p`` must be positive.
     """
     e = to_mpf(float(eps))
-    diff = [x - y + e for x, y in zip(a, b)]
+    diff = _exact_differences(a, b, e)
     size = [abs(x) + abs(y) + abs(e) for x, y in zip(a, b)]
     if mpmath.isinf(p):
         d = max((abs(v) for v in diff), default=mpf(0))
         return d, max(size, default=mpf(0))
     q = to_mpf(p)
-    d = mpmath.fsum(abs(v) ** q for v in diff) ** (1 / q)
+    d = _p_norm(diff, q)
     if d == 0:
         return d, mpmath.fsum(size)
     cond = mpmath.fsum((abs(v) / d) ** (q - 1) * s for v, s in zip(diff, size))
     return d, cond
 
 
+def _exact_differences(a: np.ndarray, b: np.ndarray, e: mpf) -> list[mpf]:
+    """``a_i - b_i + eps`` without rounding (floats: exact sums of dyadic rationals)."""
+    return [mpmath.fadd(mpmath.fsub(x, y, exact=True), e, exact=True) for x, y in zip(a, b)]
+
+
+def _p_norm(diff: list[mpf], q: mpf) -> mpf:
+    """``(sum_i |v_i|^q)^(1/q)``. For an integer ``q`` the powers and their sum are exact
+    and the root is mpmath's correctly rounded ``root``, so a norm that is exactly
+    representable (one nonzero component, a Pythagorean triple) comes out exact and an
+    exact rounding midpoint of the loss is seen as one (Ziv's loop cannot decide
+    a tie from two inexact evaluations: ``(|5.1015625|^3)^(1/3)`` is not 5.1015625
+    when ``1/3`` is rounded)."""
+    if q == int(q) and q >= 1:
+        k = int(q)
+        powers = []
+        for v in diff:
+            power, base = mpf(1), abs(v)
+            for _ in range(k):
+                power = mpmath.fmul(power, base, exact=True)
+            powers.append(power)
+        total = exact_sum(powers)
+        return total if k == 1 else mpmath.root(total, k)
+    return mpmath.fsum(abs(v) ** q for v in diff) ** (1 / q)
+
+
 def _pairwise_grad_a(a: np.ndarray, b: np.ndarray, p: float, eps: float) -> np.ndarray:
     """``d ||a - b + eps||_p / d a_i = sign(v_i) |v_i|^{p-1} / d^{p-1}``; 0 where ``d = 0``."""
     e = to_mpf(float(eps))
-    diff = [x - y + e for x, y in zip(a, b)]
+    diff = _exact_differences(a, b, e)
     q = to_mpf(p)
-    d = mpmath.fsum(abs(v) ** q for v in diff) ** (1 / q)
+    d = _p_norm(diff, q)
     if d == 0:
         return np.full(len(diff), mpf(0), dtype=object)
     return np.array([mpmath.sign(v) * (abs(v) / d) ** (q - 1) for v in diff], dtype=object)
@@ -229,7 +254,7 @@ def _cosine_distance(a: np.ndarray, b: np.ndarray) -> tuple[mpf, mpf]:
     denom = max(na, e) * max(nb, e)
     cos = mpmath.fsum(x * y for x, y in zip(a, b)) / denom
     spread = mpmath.fsum(abs(x * y) for x, y in zip(a, b)) / denom
-    return 1 - cos, 2 * (spread + abs(cos)) + 1 + (_sum_error_factor(len(a)) + 2) * (spread + abs(cos))
+    return mpmath.fsub(1, cos, exact=True), 2 * (spread + abs(cos)) + 1 + (_sum_error_factor(len(a)) + 2) * (spread + abs(cos))
 
 
 #: Named distance functions a case may pass as ``distance_function`` (module docstring).
@@ -267,7 +292,8 @@ def _triplet_terms(anchor, positive, negative, margin, swap, reduction, distance
             d_pn, c_pn = distance(p[r], ng[r])
             if d_pn < d_an:
                 d_an, c_an = d_pn, c_pn
-        terms[r] = _hinge(m + d_ap - d_an)
+        # Exact: a distance like 1 + 2.6e-286 (cosine of a tiny vector) keeps its tail.
+        terms[r] = _hinge(mpmath.fsub(mpmath.fadd(m, d_ap, exact=True), d_an, exact=True))
         cond[r] = c_ap + c_an + abs(m) + d_ap + d_an
         scale[r] = (_sum_error_factor(a.shape[1]) + 2) * (d_ap + d_an)
     return _terms(terms, cond, scale, batched, reduction, n)

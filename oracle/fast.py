@@ -51,6 +51,7 @@ __all__ = ["FAST_MAX_BITS", "FastEvaluation", "fast_evaluation"]
 #: relative of a midpoint: exact ties and hidden tails, which mpmath's midpoint
 #: re-evaluation is built for.
 FAST_MAX_BITS = 1024
+_START_BITS = 128
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ def fast_evaluation(fn: str, args: dict, kwargs: dict, dtype: Any) -> FastEvalua
         return None
     fmt = format_of(dtype)
     saved = flint.ctx.prec
-    bits = 2 * fmt.p + 40
+    # At least 128 bits: the balls' midpoints are the "exact" values failure messages print
+    # (20 significant digits), so they must be accurate well beyond the target format.
+    bits = max(2 * fmt.p + 40, _START_BITS)
     try:
         while bits <= FAST_MAX_BITS:
             flint.ctx.prec = bits
