@@ -6,7 +6,9 @@ the checkout, the temporary directory. A report is shared (CI artifacts, issue
 attachments), so :func:`redact_record` replaces those prefixes, wherever they
 occur in a record's strings, by ``<python>``, ``<lossconf>``, ``<tmp>`` and ``~``.
 What the user typed on the command line (``run.argv``) is theirs to include and
-is left alone; environment variables are never read into a record.
+is left alone, and so is a record's ``rerun`` command, which is built from those
+options (an ``--example-db`` or ``--expectations`` path must stay copy-pasteable);
+environment variables are never read into a record.
 """
 
 from __future__ import annotations
@@ -52,12 +54,16 @@ def redact(text: str) -> str:
     return text
 
 
+#: Record fields made only of what the user chose on the command line.
+_USER_CHOSEN = frozenset({"rerun"})
+
+
 def redact_record(value: Any) -> Any:
     """A copy of a record (any JSON-like value) with :func:`redact` applied to every string."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):
-        return {k: redact_record(v) for k, v in value.items()}
+        return {k: v if k in _USER_CHOSEN else redact_record(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact_record(v) for v in value]
     return value
