@@ -41,7 +41,8 @@ def collapse(path, blank):
 
 def brute_force_probability(x, steps, label, blank, exp=mpmath.exp, zero=None):
     """sum over every path pi of length T with B(pi) = label of prod_t e^{x[t, pi_t]}."""
-    total = mpf(0) if zero is None else zero
+    zero = mpf(0) if zero is None else zero  # mpf(0), or an arb(0) for the arb reference
+    total = zero
     for path in itertools.product(range(x.shape[1]), repeat=steps):
         if collapse(path, blank) == list(label):
             term = zero + 1
