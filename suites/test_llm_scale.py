@@ -4,7 +4,7 @@
 tokens over a Llama-3-sized vocabulary -- with padding tokens at ``ignore_index``
 and ``reduction="mean"``, in float32, bfloat16 and float16, against the oracle.
 The oracle's arb fast path (``oracle/fast.py``) evaluates the 33.5 million logits
-in balls (about three minutes per case on one core here); the items run in the
+in balls (160 to 480 s per dtype for torch on this 2-core machine, under load); the items run in the
 ``thorough`` profile only (``--hypothesis-profile thorough`` or
 ``LOSSCONF_PROFILE=thorough``) and are skipped with that reason otherwise.
 
