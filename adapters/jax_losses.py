@@ -45,6 +45,7 @@ import optax
 from . import _jax_programs as programs
 from ._repro import is_bfloat16, is_floating, reshape_suffix, values_literal
 from ._spec import SPEC_FUNCTIONS as POSITIONAL
+from ._spec_methods import SpecFunctions
 from .errors import AdapterError, AdapterUnavailableError
 
 LEGACY_REDUCTION_PARAMETERS = ("size_average", "reduce")
@@ -129,7 +130,7 @@ def _padded_targets(arguments: Mapping[str, object]) -> np.ndarray:
     return targets
 
 
-class JaxLosses:
+class JaxLosses(SpecFunctions):
     """The spec's functions, each a jitted JAX program built on optax / jax.nn."""
 
     name: ClassVar[str] = "jax"
@@ -142,215 +143,12 @@ class JaxLosses:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={str(self.device)!r})"
 
-    # -- the spec: torch.nn.functional's names, parameters and defaults ----------
-
-    def cross_entropy(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        weight: np.ndarray | None = None,
-        size_average: bool | None = None,
-        ignore_index: int = -100,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-        label_smoothing: float = 0.0,
-    ) -> np.ndarray:
-        """Cross entropy of logits against class indices or class probabilities."""
-        return self._forward("cross_entropy", locals())
-
-    def nll_loss(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        weight: np.ndarray | None = None,
-        size_average: bool | None = None,
-        ignore_index: int = -100,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """Negative log-likelihood of log-probabilities at class indices."""
-        return self._forward("nll_loss", locals())
-
-    def binary_cross_entropy(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        weight: np.ndarray | None = None,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """Binary cross entropy of probabilities against targets in [0, 1]."""
-        return self._forward("binary_cross_entropy", locals())
-
-    def binary_cross_entropy_with_logits(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        weight: np.ndarray | None = None,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-        pos_weight: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Binary cross entropy of logits against targets in [0, 1]."""
-        return self._forward("binary_cross_entropy_with_logits", locals())
-
-    def kl_div(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-        log_target: bool = False,
-    ) -> np.ndarray:
-        """Kullback-Leibler divergence of log-probabilities ``input`` from ``target``."""
-        return self._forward("kl_div", locals())
-
-    def softmax(self, input: np.ndarray, dim: int) -> np.ndarray:
-        """Softmax along ``dim``."""
-        return self._forward("softmax", locals())
-
-    def log_softmax(self, input: np.ndarray, dim: int) -> np.ndarray:
-        """Log-softmax along ``dim``."""
-        return self._forward("log_softmax", locals())
-
-    def sigmoid(self, input: np.ndarray) -> np.ndarray:
-        """The logistic function, elementwise."""
-        return self._forward("sigmoid", locals())
-
-    # -- margin, ranking and embedding losses (issue 5) -----------------------------
-
-    def margin_ranking_loss(
-        self,
-        input1: np.ndarray,
-        input2: np.ndarray,
-        target: np.ndarray,
-        margin: float = 0,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """``optax.losses.hinge_loss(x1 - x2, y)`` at margin 1, else jnp."""
-        return self._forward("margin_ranking_loss", locals())
-
-    def hinge_embedding_loss(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        margin: float = 1.0,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """``jnp.where(y == 1, x, jnp.maximum(margin - x, 0))``."""
-        return self._forward("hinge_embedding_loss", locals())
-
-    def soft_margin_loss(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """``jax.nn.softplus(-y x)``."""
-        return self._forward("soft_margin_loss", locals())
-
-    def multilabel_soft_margin_loss(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        weight: np.ndarray | None = None,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """``optax.losses.sigmoid_binary_cross_entropy``, weighted, averaged over classes."""
-        return self._forward("multilabel_soft_margin_loss", locals())
-
-    def multi_margin_loss(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        p: int = 1,
-        margin: float = 1.0,
-        weight: np.ndarray | None = None,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """The multi-class hinge in jnp."""
-        return self._forward("multi_margin_loss", locals())
-
-    def multilabel_margin_loss(
-        self,
-        input: np.ndarray,
-        target: np.ndarray,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """The multi-label hinge in jnp (``jnp.cumprod`` marks the entries before -1)."""
-        return self._forward("multilabel_margin_loss", locals())
-
-    def cosine_embedding_loss(
-        self,
-        input1: np.ndarray,
-        input2: np.ndarray,
-        target: np.ndarray,
-        margin: float = 0,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """``optax.losses.cosine_similarity``, then the two branches."""
-        return self._forward("cosine_embedding_loss", locals())
-
-    def triplet_margin_loss(
-        self,
-        anchor: np.ndarray,
-        positive: np.ndarray,
-        negative: np.ndarray,
-        margin: float = 1.0,
-        p: float = 2,
-        eps: float = 1e-06,
-        swap: bool = False,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """``optax.losses.triplet_margin_loss``; with ``swap``, jnp distances."""
-        return self._forward("triplet_margin_loss", locals())
-
-    def triplet_margin_with_distance_loss(
-        self,
-        anchor: np.ndarray,
-        positive: np.ndarray,
-        negative: np.ndarray,
-        *,
-        distance_function: str | None = None,
-        margin: float = 1.0,
-        swap: bool = False,
-        reduction: str = "mean",
-    ) -> np.ndarray:
-        """A named distance (``_jax_programs.JAX_DISTANCES``) in jnp / optax."""
-        return self._forward("triplet_margin_with_distance_loss", locals())
-
-    # -- regression and distribution losses (issue 4) ---------------------------
+    # -- the spec's methods come from SpecFunctions (adapters/_spec_methods.py); these
+    # -- override the losses optax has no form of ----------------------------------
 
     def l1_loss(self, input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> np.ndarray:
         """Unsupported: optax has no absolute-error loss."""
         raise NotImplementedError("l1_loss: optax has no absolute-error (L1) loss")
-
-    def mse_loss(self, input, target, size_average=None, reduce=None, reduction="mean", weight=None) -> np.ndarray:
-        """``optax.losses.squared_error``, reduced with jnp."""
-        return self._forward("mse_loss", locals())
-
-    def huber_loss(self, input, target, reduction="mean", delta=1.0, weight=None) -> np.ndarray:
-        """``optax.losses.huber_loss(delta=...)``, reduced with jnp."""
-        return self._forward("huber_loss", locals())
 
     def smooth_l1_loss(self, input, target, size_average=None, reduce=None, reduction="mean", beta=1.0) -> np.ndarray:
         """``optax.losses.huber_loss(delta=beta) / beta``; ``beta = 0`` (L1) unsupported."""
@@ -367,10 +165,6 @@ class JaxLosses:
     def gaussian_nll_loss(self, input, target, var, full=False, eps=1e-6, reduction="mean") -> np.ndarray:
         """Unsupported: optax has no Gaussian NLL loss."""
         raise NotImplementedError("gaussian_nll_loss: optax has no Gaussian negative log-likelihood loss")
-
-    def ctc_loss(self, log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False) -> np.ndarray:
-        """``optax.losses.ctc_loss`` with paddings from the lengths."""
-        return self._forward("ctc_loss", locals())
 
     # -- gradients and repro snippets --------------------------------------------
 
