@@ -66,8 +66,13 @@ PROFILES: dict[str, dict] = {
 
 def register_profiles() -> None:
     """Register every profile of :data:`PROFILES` with Hypothesis (loading none)."""
+    # Parent: Hypothesis's own "default" profile. Under a CI environment variable Hypothesis
+    # loads its built-in "ci" profile (derandomize=True, no database) at import, and a
+    # profile registered without a parent would inherit that: seeds would be ignored and
+    # random profiles derandomized on CI only.
+    base = settings.get_profile("default")
     for name, values in PROFILES.items():
-        settings.register_profile(name, **_COMMON, **values)
+        settings.register_profile(name, parent=base, **_COMMON, **values)
 
 
 def is_derandomized() -> bool:
