@@ -140,6 +140,13 @@ def _evaluate_cached(key: _CaseKey) -> GradientEvaluation:
     spec = spec_for(case.fn)
     if spec.grad is None:
         raise Unsupported(f"the oracle has no gradient of {case.fn}")
+    if spec.grad_condition is None and not _NUMERICAL_CONDITION_OK.get(case.fn, False):
+        # Before the exact gradient: without a bound there is nothing to judge it against.
+        raise Unsupported(
+            f"no gradient error model for {case.fn} yet: it needs oracle.gradients."
+            f"{case.fn}_grad_condition (the numerical fallback perturbs discrete targets "
+            f"such as +-1 labels and is loose at hinge kinks)"
+        )
     if not _finite_total(case):
         raise GradientUndefined(f"the output's sum is not finite: its gradient is undefined ({case.describe()})")
     fmt = format_of(case.dtype)
@@ -147,17 +154,11 @@ def _evaluate_cached(key: _CaseKey) -> GradientEvaluation:
     with working_precision(64):
         if spec.grad_condition is not None:
             gc = case.call(spec.grad_condition)
-        elif _NUMERICAL_CONDITION_OK.get(case.fn, False):
+        else:
             try:
                 gc = numerical_grad_condition(spec.grad, case.args, case.kwargs)
             except ConditionUnavailable as exc:
                 raise Unsupported(f"no gradient bound for {case.fn}: {exc}") from None
-        else:
-            raise Unsupported(
-                f"no gradient error model for {case.fn} yet: it needs oracle.gradients."
-                f"{case.fn}_grad_condition (the numerical fallback perturbs discrete targets "
-                f"such as +-1 labels and is loose at hinge kinks)"
-            )
     exact = np.asarray(exact, dtype=object)
     return GradientEvaluation(exact, np.asarray(rounded), gradient_bound(exact, gc, fmt))
 

@@ -194,3 +194,25 @@ def test_margin_deviation_still_exists(adapters_by_framework, minimal: Minimal) 
         assert check_case(adapter, case, convention=entry.convention).passed, (
             f"{minimal.framework} no longer computes convention {entry.convention!r} on {case.describe()}"
         )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_torch_cosine_epsilon_is_a_float32_constant():
+    """PyTorch adds ``EPSILON = 1e-12`` to each squared norm as a float32 constant, also in
+    float64: under the convention with that epsilon torch conforms; with the double ``1e-12``
+    the exact value moves 2e5 times the allowed error away from what torch returns."""
+    import mpmath
+
+    from oracle.embedding import TORCH_COSINE_EMBEDDING_EPSILON
+
+    case = _c("cosine_embedding_loss", {
+        "input1": np.array([[0.125]]), "input2": np.array([[0.00038323946585021827]]), "target": np.array([1.0]),
+    }, {"reduction": "none"}, dtype="float64")
+    torch_adapter = load_adapter("torch")
+    assert TORCH_COSINE_EMBEDDING_EPSILON == float(np.float32(1e-12)) != 1e-12
+    assert check_case(torch_adapter, case, convention="torch-cosine-embedding-epsilon").passed
+    with mpmath.workprec(200):  # the same formula with the double epsilon, by hand
+        x1, x2, eps = mpmath.mpf(0.125), mpmath.mpf(0.00038323946585021827), mpmath.mpf(1e-12)
+        with_double = 1 - x1 * x2 / mpmath.sqrt((x1 * x1 + eps) * (x2 * x2 + eps))
+    observed = float(np.asarray(case.call(torch_adapter.function("cosine_embedding_loss")))[0])
+    assert abs(observed - float(with_double)) > 1e-12 * 1e-2  # 1.4e-14 apart: not the double epsilon
