@@ -9,7 +9,13 @@ body differs (a loss it cannot express raises ``NotImplementedError``).
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
+
+from ._spec import SPEC_FUNCTIONS as POSITIONAL
 
 __all__ = ["SpecFunctions"]
 
@@ -19,6 +25,18 @@ class SpecFunctions:
 
     def _forward(self, fn_name: str, arguments: dict[str, object]) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not implement {fn_name}")
+
+    def _bind(
+        self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]
+    ) -> dict[str, object]:
+        """All of a call's arguments by parameter name (``args`` are positional, in order)."""
+        if fn_name not in POSITIONAL:
+            raise ValueError(
+                f"{fn_name!r} is not a spec function; expected one of {', '.join(POSITIONAL)}"
+            )
+        bound = inspect.signature(getattr(self, fn_name)).bind(*args.values(), **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
 
     # -- the spec: torch.nn.functional's names, parameters and defaults ----------
 

@@ -212,18 +212,6 @@ class TorchAdapter(SpecFunctions):
         with torch.no_grad():
             return to_numpy(self._invoke(fn_name, positional, options))
 
-    def _bind(
-        self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]
-    ) -> dict[str, object]:
-        """All of a call's arguments by parameter name (``args`` are positional, in order)."""
-        if fn_name not in POSITIONAL:
-            raise ValueError(
-                f"{fn_name!r} is not a spec function; expected one of {', '.join(POSITIONAL)}"
-            )
-        bound = inspect.signature(getattr(self, fn_name)).bind(*args.values(), **kwargs)
-        bound.apply_defaults()
-        return dict(bound.arguments)
-
     @staticmethod
     def _is_array_argument(name: str, value: object) -> bool:
         if value is None or name in LEGACY_REDUCTION_PARAMETERS:

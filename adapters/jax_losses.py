@@ -33,7 +33,6 @@ None raises NotImplementedError (unsupported).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -44,7 +43,6 @@ import optax
 
 from . import _jax_programs as programs
 from ._repro import is_bfloat16, is_floating, reshape_suffix, values_literal
-from ._spec import SPEC_FUNCTIONS as POSITIONAL
 from ._spec_methods import SpecFunctions
 from .errors import AdapterError, AdapterUnavailableError
 
@@ -216,18 +214,6 @@ class JaxLosses(SpecFunctions):
         return "\n".join(lines) + "\n"
 
     # -- internals -------------------------------------------------------------------
-
-    def _bind(
-        self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]
-    ) -> dict[str, object]:
-        """All of a call's arguments by parameter name (``args`` are positional, in order)."""
-        if fn_name not in POSITIONAL:
-            raise ValueError(
-                f"{fn_name!r} is not a spec function; expected one of {', '.join(POSITIONAL)}"
-            )
-        bound = inspect.signature(getattr(self, fn_name)).bind(*args.values(), **kwargs)
-        bound.apply_defaults()
-        return dict(bound.arguments)
 
     def _forward(self, fn_name: str, arguments: dict[str, object]) -> np.ndarray:
         arguments = {k: v for k, v in arguments.items() if k != "self"}

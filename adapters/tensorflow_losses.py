@@ -52,7 +52,6 @@ prints them after the exact tensor literals -- so a repro is the call itself.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -61,7 +60,6 @@ import numpy as np
 import tensorflow as tf
 
 from ._repro import scalar_literal
-from ._spec import SPEC_FUNCTIONS as POSITIONAL
 from ._spec_methods import SpecFunctions
 from ._tf_convert import tensor_source, tf_dtype, to_numpy, to_tf
 from .errors import AdapterError, AdapterUnavailableError
@@ -744,18 +742,6 @@ class TensorFlowLosses(SpecFunctions):
             for name in ARRAY_PARAMETERS
             if arguments.get(name) is not None
         }
-
-    def _bind(
-        self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]
-    ) -> dict[str, object]:
-        """All of a call's arguments by parameter name (``args`` are positional, in order)."""
-        if fn_name not in POSITIONAL:
-            raise ValueError(
-                f"{fn_name!r} is not a spec function; expected one of {', '.join(POSITIONAL)}"
-            )
-        bound = inspect.signature(getattr(self, fn_name)).bind(*args.values(), **kwargs)
-        bound.apply_defaults()
-        return dict(bound.arguments)
 
 
 from .options import SPEC_OPTIONS  # noqa: E402  (the option names, for unsupported losses)
