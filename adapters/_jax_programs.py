@@ -110,6 +110,12 @@ def cross_entropy(
         body.append("loss = optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)")
         if weighted:
             body.append("loss = weight[labels] * loss")
+    return Program(params, tuple(_masked_reduction(body, weighted, reduction)))
+
+
+def _masked_reduction(body: list[str], weighted: bool, reduction: str) -> list[str]:
+    """Zero the ignored positions (``keep``) and reduce; the weighted mean divides by the
+    selected classes' weights, as PyTorch's ``cross_entropy``/``nll_loss`` do."""
     body.append("loss = jnp.where(keep, loss, 0)")
     if reduction == "mean":
         if weighted:
@@ -118,7 +124,7 @@ def cross_entropy(
             body.append("out = jnp.mean(loss, where=keep)")
     else:
         body += _reduce(reduction)
-    return Program(params, tuple(body))
+    return body
 
 
 def nll_loss(*, ndim: int, weighted: bool, ignore_index: int, reduction: str) -> Program:
@@ -133,15 +139,7 @@ def nll_loss(*, ndim: int, weighted: bool, ignore_index: int, reduction: str) ->
     ]
     if weighted:
         body.append("loss = weight[labels] * loss")
-    body.append("loss = jnp.where(keep, loss, 0)")
-    if reduction == "mean":
-        if weighted:
-            body.append("out = jnp.sum(loss) / jnp.sum(jnp.where(keep, weight[labels], 0))")
-        else:
-            body.append("out = jnp.mean(loss, where=keep)")
-    else:
-        body += _reduce(reduction)
-    return Program(params, tuple(body))
+    return Program(params, tuple(_masked_reduction(body, weighted, reduction)))
 
 
 def binary_cross_entropy(*, weighted: bool, reduction: str) -> Program:
