@@ -90,8 +90,9 @@ class LossTerms:
     """Exact per-term decomposition of one loss evaluation (see module docstring).
 
     ``terms``, ``condition`` and ``scale`` are object ndarrays of ``mpf`` with
-    the shape of the ``reduction="none"`` output. ``denominator`` is ``None``
-    unless the reduction divides.
+    the shape of the ``reduction="none"`` output (``condition`` and ``scale`` may be
+    float64 ndarrays instead: the arb fast path's float64 estimates, which only size
+    the tolerance). ``denominator`` is ``None`` unless the reduction divides.
     """
 
     terms: np.ndarray

@@ -138,3 +138,42 @@ def test_unbatched_input_has_the_mpmath_oracles_types(reduction):
     assert fast.terms.terms.shape == holder["terms"].terms.shape
     assert fast.rounded.shape == rounded.shape and fast.rounded.tolist() == rounded.tolist()
     assert evaluate_oracle(case).rounded.tolist() == rounded.tolist()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_candidate_check_decides_as_endpoint_rounding(dtype):
+    """``_decide``'s vectorized candidate check against rounding both endpoints
+    (``_decide_one``) ball by ball: values around the format's rounding boundaries,
+    zeros, subnormals, the overflow threshold, points and wide balls."""
+    import flint
+
+    from oracle.fast import _decide_one
+
+    fmt = format_of(dtype)
+    rng = np.random.default_rng(7)
+    np_dtype = fmt.numpy_dtype
+    floats = np.concatenate([
+        rng.normal(0.0, 10.0, 40),
+        [0.0, fmt.smallest_subnormal, -fmt.smallest_subnormal, fmt.smallest_normal, fmt.max_finite, -fmt.max_finite],
+    ]).astype(np_dtype).astype(np.float64)
+    saved = flint.ctx.prec
+    try:
+        flint.ctx.prec = 256
+        balls = []
+        for v in floats.tolist():
+            with np.errstate(over="ignore"):  # the next float above max_finite is inf
+                up = float(np.nextafter(np.array(v, dtype=np_dtype), np.array(np.inf, dtype=np_dtype)))
+            for point in (flint.arb(v), (flint.arb(v) + up) / 2):  # a float, a half-way point
+                for radius in (0.0, 2.0**-200, 2.0**-(fmt.p + 4) * max(abs(v), fmt.smallest_subnormal)):
+                    for shift in (0.0, 2.0**-120, -(2.0**-120)):
+                        balls.append(flint.arb(point + shift, radius) if radius else point + shift)
+        for ball in balls:
+            expected = _decide_one(ball, fmt)
+            decided = _decide(_Balls([ball], (1,)), fmt)
+            if expected is None:
+                assert decided is None, ball
+            else:
+                assert decided is not None, ball
+                assert decided[0].tolist() == [expected[0]] and np.signbit(decided[0][0]) == np.signbit(expected[0]), ball
+    finally:
+        flint.ctx.prec = saved
