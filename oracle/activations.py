@@ -182,8 +182,12 @@ def log_sigmoid(input: np.ndarray) -> np.ndarray:
     return np.vectorize(lambda v: -softplus(-v), otypes=[object])(x) if x.size else x
 
 
-def _activation_terms(input: np.ndarray, value: np.ndarray, cond: np.ndarray, scale: np.ndarray):
-    return LossTerms(terms=value, condition=cond, scale=scale, reduction="none")
+def _activation_terms(input: np.ndarray, value: np.ndarray, cond: np.ndarray, scale: np.ndarray, inner_sum=None, dim=None):
+    count = 0
+    if inner_sum is not None:
+        shape = np.shape(input)
+        count = int(shape[dim]) if len(shape) else 1
+    return LossTerms(terms=value, condition=cond, scale=scale, reduction="none", inner_sum=inner_sum, inner_count=count)
 
 
 def softmax_terms(input: np.ndarray, dim: int):
@@ -191,21 +195,27 @@ def softmax_terms(input: np.ndarray, dim: int):
 
     ``cond_c = p_c (|x_c| (1 - p_c) + sum_{j != c} |x_j| p_j)`` from
     ``dp_c/dx_j = p_c ([c = j] - p_j)``; no absolute scale: the relative error of
-    ``exp(x_c - m)`` is covered by the input perturbations.
+    ``exp(x_c - m)`` is covered by the input perturbations. The row sum
+    ``S = sum_k e^{x_k - m}`` of ``n`` addends is computed by the algorithm: its
+    summation error is a relative error of every ``p_c = e_c / S``, so
+    ``inner_sum_c = p_c`` over ``n`` addends (the verdict's summation constant).
     """
     value = softmax(input, dim)
     cond = _rowwise(input, dim, lambda r: _softmax_condition(r, log=False))
-    return _activation_terms(input, value, cond, np.full(value.shape, mpf(0), dtype=object))
+    inner = np.vectorize(abs, otypes=[object])(value) if value.size else value
+    return _activation_terms(input, value, cond, np.full(value.shape, mpf(0), dtype=object), inner, dim)
 
 
 def log_softmax_terms(input: np.ndarray, dim: int):
     """:func:`log_softmax` with its decomposition: ``cond_c = |x_c| (1 - p_c) +
     sum_{j != c} |x_j| p_j`` and the softmax working scale ``max |x| + log(1 + T)``
-    (the algorithm forms ``x_c - lse``, both of that size)."""
+    (the algorithm forms ``x_c - lse``, both of that size). The row sum ``S`` of
+    ``n`` addends is computed by the algorithm: a relative error ``delta`` of ``S``
+    moves ``log S`` by ``delta``, so ``inner_sum_c = 1`` over ``n`` addends."""
     value = log_softmax(input, dim)
     cond = _rowwise(input, dim, lambda r: _softmax_condition(r, log=True))
     scale = _rowwise(input, dim, lambda r: [r.working_scale] * len(r.x))
-    return _activation_terms(input, value, cond, scale)
+    return _activation_terms(input, value, cond, scale, np.full(value.shape, mpf(1), dtype=object), dim)
 
 
 def _softmax_condition(row: SoftmaxRow, *, log: bool) -> list[mpf]:

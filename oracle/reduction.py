@@ -16,7 +16,14 @@ denominator, and two per-term quantities the error model needs (see
   adds (so the bound covers the rounding of each summand);
 * ``scale[j]`` — the term's absolute working scale ``s_j``: how large the
   quantities are that the standard stable algorithm necessarily adds and
-  subtracts (``max |x|`` for softmax losses, ``|x|`` for sigmoid losses).
+  subtracts (``max |x|`` for softmax losses, ``|x|`` for sigmoid losses);
+* ``inner_sum[j]`` (optional, with ``inner_count``) — for an output element whose
+  formula contains a sum of ``inner_count`` addends computed by the algorithm
+  (softmax's row sum ``S = sum_k e^{x_k - m}``), the size of the error that sum's
+  rounding causes in the element per unit of relative error of the sum:
+  ``p_c`` for ``softmax`` (``p_c = e_c / S``) and 1 for ``log_softmax``
+  (``log S`` moves by ``dS/S``). The verdict multiplies it by the summation
+  constant of ``inner_count`` addends.
 """
 
 from __future__ import annotations
@@ -100,6 +107,8 @@ class LossTerms:
     scale: np.ndarray
     reduction: str
     denominator: mpf | None = None
+    inner_sum: np.ndarray | None = None
+    inner_count: int = 0
 
     @property
     def count(self) -> int:

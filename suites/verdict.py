@@ -14,7 +14,9 @@ formula necessarily works (DESIGN.md):
 with the per-term quantities of :class:`oracle.reduction.LossTerms`: ``t_j`` the
 terms, ``c_j = sum_i |x_i dt_j/dx_i|`` plus the magnitudes of the summands the
 formula adds, ``s_j`` the absolute working scale, ``D`` the mean's denominator
-(1 for ``sum``; for ``none`` each element uses its own term and no ``k_red``).
+(1 for ``sum``; for ``none`` each element uses its own term and no ``k_red``,
+except for a sum *inside* the element's formula: softmax's and log_softmax's row sum
+of ``n`` addends adds ``k_red(n) r_j``, ``r_j`` = :attr:`LossTerms.inner_sum`).
 
 The constants, and why:
 
@@ -128,13 +130,16 @@ def _elementwise_bound(lt: LossTerms, fmt: FloatFormat) -> np.ndarray:
     cond = _as_float64(lt.condition)
     scale = _as_float64(lt.scale)
     u, floor = fmt.unit_roundoff, K_FLOOR * fmt.smallest_subnormal
+    inner = _as_float64(lt.inner_sum) if lt.inner_sum is not None else np.zeros_like(terms)
+    k_inner = k_red(lt.inner_count) if lt.inner_sum is not None else 0
     with np.errstate(over="ignore", invalid="ignore"):
-        out = u * (K_OUT * np.abs(terms) + K_IN * cond + K_ABS * scale) + floor
+        out = u * (K_OUT * np.abs(terms) + K_IN * cond + K_ABS * scale + k_inner * inner) + floor
     for i in np.flatnonzero(np.isinf(out)):
         idx = np.unravel_index(i, shape) if shape else ()
         with working_precision(64):
             t, c, s = lt.terms[idx], lt.condition[idx], lt.scale[idx]
-            out[i] = float(mpf(u) * (K_OUT * abs(t) + K_IN * c + K_ABS * s) + mpf(floor))
+            r = lt.inner_sum[idx] if lt.inner_sum is not None else 0
+            out[i] = float(mpf(u) * (K_OUT * abs(t) + K_IN * c + K_ABS * s + k_inner * r) + mpf(floor))
     return out.reshape(shape)
 
 
