@@ -26,6 +26,7 @@ from ._losses import (
     neg_log_softmax,
     regression_inputs,
     rounded,
+    sigmoid,
 )
 
 __all__ = ["grad"]
@@ -83,8 +84,8 @@ def _bce_with_logits_grad(input, target, weight=None, size_average=None, reduce=
                           reduction="mean", pos_weight=None):
     check_options(reduction, size_average, reduce)
     x, y, w, p, work = binary_inputs(input, target, weight, pos_weight)
-    s_pos = 1 / (1 + np.exp(-x))  # sigmoid(x): exp(-x) = inf gives 0, not NaN
-    s_neg = 1 / (1 + np.exp(x))   # sigmoid(-x), not 1 - sigmoid(x): no cancellation
+    s_pos = sigmoid(x)
+    s_neg = sigmoid(-x)  # not 1 - sigmoid(x): no cancellation, and subnormals survive
     positive = y * s_neg if p is None else p * (y * s_neg)
     g = (1 - y) * s_pos - positive
     if w is not None:

@@ -193,6 +193,13 @@ def cross_entropy(
 # ------------------------------------------------------------------ binary cross entropy
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` for ``x >= 0``, ``exp(x) / (1 + exp(x))`` below: neither
+    overflows, and the second keeps a tiny result (a subnormal) instead of ``1/inf = 0``."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
 def softplus(x: np.ndarray) -> np.ndarray:
     """``log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))``: no overflow, no cancellation."""
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
@@ -324,15 +331,25 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
 
 
 def _scaled_mse(x, y, w, reduction, denominator):
-    h = half_difference(x, y)
+    """``mse_loss`` with every term written as ``a 2**k`` (``a`` a float, ``k`` an integer).
+
+    ``h = (x - y)/2 = m 2**e`` exactly (``frexp``), so ``t = w (x - y)**2 = (w m**2) 2**(2e+2)``:
+    ``w m**2`` is never beyond ``|w|``, and a zero weight times a difference whose square
+    overflows is 0, as the formula says, not NaN. A sum is taken at the largest term's
+    exponent; only terms far below its rounding error can underflow there.
+    """
+    mantissa, exponent = np.frexp(half_difference(x, y))
+    a = mantissa * mantissa if w is None else w * (mantissa * mantissa)
+    k = 2 * exponent + 2
     if reduction == "none":
-        mantissa, exponent = np.frexp(h)  # h = mantissa 2^exponent, exactly
-        t = mantissa * mantissa if w is None else w * (mantissa * mantissa)
-        return np.ldexp(t, 2 * exponent + 2)
-    _, exponent = np.frexp(np.max(np.abs(h)))
-    q = np.ldexp(h, -exponent)  # exact, unless a tiny element underflows: negligible in the sum
-    t = q * q if w is None else w * (q * q)
-    total = np.sum(t)
+        return np.ldexp(a, k)
+    _, a_exponent = np.frexp(a)
+    nonzero = a != 0
+    if not nonzero.any():
+        total = np.sum(a)
+        return total if reduction == "sum" else total / denominator
+    top = int(np.max((a_exponent + k)[nonzero]))
+    total = np.sum(np.ldexp(a, k - top))
     if reduction == "mean":
         total = total / denominator
-    return np.ldexp(total, 2 * int(exponent) + 2)
+    return np.ldexp(total, top)
