@@ -44,9 +44,9 @@ def checkout() -> Path:
     configured = os.environ.get("LOSSCONF_CHECKOUT")
     root = Path(configured) if configured else Path(__file__).resolve().parent.parent
     if not (root / "suites" / "test_conformance.py").is_file() or not (root / "conftest.py").is_file():
-        where = f"LOSSCONF_CHECKOUT={configured}" if configured else f"this lossconf ({root})"
+        where = f"LOSSCONF_CHECKOUT={configured}" if configured else f"lossconf installed in {root}"
         raise CheckoutError(
-            f"{where} is not a lossconf checkout (no suites/test_conformance.py): the suite runs "
+            f"{where}: not a lossconf checkout (no suites/test_conformance.py), and the suite runs "
             "from one. Clone lossconf and install it editable, pip install -e ./lossconf, "
             "or set LOSSCONF_CHECKOUT to the checkout"
         )

@@ -6,8 +6,8 @@ NumPy arrays, so this module *is* a lossconf adapter: ``--adapter numpy_losses``
 with one classic bug, to show what a failing gate looks like.
 """
 
-from ._losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss
 from ._gradients import grad
+from ._losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss
 
 name = "numpy_losses"
 version = "0.1.0"
