@@ -152,3 +152,12 @@ def test_run_passes_paths_as_absolute_and_everything_else_unchanged(tmp_path, mo
         "--junitxml", str(tmp_path / "j.xml"), "-k", "ignore", "--adapter", "m",
     ]
     assert "--expectations" in PATH_OPTIONS
+
+
+def test_the_console_script_is_the_same_command_line():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["lossconf"] == "lossconf.cli:main"
+    assert project["tool"]["setuptools"]["packages"] == ["lossconf"], (
+        "only the command line is installed; the suite runs from the checkout"
+    )
