@@ -124,8 +124,10 @@ def _smoothed_terms(r, y, w, keep, spread, label_smoothing):
     terms = w[y] * r[np.arange(len(y)), y]
     if label_smoothing:
         # The smoothing sum is of (eps/C) w_c r_c, scaled *before* adding: the sum of
-        # the r_c alone can overflow where the term does not.
-        terms = keep * terms + np.sum((spread * w) * r, axis=1)
+        # the r_c alone can overflow where the term does not. A masked class (r_c = inf)
+        # adds w_c inf for any eps > 0, also when eps/C underflows the dtype (0 inf = NaN).
+        smoothing = np.where(np.isinf(r), w * r, (spread * w) * r)
+        terms = keep * terms + np.sum(smoothing, axis=1)
     return terms
 
 
