@@ -152,10 +152,14 @@ def reduce_terms(terms: np.ndarray, reduction: str, denominator, exponent: int =
     of finite terms can still overflow where the mean does not (terms near the
     dtype's max); then the terms are summed scaled by an exact power of two and the
     scale is put back after the division. The power of two goes back last, so a
-    result overflows only if it is beyond the dtype's max.
+    result overflows only if it is beyond the dtype's max. A mean over a zero denominator
+    (every target ignored, every selected weight 0) is NaN whatever the sum, as in PyTorch,
+    which divides the label-smoothing part and the 0/0 of the rest separately.
     """
     if reduction == "none":
         return np.ldexp(terms, exponent) if exponent else terms
+    if reduction == "mean" and denominator == 0:
+        return np.asarray(np.nan, dtype=terms.dtype)
     total = np.sum(terms)
     result = total if reduction == "sum" else total / denominator
     if not np.isfinite(result) and np.all(np.isfinite(terms)) and terms.size:
@@ -340,6 +344,8 @@ def _scaled_mse(x, y, w, reduction, denominator):
     overflows is 0, as the formula says, not NaN. A sum is taken at the largest term's
     exponent; only terms far below its rounding error can underflow there.
     """
+    if reduction == "mean" and denominator == 0:
+        return np.asarray(np.nan, dtype=x.dtype)
     mantissa, exponent = np.frexp(half_difference(x, y))
     a = mantissa * mantissa if w is None else w * (mantissa * mantissa)
     k = 2 * exponent + 2
