@@ -228,9 +228,16 @@ def finish_session(session: pytest.Session, records: list[dict[str, Any]]) -> No
         results = Path(config.getoption("report_dir")) / "results.json"
         config._lossconf_gating_lines.append(
             f"{len(failed)} conformance failure(s); each shows the case, a repro and the command "
-            f"to rerun it. To accept the current failures as a baseline: python -m suites.baseline "
+            f"to rerun it. To accept the current failures as a baseline: {_baseline_command()} "
             f"{results} -o lossconf-baseline.toml, then run with --expectations lossconf-baseline.toml"
         )
+
+
+def _baseline_command() -> str:
+    """How to write a baseline, as the caller runs the suite: ``lossconf run`` (``lossconf/cli.py``)
+    sets ``LOSSCONF_BASELINE_COMMAND``, because ``python -m suites.baseline`` only works from
+    the checkout."""
+    return os.environ.get("LOSSCONF_BASELINE_COMMAND") or "python -m suites.baseline"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
