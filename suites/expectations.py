@@ -838,6 +838,27 @@ FEATURES.update({
 })
 
 
+# Features of the mlx adapter's deviations (issue 7).
+
+
+def _log_softmax_axis_of_size_one(case: Case) -> bool:
+    """A softmax over an axis of size 1 of a rank >= 2 array: ``log_softmax`` itself (its
+    ``dim``), or ``cross_entropy``/``nll_loss`` (class axis 1), whose properties call it."""
+    x = np.asarray(case.args.get("input", 0.0))
+    if x.ndim < 2:
+        return False
+    if case.fn == "log_softmax":
+        dim = int(case.kwargs.get("dim", case.args.get("dim", -1)))
+        return -x.ndim <= dim < x.ndim and x.shape[dim] == 1
+    return case.fn in ("cross_entropy", "nll_loss") and x.shape[1] == 1
+
+
+FEATURES.update({
+    "log_softmax_axis_of_size_one": _log_softmax_axis_of_size_one,
+    "label_smoothing_at_least_one": lambda c: float(c.kwargs.get("label_smoothing", 0.0)) >= 1.0,
+})
+
+
 # Features that evaluate the oracle's terms at 64 bits (or more): checked after every
 # cheap predicate of an entry, so an entry whose cheap conditions fail costs nothing.
 # Matters for XPASS accounting, which asks every conforming case.
