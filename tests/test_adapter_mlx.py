@@ -388,6 +388,10 @@ MINIMAL_CASES = [
     Minimal("margin-losses-accept-invalid-input", "test_rejects_invalid_input",
             _case("triplet_margin_loss", {"anchor": [[1.0, 2.0]], "positive": [[0.0]], "negative": [[2.0, 1.0]]}, label="shape_mismatch"), None,
             lambda out: float(out) == pytest.approx(1.8218544, rel=1e-6)),
+    Minimal("float64-exp-has-float32-accuracy", "test_matches_oracle",
+            _case("sigmoid", {"input": [1.0]}, dtype="float64"), [0.7310585726593212]),
+    Minimal("float64-exp-has-float32-accuracy", "test_matches_oracle",
+            _case("sigmoid", {"input": [-100.0]}, dtype="float64"), [0.0]),
 ]  # fmt: skip
 
 
