@@ -420,7 +420,7 @@ def _one_minus_probability_inexact(case: Case) -> bool:
     forming ``1 - x`` in the dtype (instead of ``log1p(-x)``) inherits its rounding."""
     if case.fn != "binary_cross_entropy":
         return False
-    from mpmath import mpf
+    from mpmath import fsub, mpf
 
     from oracle.core import round_to_format
 
@@ -431,7 +431,8 @@ def _one_minus_probability_inexact(case: Case) -> bool:
         return False
     for xi, yi in zip(x.reshape(-1), y.reshape(-1)):
         if yi < 1 and 0 < xi < 1:
-            exact = 1 - mpf(float(xi))
+            # exact=True: at mpmath's default 53 bits, 1 - 1e-31 would round to 1 here too
+            exact = fsub(1, mpf(float(xi)), exact=True)
             if round_to_format(exact, fmt) != exact:
                 return True
     return False

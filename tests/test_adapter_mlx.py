@@ -392,6 +392,16 @@ MINIMAL_CASES = [
             _case("sigmoid", {"input": [1.0]}, dtype="float64"), [0.7310585726593212]),
     Minimal("float64-exp-has-float32-accuracy", "test_matches_oracle",
             _case("sigmoid", {"input": [-100.0]}, dtype="float64"), [0.0]),
+    Minimal("reduction-intermediate-overflow", "test_matches_oracle",
+            _case("nll_loss", {"input": [[-3e38], [-1e38], [2e38]], "target": [0, 0, 0]}, {"reduction": "sum"}), [INF]),
+    Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
+            _case("mse_loss", {"input": [2e19, 0.0], "target": [0.0, 0.0]}), [INF]),
+    Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
+            _case("huber_loss", {"input": [3e38], "target": [-1e38]}, {"delta": 0.5, "reduction": "none"}), [INF]),
+    Minimal("margin-reduction-intermediate-overflow", "test_matches_oracle",
+            _case("margin_ranking_loss", {"input1": [0.0] * 5, "input2": [8.507059e37] * 5, "target": [1.0] * 5}), [INF]),
+    Minimal("margin-reduction-intermediate-overflow", "test_matches_oracle",
+            _case("multilabel_soft_margin_loss", {"input": [[3.4028235e38, 3.4028235e38]], "target": [[0.0, 0.0]]}, {"reduction": "none"}), [INF]),
 ]  # fmt: skip
 
 
