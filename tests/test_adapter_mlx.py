@@ -394,6 +394,8 @@ MINIMAL_CASES = [
             _case("sigmoid", {"input": [-100.0]}, dtype="float64"), [0.0]),
     Minimal("reduction-intermediate-overflow", "test_matches_oracle",
             _case("nll_loss", {"input": [[-3e38], [-1e38], [2e38]], "target": [0, 0, 0]}, {"reduction": "sum"}), [INF]),
+    Minimal("reduction-intermediate-overflow", "test_matches_oracle",
+            _case("l1_loss", {"input": [0.0, 0.0, 0.0], "target": [0.0, 14992.0, 50528.0]}, dtype="float16"), [INF]),
     Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
             _case("mse_loss", {"input": [2e19, 0.0], "target": [0.0, 0.0]}), [INF]),
     Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
