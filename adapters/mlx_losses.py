@@ -281,12 +281,12 @@ def _gaussian_nll_loss(a: dict[str, Any]) -> list[str]:
             lines = ["v = var"]
         elif x.ndim and var.shape == x.shape[:-1]:
             lines = ["v = mx.broadcast_to(var[..., None], input.shape)"]
-        elif x.ndim and var.ndim == x.ndim and var.shape[:-1] == x.shape[:-1] and var.shape[-1] == 1:
-            lines = ["v = mx.broadcast_to(var, input.shape)"]
+        elif var.ndim == x.ndim and sum(b for a, b in zip(x.shape, var.shape) if a != b) == 1:
+            lines = ["v = mx.broadcast_to(var, input.shape)"]  # one dimension of size 1
         else:
             raise ValueError(
                 f"gaussian_nll_loss: var of shape {var.shape} fits neither input's shape {x.shape}, "
-                "nor it without its last dimension, nor it with a last dimension of 1"
+                "nor it without its last dimension, nor it with one dimension of size 1"
             )
     else:
         lines = [f"v = mx.full(input.shape, {_kw(float(var))}, dtype=input.dtype)"]

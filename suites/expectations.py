@@ -854,7 +854,45 @@ def _log_softmax_axis_of_size_one(case: Case) -> bool:
     return case.fn in ("cross_entropy", "nll_loss") and x.shape[1] == 1
 
 
+def _gaussian_quotient_exceeds_max(case: Case) -> bool:
+    """``gaussian_nll_loss``: some ``(x - y)^2 / max(var, eps)`` exceeds the dtype's max (formed
+    in the dtype it is inf) although the loss, half of it plus ``log(var) / 2``, may not."""
+    if case.fn != "gaussian_nll_loss":
+        return False
+    from oracle.regression import _variance
+
+    try:
+        var = np.asarray(_variance(case.args["input"], case.args.get("var", case.kwargs.get("var"))), dtype=np.float64)
+        x, y, v = np.broadcast_arrays(_input(case), np.asarray(case.args["target"], dtype=np.float64), var)
+    except ValueError:  # an input the spec rejects
+        return False
+    eps = float(case.kwargs.get("eps", 1e-6))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        q = (x - y) ** 2 / np.maximum(v, eps)
+    return bool(np.any(q[np.isfinite(q)] > format_of(case.dtype).max_finite) or np.any(np.isinf(q) & np.isfinite(x) & np.isfinite(y)))
+
+
+def _cosine_norm_product_below_1e_8(case: Case) -> bool:
+    """``cosine_embedding_loss``: some pair with ``0 < |x1| |x2| < 1e-8``, where MLX's
+    ``cosine_similarity_loss`` divides by ``max(|x1| |x2|, 1e-8)`` instead of the product."""
+    if case.fn != "cosine_embedding_loss":
+        return False
+    def norm(v: np.ndarray) -> np.ndarray:  # scaled: the squares of tiny components underflow
+        top = np.max(np.abs(v), axis=-1, keepdims=True)
+        safe = np.where((top > 0) & np.isfinite(top), top, 1.0)
+        return (safe * np.sqrt(np.sum((v / safe) ** 2, axis=-1, keepdims=True)))[..., 0]
+
+    a, b = (np.atleast_2d(np.asarray(case.args[k], dtype=np.float64)) for k in ("input1", "input2"))
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        product = norm(a) * norm(b)
+    return bool(np.any((product > 0) & (product < 1e-8)))
+
+
 FEATURES.update({
+    "gaussian_quotient_exceeds_dtype_max": _gaussian_quotient_exceeds_max,
+    "cosine_norm_product_below_1e_8": _cosine_norm_product_below_1e_8,
+    "negative_logit": lambda c: c.fn in ("binary_cross_entropy_with_logits", "multilabel_soft_margin_loss")
+    and bool(np.any(_input(c)[np.isfinite(_input(c))] < 0)),
     "log_softmax_axis_of_size_one": _log_softmax_axis_of_size_one,
     "label_smoothing_at_least_one": lambda c: float(c.kwargs.get("label_smoothing", 0.0)) >= 1.0,
 })

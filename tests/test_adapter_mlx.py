@@ -404,12 +404,32 @@ MINIMAL_CASES = [
             _case("margin_ranking_loss", {"input1": [0.0] * 5, "input2": [8.507059e37] * 5, "target": [1.0] * 5}), [INF]),
     Minimal("margin-reduction-intermediate-overflow", "test_matches_oracle",
             _case("multilabel_soft_margin_loss", {"input": [[3.4028235e38, 3.4028235e38]], "target": [[0.0, 0.0]]}, {"reduction": "none"}), [INF]),
+    Minimal("cosine-similarity-eps-on-norm-product", "test_matches_oracle",
+            _case("cosine_embedding_loss", {"input1": [[1e-5, 0.0]], "input2": [[1e-5, 0.0]], "target": [1.0]}, {"reduction": "none"}), None,
+            lambda out: float(out[0]) == pytest.approx(0.99, rel=1e-6)),
+    Minimal("cosine-similarity-eps-on-norm-product", "test_matches_oracle",
+            _case("cosine_embedding_loss", {"input1": [[0.125, 0.0, 0.0]], "input2": [[5.780736161890133e-291, 0.0, 0.0]], "target": [1.0]},
+                  {"reduction": "none"}, "float64"), [1.0]),
+    Minimal("half-precision-epsilon-underflows-zero-vector-nan", "test_matches_oracle",
+            _case("cosine_embedding_loss", {"input1": [0.0], "input2": [0.0], "target": 1.0}, {"reduction": "none"}, "float16"), [NAN]),
+    Minimal("gaussian-nll-quotient-overflow", "test_matches_oracle",
+            _case("gaussian_nll_loss", {"input": [0.0], "target": [2.0], "var": [0.0]}, {"eps": 6.103515625e-05, "reduction": "none"}, "float16"), [INF]),
+    Minimal("smooth-l1-squared-error-underflows-before-division-by-beta", "test_edge_cases",
+            _case("smooth_l1_loss", {"input": [2.0**-12], "target": [0.0]}, {"beta": 2.0**-10, "reduction": "none"}, "float16"), [0.0]),
+    Minimal("exp-flushes-subnormal-results", "test_matches_oracle",
+            _case("softmax", {"input": [[0.0, -88.0]]}, {"dim": 1}), [1.0, 0.0]),
+    Minimal("exp-flushes-subnormal-results", "test_matches_oracle", _case("sigmoid", {"input": [-92.0]}), [0.0]),
 ]  # fmt: skip
 
 #: Gradient entries: (entry, case, the gradient MLX returns).
 GRADIENT_CASES = [
     ("clamped-log-gradient-nan", _case("binary_cross_entropy", {"input": [0.0], "target": [0.0]}, {"reduction": "none"}), [NAN]),
     ("clamped-log-gradient-nan", _case("binary_cross_entropy", {"input": [1.0], "target": [1.0]}, {"reduction": "none"}), [NAN]),
+    ("exp-flushes-subnormal-gradients",
+     _case("kl_div", {"input": [0.0], "target": [-92.0]}, {"reduction": "sum", "log_target": True}), [-0.0]),
+    ("logaddexp-gradient-cancels-for-negative-logits",
+     _case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
+     [4.5418739318847656e-05, 0.0]),
 ]
 
 
