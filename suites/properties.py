@@ -336,6 +336,8 @@ def _regression_pairs(draw, loss: str, dtype: str) -> Case:
 
 
 def _power_of_two_at_least(v: float) -> float:
+    if math.isinf(v):  # frexp(inf) has exponent 0: the power would be 1.0
+        return math.inf
     return math.ldexp(1.0, math.frexp(v)[1]) if v > 0 else 1.0
 
 
