@@ -403,7 +403,7 @@ def _arrays(arguments: Mapping[str, Any]) -> dict[str, np.ndarray]:
     arrays = {}
     for name in ARRAY_PARAMETERS:
         value = arguments.get(name)
-        if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        if isinstance(value, (np.ndarray, np.generic)):
             array = np.asarray(value)
             if not (is_floating(array.dtype) or array.dtype.kind in "iub"):
                 raise TypeError(f"{name}: expected a floating or integer array, got dtype {array.dtype}")
