@@ -888,7 +888,27 @@ def _cosine_norm_product_below_1e_8(case: Case) -> bool:
     return bool(np.any((product > 0) & (product < 1e-8)))
 
 
+def _softmax_normalizer_beyond_half_precision(case: Case) -> bool:
+    """``softmax`` in float16/bfloat16 with a row whose normalizer ``sum exp(x - max)``
+    exceeds ``2^(t-1)`` (bfloat16 128, float16 1024; t the dtype's precision): a running sum
+    kept in the dtype has a spacing of at least 1/2 from there on, so adding terms <= 1 loses
+    them, far beyond the error model's pairwise-summation allowance."""
+    if case.fn != "softmax" or case.dtype not in ("float16", "bfloat16"):
+        return False
+    x = _input(case)
+    if x.ndim == 0:
+        return False
+    dim = int(case.kwargs.get("dim", case.args.get("dim", -1)))
+    rows = np.moveaxis(x, dim, -1).reshape(-1, x.shape[dim])
+    limit = 2.0 ** ((8 if case.dtype == "bfloat16" else 11) - 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = np.max(rows, axis=-1, keepdims=True)
+        sums = np.sum(np.exp(rows - np.where(np.isfinite(top), top, 0.0)), axis=-1)
+    return bool(np.any(sums[np.isfinite(sums)] > limit))
+
+
 FEATURES.update({
+    "softmax_normalizer_beyond_half_precision": _softmax_normalizer_beyond_half_precision,
     "gaussian_quotient_exceeds_dtype_max": _gaussian_quotient_exceeds_max,
     "cosine_norm_product_below_1e_8": _cosine_norm_product_below_1e_8,
     "negative_logit": lambda c: c.fn in ("binary_cross_entropy_with_logits", "multilabel_soft_margin_loss")

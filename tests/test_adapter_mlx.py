@@ -419,6 +419,10 @@ MINIMAL_CASES = [
     Minimal("exp-flushes-subnormal-results", "test_matches_oracle",
             _case("softmax", {"input": [[0.0, -88.0]]}, {"dim": 1}), [1.0, 0.0]),
     Minimal("exp-flushes-subnormal-results", "test_matches_oracle", _case("sigmoid", {"input": [-92.0]}), [0.0]),
+    Minimal("half-precision-softmax-accumulates-in-the-dtype", "test_matches_oracle",
+            _case("softmax", {"input": np.zeros((1, 1000))}, {"dim": 1}, "bfloat16"), [0.00390625] * 1000),
+    Minimal("half-precision-softmax-accumulates-in-the-dtype", "test_matches_oracle",
+            _case("softmax", {"input": np.zeros((1, 4096))}, {"dim": 1}, "float16"), [0.00048828125] * 4096),
 ]  # fmt: skip
 
 #: Gradient entries: (entry, case, the gradient MLX returns).
