@@ -328,3 +328,11 @@ CONVENTIONS["ctc-of-logits"] = Convention(
     "ctc-of-logits", "ctc_loss", ctc_loss_of_logits_terms,
     "https://www.tensorflow.org/api_docs/python/tf/nn/ctc_loss",
 )
+
+# MLX (issue 7): mlx.nn.losses.triplet_loss adds eps to the sum of |a - b|^p, any p.
+from .embedding import mlx_triplet_loss_terms  # noqa: E402
+
+CONVENTIONS["mlx-triplet-eps-in-sum"] = Convention(
+    "mlx-triplet-eps-in-sum", "triplet_margin_loss", mlx_triplet_loss_terms,
+    "https://ml-explore.github.io/mlx/build/html/python/nn/_autosummary_functions/mlx.nn.losses.triplet_loss.html",
+)

@@ -445,3 +445,35 @@ def optax_triplet_margin_loss_terms(
 
     reduction = resolve_reduction(size_average, reduce, reduction)
     return _triplet_terms(anchor, positive, negative, margin, False, reduction, distance)
+
+
+def mlx_triplet_loss_terms(
+    anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
+    size_average=None, reduce=None, reduction: str = "mean",
+) -> LossTerms:
+    r"""``mlx.nn.losses.triplet_loss``'s distance (its docs and source), for any ``p > 0``:
+
+    .. math:: d(a, b) = \Big(\sum_i |a_i - b_i|^p + \epsilon\Big)^{1/p}
+
+    -- "eps: small positive constant added to the p-norm sum before taking the 1 / p
+    power" (MLX's docstring), where ``torch.nn.PairwiseDistance`` adds eps to each
+    difference (``||a - b + eps||_p``). Unlike optax's (above) it takes ``abs``, so
+    every ``p`` is a norm. No ``swap`` (MLX has none).
+    """
+    if swap:
+        raise ValueError("the MLX triplet convention has no swap")
+    if not float(p) > 0:
+        raise ValueError(f"p must be positive, got {p}")
+    e, q = to_mpf(float(eps)), to_mpf(float(p))
+
+    def distance(x: np.ndarray, y: np.ndarray) -> tuple[mpf, mpf]:
+        diff = [abs(u - v) for u, v in zip(x, y)]
+        d = mpmath.power(mpmath.fsum(mpmath.power(v, q) for v in diff) + e, 1 / q)
+        if d == 0:
+            return d, mpmath.fsum(abs(u) + abs(v) for u, v in zip(x, y))
+        # |dd/d(delta_i)| = (|delta_i| / d)^(p-1); eps enters as d^(1-p) / p
+        grads = [mpmath.power(v / d, q - 1) if v else mpf(0) for v in diff]
+        return d, mpmath.fsum(g * (abs(u) + abs(w)) for g, u, w in zip(grads, x, y)) + abs(e) * mpmath.power(d, 1 - q) / q
+
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    return _triplet_terms(anchor, positive, negative, margin, False, reduction, distance)

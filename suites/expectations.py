@@ -420,7 +420,7 @@ def _one_minus_probability_inexact(case: Case) -> bool:
     forming ``1 - x`` in the dtype (instead of ``log1p(-x)``) inherits its rounding."""
     if case.fn != "binary_cross_entropy":
         return False
-    from mpmath import mpf
+    from mpmath import fsub, mpf
 
     from oracle.core import round_to_format
 
@@ -431,7 +431,8 @@ def _one_minus_probability_inexact(case: Case) -> bool:
         return False
     for xi, yi in zip(x.reshape(-1), y.reshape(-1)):
         if yi < 1 and 0 < xi < 1:
-            exact = 1 - mpf(float(xi))
+            # exact=True: at mpmath's default 53 bits, 1 - 1e-31 would round to 1 here too
+            exact = fsub(1, mpf(float(xi)), exact=True)
             if round_to_format(exact, fmt) != exact:
                 return True
     return False
@@ -835,6 +836,85 @@ FEATURES.update({
     "weighted_regression_mean_of_scalar": lambda c: _weighted_regression_mean(c) and _input(c).ndim == 0,
     "quadratic_branch_underflows": _quadratic_branch_underflows,
     "eps_below_smallest_normal": _eps_below_smallest_normal,
+})
+
+
+# Features of the mlx adapter's deviations (issue 7).
+
+
+def _log_softmax_axis_of_size_one(case: Case) -> bool:
+    """A softmax over an axis of size 1 of a rank >= 2 array: ``log_softmax`` itself (its
+    ``dim``), or ``cross_entropy``/``nll_loss`` (class axis 1), whose properties call it."""
+    x = np.asarray(case.args.get("input", 0.0))
+    if x.ndim < 2:
+        return False
+    if case.fn == "log_softmax":
+        dim = int(case.kwargs.get("dim", case.args.get("dim", -1)))
+        return -x.ndim <= dim < x.ndim and x.shape[dim] == 1
+    return case.fn in ("cross_entropy", "nll_loss") and x.shape[1] == 1
+
+
+def _gaussian_quotient_exceeds_max(case: Case) -> bool:
+    """``gaussian_nll_loss``: some ``(x - y)^2 / max(var, eps)`` exceeds the dtype's max (formed
+    in the dtype it is inf) although the loss, half of it plus ``log(var) / 2``, may not."""
+    if case.fn != "gaussian_nll_loss":
+        return False
+    from oracle.regression import _variance
+
+    try:
+        var = np.asarray(_variance(case.args["input"], case.args.get("var", case.kwargs.get("var"))), dtype=np.float64)
+        x, y, v = np.broadcast_arrays(_input(case), np.asarray(case.args["target"], dtype=np.float64), var)
+    except ValueError:  # an input the spec rejects
+        return False
+    eps = float(case.kwargs.get("eps", 1e-6))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        q = (x - y) ** 2 / np.maximum(v, eps)
+    return bool(np.any(q[np.isfinite(q)] > format_of(case.dtype).max_finite) or np.any(np.isinf(q) & np.isfinite(x) & np.isfinite(y)))
+
+
+def _cosine_norm_product_below_1e_8(case: Case) -> bool:
+    """``cosine_embedding_loss``: some pair with ``0 < |x1| |x2| < 1e-8``, where MLX's
+    ``cosine_similarity_loss`` divides by ``max(|x1| |x2|, 1e-8)`` instead of the product."""
+    if case.fn != "cosine_embedding_loss":
+        return False
+    def norm(v: np.ndarray) -> np.ndarray:  # scaled: the squares of tiny components underflow
+        top = np.max(np.abs(v), axis=-1, keepdims=True)
+        safe = np.where((top > 0) & np.isfinite(top), top, 1.0)
+        return (safe * np.sqrt(np.sum((v / safe) ** 2, axis=-1, keepdims=True)))[..., 0]
+
+    a, b = (np.atleast_2d(np.asarray(case.args[k], dtype=np.float64)) for k in ("input1", "input2"))
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        product = norm(a) * norm(b)
+    return bool(np.any((product > 0) & (product < 1e-8)))
+
+
+def _softmax_normalizer_beyond_half_precision(case: Case) -> bool:
+    """``softmax`` in float16/bfloat16 with a row whose normalizer ``sum exp(x - max)``
+    exceeds ``2^(t-1)`` (bfloat16 128, float16 1024; t the dtype's precision): a running sum
+    kept in the dtype has a spacing of at least 1/2 from there on, so adding terms <= 1 loses
+    them, far beyond the error model's pairwise-summation allowance."""
+    if case.fn != "softmax" or case.dtype not in ("float16", "bfloat16"):
+        return False
+    x = _input(case)
+    if x.ndim == 0:
+        return False
+    dim = int(case.kwargs.get("dim", case.args.get("dim", -1)))
+    rows = np.moveaxis(x, dim, -1).reshape(-1, x.shape[dim])
+    limit = 2.0 ** ((8 if case.dtype == "bfloat16" else 11) - 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = np.max(rows, axis=-1, keepdims=True)
+        sums = np.sum(np.exp(rows - np.where(np.isfinite(top), top, 0.0)), axis=-1)
+    return bool(np.any(sums[np.isfinite(sums)] > limit))
+
+
+FEATURES.update({
+    "softmax_normalizer_beyond_half_precision": _softmax_normalizer_beyond_half_precision,
+    "gaussian_quotient_exceeds_dtype_max": _gaussian_quotient_exceeds_max,
+    "cosine_norm_product_below_1e_8": _cosine_norm_product_below_1e_8,
+    "negative_logit": lambda c: c.fn in ("binary_cross_entropy_with_logits", "multilabel_soft_margin_loss")
+    and bool(np.any(_input(c)[np.isfinite(_input(c))] < 0)),
+    "log_softmax_axis_of_size_one": _log_softmax_axis_of_size_one,
+    "label_smoothing_at_least_one": lambda c: float(c.kwargs.get("label_smoothing", 0.0)) >= 1.0,
 })
 
 

@@ -336,7 +336,11 @@ def _regression_pairs(draw, loss: str, dtype: str) -> Case:
 
 
 def _power_of_two_at_least(v: float) -> float:
-    return math.ldexp(1.0, math.frexp(v)[1]) if v > 0 else 1.0
+    """The power of two above ``v`` (1.0 for v <= 0); inf when it exceeds float64's range."""
+    if v <= 0:
+        return 1.0
+    exponent = math.frexp(v)[1] if math.isfinite(v) else 1025  # frexp(inf) has exponent 0
+    return math.ldexp(1.0, exponent) if exponent <= 1023 else math.inf
 
 
 @st.composite
