@@ -59,10 +59,17 @@ def builtin_adapters_sharing(path: Path, names) -> tuple[str, ...]:
 
 
 def builtin_expectations_file(adapter_name: str) -> Path | None:
-    """``adapters/expectations/<framework>.toml`` for a built-in adapter: ``torch`` and
-    ``torch-nn`` share ``torch.toml`` (entries may narrow themselves with ``adapters``)."""
-    path = EXPECTATIONS_DIR / f"{adapter_name.split('-')[0]}.toml"
-    return path if path.is_file() else None
+    """``adapters/expectations/<prefix>.toml`` for a built-in adapter, the longest
+    hyphen-separated prefix of its name that has a file: ``torch`` and ``torch-nn`` share
+    ``torch.toml``, ``torch-compile`` and ``torch-compile-dynamic`` share
+    ``torch-compile.toml`` (compiled code is a different implementation: eager PyTorch's
+    entries are not assumed to hold for it). Entries may narrow themselves with ``adapters``."""
+    parts = adapter_name.split("-")
+    for end in range(len(parts), 0, -1):
+        path = EXPECTATIONS_DIR / f"{'-'.join(parts[:end])}.toml"
+        if path.is_file():
+            return path
+    return None
 
 KINDS = ("semantic", "special-value", "bug", "accepts-invalid-input", "baseline")
 _FIELDS = {"id", "kind", "losses", "tests", "dtypes", "labels", "when", "adapters", "reason", "citation", "convention"}
