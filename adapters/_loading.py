@@ -32,6 +32,12 @@ BUILTIN_ADAPTERS: dict[str, str] = {
 }
 
 
+#: Built-ins a run includes only when named with ``--adapter``: each new shape or option
+#: value is a compilation (README "torch.compile": ~2 s CPU cold, ~5 s for a gradient), so
+#: the default run would take CPU-hours more with them.
+OPT_IN_ADAPTERS: frozenset[str] = frozenset({"torch-compile", "torch-compile-dynamic"})
+
+
 @dataclass(frozen=True)
 class _Framework:
     """What a built-in adapter needs installed, and how the user gets it."""
