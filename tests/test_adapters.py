@@ -132,6 +132,8 @@ def test_builtin_adapters_are_named() -> None:
         "torch-nn": "adapters.torch_modules",
         "tensorflow": "adapters.tensorflow_losses",
         "jax": "adapters.jax_losses",
+        "torch-compile": "adapters.torch_compile",
+        "torch-compile-dynamic": "adapters.torch_compile_dynamic",
     }
 
 
