@@ -90,14 +90,22 @@ def _require_cpp_compiler(adapter_name: str) -> None:
         ) from None
 
 
+#: What an argument check of the traced call raises (eager PyTorch raises the same); any
+#: other exception Dynamo wrapped is Dynamo's own failure and is re-raised as Dynamo's.
+_ARGUMENT_ERRORS = (ValueError, TypeError, IndexError, RuntimeError, NotImplementedError)
+
+
 def _original_error(error: Exception) -> BaseException:
-    """The user-level exception Dynamo wrapped (its ``__cause__`` chain), else ``error``."""
-    seen = error
-    while isinstance(seen, torch._dynamo.exc.TorchDynamoException) and seen.__cause__ is not None:
-        seen = seen.__cause__
-    if isinstance(seen, torch._dynamo.exc.TorchDynamoException):
-        return error
-    return seen
+    """The user-level exception Dynamo wrapped, else ``error``.
+
+    Dynamo re-raises an error of the traced call as its own ``TorchRuntimeError`` (``from
+    None``, keeping the chain in ``__context__``) or ``Unsupported`` (``from`` the error):
+    follow ``__cause__``, then ``__context__``, through Dynamo's exception types.
+    """
+    seen: BaseException | None = error
+    while isinstance(seen, torch._dynamo.exc.TorchDynamoException):
+        seen = seen.__cause__ or seen.__context__
+    return seen if isinstance(seen, _ARGUMENT_ERRORS) else error
 
 
 def _key(value: object) -> object:
