@@ -67,7 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--adapter", action="append", default=[], metavar="NAME",
         help="adapter to test: a built-in name (torch, torch-nn) or an import path "
-        "package.module[:attr]; repeatable (default: all built-in adapters)",
+        "package.module[:attr]; repeatable (default: all built-in adapters but the opt-in "
+        "torch-compile and torch-compile-dynamic)",
     )
     group.addoption("--device", default="cpu", help="device for built-in adapters that have one (cpu, cuda)")
     group.addoption("--dtype", action="append", default=[], help="only this dtype (repeatable)")
@@ -211,9 +212,11 @@ def _load_all_expectations(config: pytest.Config) -> list:
 
 
 def selected_adapters(config: pytest.Config) -> list[str]:
+    """The ``--adapter`` names, else every built-in but the opt-in ones (``OPT_IN_ADAPTERS``)."""
     from adapters import BUILTIN_ADAPTERS
+    from adapters._loading import OPT_IN_ADAPTERS
 
-    return config.getoption("adapter") or list(BUILTIN_ADAPTERS)
+    return config.getoption("adapter") or [a for a in BUILTIN_ADAPTERS if a not in OPT_IN_ADAPTERS]
 
 
 # ------------------------------------------------------------------ fixtures

@@ -28,7 +28,15 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "tensorflow": "adapters.tensorflow_losses",
     "jax": "adapters.jax_losses",
     "mlx": "adapters.mlx_losses",
+    "torch-compile": "adapters.torch_compile",
+    "torch-compile-dynamic": "adapters.torch_compile_dynamic",
 }
+
+
+#: Built-ins a run includes only when named with ``--adapter``: each new shape or option
+#: value is a compilation (README "torch.compile": ~2 s CPU cold, ~5 s for a gradient), so
+#: the default run would take CPU-hours more with them.
+OPT_IN_ADAPTERS: frozenset[str] = frozenset({"torch-compile", "torch-compile-dynamic"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ _REQUIREMENTS: dict[str, _Framework] = {
     "tensorflow": _Framework("tensorflow", "TensorFlow", "tensorflow"),
     "jax": _Framework("optax", "JAX and optax", "jax"),
     "mlx": _Framework("mlx", "MLX", "mlx"),
+    "torch-compile": _Framework("torch", "PyTorch", "torch-compile"),
+    "torch-compile-dynamic": _Framework("torch", "PyTorch", "torch-compile"),
 }
 
 
@@ -107,6 +117,22 @@ class Adapter:
             return None
         candidate = getattr(self.implementation, name, None)
         return candidate if callable(candidate) else None
+
+    @property
+    def examples_scale(self) -> float:
+        """The fraction of the profile's generated examples this adapter is run with.
+
+        An implementation may declare ``examples_scale`` in (0, 1] when each call is
+        expensive (``torch-compile`` compiles every new shape); the suite then runs
+        ``ceil(scale * max_examples)`` generated examples per item (at least 1). Fixed
+        edge cases are never scaled. Default 1.
+        """
+        value = getattr(self.implementation, "examples_scale", 1.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise AdapterError(
+                f"adapter {self.spec!r}: examples_scale must be a number in (0, 1], got {value!r}"
+            )
+        return float(value)
 
     @property
     def supports_grad(self) -> bool:

@@ -82,16 +82,17 @@ def run_gate(adapter: str, workers: int, tmp: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from adapters import BUILTIN_ADAPTERS
+    from adapters._loading import OPT_IN_ADAPTERS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adapter", action="append", default=[], help="adapter (repeatable; default: every built-in)")
+    parser.add_argument("--adapter", action="append", default=[], help="adapter (repeatable; default: every built-in but the opt-in torch-compile ones)")
     parser.add_argument("-n", "--workers", type=int, default=1, help="pytest-xdist workers (default 1: serial)")
     parser.add_argument("--target", type=float, default=TARGET_S, help="seconds allowed per framework")
     parser.add_argument("--check", action="store_true", help="exit 1 when an adapter exceeds the target")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
-    adapters = args.adapter or list(BUILTIN_ADAPTERS)
+    adapters = args.adapter or [a for a in BUILTIN_ADAPTERS if a not in OPT_IN_ADAPTERS]
     print(f"gate profile benchmark: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
     print(f"target {args.target:.0f} s per framework; workers {args.workers}; load average at start {os.getloadavg()}")
     for key in sorted(k for k in os.environ if k.startswith(JAX_CACHE_ENV)):

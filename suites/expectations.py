@@ -59,10 +59,17 @@ def builtin_adapters_sharing(path: Path, names) -> tuple[str, ...]:
 
 
 def builtin_expectations_file(adapter_name: str) -> Path | None:
-    """``adapters/expectations/<framework>.toml`` for a built-in adapter: ``torch`` and
-    ``torch-nn`` share ``torch.toml`` (entries may narrow themselves with ``adapters``)."""
-    path = EXPECTATIONS_DIR / f"{adapter_name.split('-')[0]}.toml"
-    return path if path.is_file() else None
+    """``adapters/expectations/<prefix>.toml`` for a built-in adapter, the longest
+    hyphen-separated prefix of its name that has a file: ``torch`` and ``torch-nn`` share
+    ``torch.toml``, ``torch-compile`` and ``torch-compile-dynamic`` share
+    ``torch-compile.toml`` (compiled code is a different implementation: eager PyTorch's
+    entries are not assumed to hold for it). Entries may narrow themselves with ``adapters``."""
+    parts = adapter_name.split("-")
+    for end in range(len(parts), 0, -1):
+        path = EXPECTATIONS_DIR / f"{'-'.join(parts[:end])}.toml"
+        if path.is_file():
+            return path
+    return None
 
 KINDS = ("semantic", "special-value", "bug", "accepts-invalid-input", "baseline")
 _FIELDS = {"id", "kind", "losses", "tests", "dtypes", "labels", "when", "adapters", "reason", "citation", "convention"}
@@ -631,6 +638,19 @@ def _soft_margin_exp_overflows(case: Case) -> bool:
     return bool(np.any(z[finite] > math.log(format_of(case.dtype).max_finite)))
 
 
+def _soft_margin_exp_overflows_upcast(case: Case) -> bool:
+    """As ``soft_margin_exp_overflows``, for code that computes float16 and bfloat16 in
+    float32 and rounds at the end (Inductor's generated kernels): ``exp(-y x)`` overflows
+    beyond ``log(max)`` of float32 (float64: of float64), not of the case's dtype."""
+    if case.fn != "soft_margin_loss":
+        return False
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = -np.asarray(case.args["target"], dtype=np.float64) * _input(case)
+    finite = np.isfinite(z)
+    compute = "float64" if case.dtype == "float64" else "float32"
+    return bool(np.any(z[finite] > math.log(format_of(compute).max_finite)))
+
+
 def _inputs_span_exceeds_max(case: Case) -> bool:
     """The finite floating inputs (and the margin) span more than the dtype's max: a hinge
     argument ``margin - x_y + x_i`` (or ``x1 - x2``) formed in the dtype can overflow."""
@@ -699,6 +719,7 @@ def _margin_sum_exceeds_max_or_raise(case: Case) -> bool:
 FEATURES.update({
     "margin_sum_exceeds_dtype_max": _margin_sum_exceeds_max,
     "soft_margin_exp_overflows": _soft_margin_exp_overflows,
+    "soft_margin_exp_overflows_upcast": _soft_margin_exp_overflows_upcast,
     "inputs_span_exceeds_dtype_max": _inputs_span_exceeds_max,
     "squared_norm_out_of_range": _squared_norm_out_of_range,
     "zero_vector": _zero_vector,

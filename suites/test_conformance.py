@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import currently_in_test_context, given, reject, settings, target
 
@@ -45,6 +47,18 @@ def _item_key(recorder) -> str:
     """The item's identity without its adapter: every adapter gets the same cases."""
     params = recorder.node.callspec.params
     return recorder.node.originalname + repr(sorted((k, str(v)) for k, v in params.items() if k != "adapter"))
+
+
+def _scaled(adapter, test):
+    """``test`` (a ``@given`` function) with the adapter's share of the profile's examples.
+
+    An adapter whose calls are expensive declares ``examples_scale`` (adapters/_loading.py,
+    ``Adapter.examples_scale``); 1 leaves the profile alone.
+    """
+    scale = adapter.examples_scale
+    if scale == 1.0:
+        return test
+    return settings(max_examples=max(1, math.ceil(settings.default.max_examples * scale)))(test)
 
 
 def _finish(recorder) -> None:
@@ -97,6 +111,7 @@ def test_matches_oracle(adapter, loss, dtype, recorder, expected_deviation):
     def conforms(case):
         _check(adapter, case, recorder, expected_deviation)
 
+    conforms = _scaled(adapter, conforms)
     separate_per_item(conforms, _item_key(recorder))
     conforms()
     _finish(recorder)
@@ -180,6 +195,7 @@ def test_properties(adapter, loss, prop, dtype, recorder, expected_deviation):
         recorder.examples += 1
         recorder.add_conforming_matches(expected_deviation.conforming(case))
 
+    holds = _scaled(adapter, holds)
     separate_per_item(holds, _item_key(recorder))
     holds()
     _finish(recorder)
@@ -244,6 +260,7 @@ def test_gradient_matches_oracle(adapter, loss, dtype, recorder, expected_gradie
         if not _check_gradient(adapter, case, recorder, expected_gradient_deviation):
             reject()
 
+    conforms = _scaled(adapter, conforms)
     separate_per_item(conforms, _item_key(recorder))
     conforms()
     _finish(recorder)

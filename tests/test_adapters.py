@@ -133,6 +133,8 @@ def test_builtin_adapters_are_named() -> None:
         "tensorflow": "adapters.tensorflow_losses",
         "jax": "adapters.jax_losses",
         "mlx": "adapters.mlx_losses",
+        "torch-compile": "adapters.torch_compile",
+        "torch-compile-dynamic": "adapters.torch_compile_dynamic",
     }
 
 

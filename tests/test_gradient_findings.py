@@ -40,6 +40,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  {"reduction": "sum"}, "float32"),
         ),
     },
+    "torch-compile": {
+        "bce-backward-divides-by-clamped-x-one-minus-x": (
+            "test_gradient_edge_cases",
+            # the same formula in the compiled backward: 0 / max(0, 1e-12) = 0; exact 1
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+        ),
+    },
     "tensorflow": {
         "keras-bce-half-precision-clip-does-not-reach-one-gradient": (
             "test_gradient_matches_oracle",
@@ -115,7 +122,7 @@ def test_every_gradient_entry_has_a_minimal_case(framework):
 
 
 def _adapter(framework: str):
-    pytest.importorskip({"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}[framework])
+    pytest.importorskip({"torch": "torch", "torch-compile": "torch", "tensorflow": "tensorflow", "jax": "jax"}[framework])
     from adapters import load_adapter
 
     return load_adapter(framework)
