@@ -838,6 +838,34 @@ FEATURES.update({
 })
 
 
+# -- PaddlePaddle (adapters/paddle_losses.py) ------------------------------------------
+
+
+def _ignored_positions(case: Case) -> bool:
+    """A class-index target holds ``ignore_index`` somewhere."""
+    target = _index_target(case)
+    return target is not None and bool(np.any(target == case.kwargs.get("ignore_index", -100)))
+
+
+def _ignored_position_in_unweighted_mean(case: Case) -> bool:
+    """``cross_entropy`` with class indices, no class weight, a negative ``ignore_index``
+    present among the targets, and ``reduction='mean'`` (the spec divides by the number of
+    positions not ignored)."""
+    return (
+        case.fn == "cross_entropy" and case.kwargs.get("weight") is None
+        and case.kwargs.get("reduction", "mean") == "mean"
+        and int(case.kwargs.get("ignore_index", -100)) < 0 and _ignored_positions(case)
+    )
+
+
+FEATURES.update({
+    "ignored_position_in_unweighted_mean": _ignored_position_in_unweighted_mean,
+    "ignored_position_on_3d_input": lambda c: _ignored_positions(c) and _input(c).ndim == 3,
+    "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
+    and not np.any(np.asarray(c.args["target_lengths"])),
+})
+
+
 # Features that evaluate the oracle's terms at 64 bits (or more): checked after every
 # cheap predicate of an entry, so an entry whose cheap conditions fail costs nothing.
 # Matters for XPASS accounting, which asks every conforming case.
