@@ -420,7 +420,7 @@ def _one_minus_probability_inexact(case: Case) -> bool:
     forming ``1 - x`` in the dtype (instead of ``log1p(-x)``) inherits its rounding."""
     if case.fn != "binary_cross_entropy":
         return False
-    from mpmath import mpf
+    from mpmath import fsub, mpf
 
     from oracle.core import round_to_format
 
@@ -431,7 +431,7 @@ def _one_minus_probability_inexact(case: Case) -> bool:
         return False
     for xi, yi in zip(x.reshape(-1), y.reshape(-1)):
         if yi < 1 and 0 < xi < 1:
-            exact = 1 - mpf(float(xi))
+            exact = fsub(1, mpf(float(xi)), exact=True)  # not 1 - x: at 53 bits 1 - 1e-30 is 1
             if round_to_format(exact, fmt) != exact:
                 return True
     return False
@@ -858,9 +858,25 @@ def _ignored_position_in_unweighted_mean(case: Case) -> bool:
     )
 
 
+def _shifted_logit_below_minus_64(case: Case) -> bool:
+    """``softmax``/``log_softmax``/``cross_entropy`` logits: some ``x - max(x)`` along the class
+    axis is below -64 (a ``-inf`` logit included), where Paddle's softmax kernels clip it."""
+    if case.fn not in ("softmax", "log_softmax", "cross_entropy"):
+        return False
+    x = _input(case)
+    if x.ndim == 0 or x.size == 0:
+        return False
+    axis = int(case.kwargs.get("dim", 1)) if case.fn != "cross_entropy" else (1 if x.ndim > 1 else 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = np.max(x, axis=axis, keepdims=True)
+        shifted = x - top
+    return bool(np.any(np.isfinite(top) & (shifted < -64)))
+
+
 FEATURES.update({
     "ignored_position_in_unweighted_mean": _ignored_position_in_unweighted_mean,
     "ignored_position_on_3d_input": lambda c: _ignored_positions(c) and _input(c).ndim == 3,
+    "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
     "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
     and not np.any(np.asarray(c.args["target_lengths"])),
 })

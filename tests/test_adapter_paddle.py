@@ -404,6 +404,61 @@ def _reduction_overflow(adapter):
     return case
 
 
+def _softmax_clip(adapter):
+    case = _case("log_softmax", {"input": a([[1.0, -INF, 0.5]], "float64")}, {"dim": 1}, "float64")
+    _deviates(adapter, case, [[-0.474077, -64.474077, -0.974077]], [[-0.47407698418010663, -INF, -0.9740769841801067]])
+    masked = _case("cross_entropy", {"input": a([[1.0, -INF, 2.0]], "float64"), "target": i([1])}, {"reduction": "none"}, "float64")
+    _deviates(adapter, masked, [64.31326168751822], [INF])
+    wide = _case("cross_entropy", {"input": a([[1e8, 0.0]], "float64"), "target": i([1])}, {"reduction": "none"}, "float64")
+    _deviates(adapter, wide, [64.0], [1e8])
+    return case
+
+
+def _smoothing_float32_labels(adapter):
+    case = _case("cross_entropy", {"input": a([[1.0, 2.0, 3.0]], "float64"), "target": i([0])}, {"label_smoothing": 1.0}, "float64")
+    _deviates(adapter, case, 1.4076060063943074, 1.4076059644443804)
+    return case
+
+
+def _bce_one_minus(adapter):
+    case = _case("binary_cross_entropy", {"input": a(8.437668357546999e-31, "float32"), "target": a(0.0, "float32")}, {"reduction": "none"}, "float32")
+    _deviates(adapter, case, 0.0, 8.437668357546999e-31)
+    return case
+
+
+def _bce_logits_infinite(adapter):
+    x = a([INF, -INF], "float32")
+    case = _case("binary_cross_entropy_with_logits", {"input": x, "target": a([1.0, 0.0], "float32")}, {"reduction": "none"}, "float32")
+    _deviates(adapter, case, [NAN, NAN], [0.0, 0.0])
+    opposing = _case("binary_cross_entropy_with_logits", {"input": x, "target": a([0.0, 1.0], "float32")}, {"reduction": "none"}, "float32")
+    _deviates(adapter, opposing, [NAN, INF], [INF, INF])
+    return case
+
+
+def _kl_log_target(adapter):
+    case = _case("kl_div", {"input": a([-1.0, 0.0], "float64"), "target": a([-INF, 0.0], "float64")}, {"reduction": "none", "log_target": True}, "float64")
+    _deviates(adapter, case, [NAN, 0.0], [0.0, 0.0])
+    return case
+
+
+def _sigmoid_underflow(adapter):
+    case = _case("sigmoid", {"input": a(-89.0, "float32")}, {}, "float32")
+    _deviates(adapter, case, 0.0, 2.227364e-39)
+    return case
+
+
+def _smoothing_outside(adapter):
+    case = _case("cross_entropy", {"input": a([[1.0, 2.0]], "float64"), "target": i([0])}, {"label_smoothing": -0.1}, "float64", "label_smoothing_negative")
+    assert _observed(adapter, case) == pytest.approx(1.31326169, rel=1e-8)  # no error
+    return case
+
+
+def _kl_reduction(adapter):
+    case = _case("kl_div", {"input": a([-1.0], "float64"), "target": a([1.0], "float64")}, {"reduction": "avg"}, "float64", "unknown_reduction")
+    assert _observed(adapter, case).tolist() == [1.0]  # no error: the elementwise terms
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cross-entropy-mean-counts-ignored-positions": ("test_matches_oracle", _ce_mean_ignored),
     "mean-over-zero-denominator-is-zero": ("test_edge_cases", _mean_over_nothing),
@@ -417,6 +472,14 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "huber-accepts-nonpositive-delta": ("test_rejects_invalid_input", _huber_delta),
     "regression-elementwise-intermediate-overflow": ("test_matches_oracle", _regression_overflow),
     "reduction-intermediate-overflow": ("test_matches_oracle", _reduction_overflow),
+    "softmax-clips-shifted-logits-at-minus-64": ("test_edge_cases", _softmax_clip),
+    "label-smoothing-labels-formed-in-float32": ("test_edge_cases", _smoothing_float32_labels),
+    "bce-log-of-rounded-one-minus-p": ("test_matches_oracle", _bce_one_minus),
+    "sigmoid-bce-infinite-logit-nan": ("test_edge_cases", _bce_logits_infinite),
+    "kl-div-log-target-neg-inf-nan": ("test_edge_cases", _kl_log_target),
+    "sigmoid-underflows-below-exp-range": ("test_matches_oracle", _sigmoid_underflow),
+    "accepts-label-smoothing-outside-0-1": ("test_rejects_invalid_input", _smoothing_outside),
+    "kl-div-accepts-unknown-reduction": ("test_rejects_invalid_input", _kl_reduction),
 }
 
 
