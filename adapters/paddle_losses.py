@@ -489,7 +489,10 @@ class PaddleLosses(SpecFunctions):
     def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:
         """Paddle source reproducing the call bit for bit: the exact tensors, then the
         very lines the adapter runs, then a print of the output's exact values."""
-        arguments = self._bind(fn_name, args, kwargs)
+        try:
+            arguments = self._bind(fn_name, args, kwargs)
+        except (TypeError, ValueError) as error:  # never raise from a repro: say why there is none
+            return f"# no paddle repro for this call: {error}\n"
         try:
             program = self._program(fn_name, arguments)
         except NotImplementedError as error:
