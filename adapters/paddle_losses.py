@@ -77,6 +77,10 @@ _UNREGISTERED = re.compile(
 )
 
 
+#: The same refusal from Paddle's Python-side dtype check (cosine_embedding_loss, ...).
+_PYTHON_DTYPE_CHECK = re.compile(r"data type of input Variable must be (?P<supported>'float32' or 'float64')")
+
+
 def _kw(value: object) -> str:
     return scalar_literal(value)
 
@@ -316,14 +320,31 @@ def padded_targets(arguments: Mapping[str, object]) -> np.ndarray:
 # -- margin, ranking and embedding losses ---------------------------------------------
 
 
+def _zero_d(lines: list[str], x: object, reduction: object) -> list[str]:
+    """Paddle returns shape (1,) for a 0-d input with reduction='none': back to 0-d."""
+    return [*lines, "out = out.reshape([])"] if np.ndim(x) == 0 and reduction == "none" else lines
+
+
 def _margin_ranking_loss(a: dict[str, Any]) -> list[str]:
     _legacy("margin_ranking_loss", a)
-    return [_call("out = F.margin_ranking_loss", "input1", "input2", "target", margin=_kw(float(a["margin"])), reduction=_kw(a["reduction"]))]
+    line = _call("out = F.margin_ranking_loss", "input1", "input2", "target", margin=_kw(float(a["margin"])), reduction=_kw(a["reduction"]))
+    return _zero_d([line], a["input1"], a["reduction"])
 
 
 def _hinge_embedding_loss(a: dict[str, Any]) -> list[str]:
     _legacy("hinge_embedding_loss", a)
-    return [_call("out = F.hinge_embedding_loss", "input", "target", margin=_kw(float(a["margin"])), reduction=_kw(a["reduction"]))]
+    line = _call("out = F.hinge_embedding_loss", "input", "target", margin=_kw(float(a["margin"])), reduction=_kw(a["reduction"]))
+    return _zero_d([line], a["input"], a["reduction"])
+
+
+def _unbatched(line: str, names: tuple[str, ...], x: object, reduction: object) -> list[str]:
+    """Paddle wants a batch axis: an unbatched ``(C)``/``(D)`` input gets one (``[None]``
+    on every array argument), removed again from a 'none' output."""
+    if np.ndim(x) != 1:
+        return [line]
+    for name in names:
+        line = line.replace(f"({name}, ", f"({name}[None], ").replace(f", {name}, ", f", {name}[None], ")
+    return [line, "out = out[0]"] if reduction == "none" else [line]
 
 
 def _soft_margin_loss(a: dict[str, Any]) -> list[str]:
@@ -340,20 +361,23 @@ def _multilabel_soft_margin_loss(a: dict[str, Any]) -> list[str]:
 def _multi_margin_loss(a: dict[str, Any]) -> list[str]:
     _legacy("multi_margin_loss", a)
     weight = {"weight": "weight"} if a["weight"] is not None else {}
-    return [_call(
+    line = _call(
         "out = F.multi_margin_loss", "input", "target", p=_kw(a["p"]), margin=_kw(float(a["margin"])),
         **weight, reduction=_kw(a["reduction"]),
-    )]  # fmt: skip
+    )  # fmt: skip
+    return _unbatched(line, ("input", "target"), a["input"], a["reduction"])
 
 
 def _multilabel_margin_loss(a: dict[str, Any]) -> list[str]:
     _legacy("multilabel_margin_loss", a)
-    return [_call("out = F.multi_label_margin_loss", "input", "target", reduction=_kw(a["reduction"]))]
+    line = _call("out = F.multi_label_margin_loss", "input", "target", reduction=_kw(a["reduction"]))
+    return _unbatched(line, ("input", "target"), a["input"], a["reduction"])
 
 
 def _cosine_embedding_loss(a: dict[str, Any]) -> list[str]:
     _legacy("cosine_embedding_loss", a)
-    return [_call("out = F.cosine_embedding_loss", "input1", "input2", "target", margin=_kw(float(a["margin"])), reduction=_kw(a["reduction"]))]
+    line = _call("out = F.cosine_embedding_loss", "input1", "input2", "target", margin=_kw(float(a["margin"])), reduction=_kw(a["reduction"]))
+    return _unbatched(line, ("input1", "input2", "target"), a["input1"], a["reduction"])
 
 
 def _triplet_margin_loss(a: dict[str, Any]) -> list[str]:
@@ -420,9 +444,13 @@ def _compiled(text: str):
 
 def _unsupported_dtype(error: BaseException) -> NotImplementedError | None:
     """NotImplementedError for Paddle's 'kernel not registered for this dtype', else None."""
-    match = _UNREGISTERED.search(" ".join(str(error).split()))
+    text = " ".join(str(error).split())
+    match = _UNREGISTERED.search(text)
     if match is None:
-        return None
+        checked = _PYTHON_DTYPE_CHECK.search(text)
+        if checked is None:
+            return None
+        return NotImplementedError(f"paddle's Python API accepts {checked['supported']} only")
     return NotImplementedError(
         f"paddle's {match['place']} kernel `{match['kernel']}` is not registered for {match['dtype']} "
         f"(it has: {match['supported']})"
@@ -666,7 +694,7 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     },
     "margin_ranking_loss": {
         "(function)": ("native", _F + "margin_ranking_loss(input, other, label)"),
-        "margin": ("native", "margin="),
+        "margin": ("native", "margin= (a 0-d 'none' output reshaped from Paddle's (1,) to ())"),
         **_REDUCTIONS,
         "size_average/reduce (legacy)": _LEGACY,
     },
@@ -690,7 +718,7 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     },
     "multi_margin_loss": {
         "(function)": ("native", _F + "multi_margin_loss(input, label)"),
-        "(C) input": ("native", "a rank-1 input"),
+        "(C) input": ("composed", "input[None] (Paddle wants a batch axis), out[0]"),
         "p=1": ("native", "p=1"),
         "p=2": ("native", "p=2"),
         "margin": ("native", "margin="),
@@ -700,14 +728,14 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     },
     "multilabel_margin_loss": {
         "(function)": ("native", _F + "multi_label_margin_loss(input, label)"),
-        "(C) input": ("native", "a rank-1 input"),
+        "(C) input": ("composed", "input[None] (Paddle wants a batch axis), out[0]"),
         "-1 terminated target": ("native", "label lists classes up to a -1"),
         **_REDUCTIONS,
         "size_average/reduce (legacy)": _LEGACY,
     },
     "cosine_embedding_loss": {
         "(function)": ("native", _F + "cosine_embedding_loss(input1, input2, label)"),
-        "(D) input": ("native", "a rank-1 input"),
+        "(D) input": ("composed", "input[None] (Paddle wants a batch axis), out[0]"),
         "margin": ("native", "margin="),
         "zero vector": ("native", "Paddle's own epsilon: see expectations"),
         **_REDUCTIONS,

@@ -175,7 +175,7 @@ def test_half_precision_is_unsupported_naming_the_kernel(paddle_adapter, dtype):
     """Paddle's CPU loss kernels are registered for float32/float64 only: every call in
     half precision is a clear NotImplementedError naming Paddle's kernel, never a crash."""
     for fn, args, kwargs, _ in _calls(dtype):
-        with pytest.raises(NotImplementedError, match=f"not registered for {dtype}") as raised:
+        with pytest.raises(NotImplementedError, match=f"not registered for {dtype}|accepts 'float32' or 'float64' only") as raised:
             Case(fn, args, kwargs, dtype).call(paddle_adapter.function(fn))
         assert "\n" not in str(raised.value), fn
 
@@ -459,6 +459,43 @@ def _kl_reduction(adapter):
     return case
 
 
+def _margin_invalid(adapter):
+    case = _case("margin_ranking_loss", {"input1": a([1.0], "float64"), "input2": a([0.0], "float64"), "target": a([0.0], "float64")}, {}, "float64", "target_label_0")
+    assert _observed(adapter, case) == 0.0  # no error
+    p3 = _case("multi_margin_loss", {"input": a([[0.0, 1.0]], "float64"), "target": i([0])}, {"p": 3}, "float64", "p_3")
+    assert _observed(adapter, p3) == 4.0
+    return case
+
+
+def _multilabel_no_listed(adapter):
+    case = _case("multilabel_margin_loss", {"input": a([[0.1, 0.2], [1.0, -1.0]], "float64"), "target": i([[-1, 0], [-1, 1]])},
+                 {"reduction": "none"}, "float64", "no_listed_class_gives_0")
+    np.testing.assert_array_equal(_exact(case), [0.0, 0.0])
+    with pytest.raises(ValueError, match="p_index is nullptr"):
+        case.call(adapter.function(case.fn))
+    return case
+
+
+def _soft_margin(adapter):
+    case = _case("soft_margin_loss", {"input": a(4.25, "float64"), "target": a(1.0, "float64")}, {"reduction": "none"}, "float64")
+    _deviates(adapter, case, 0.014163456931505055, 0.014163456931504975)
+    tiny = _case("soft_margin_loss", {"input": a([40.0], "float64"), "target": a([1.0], "float64")}, {"reduction": "none"}, "float64")
+    _deviates(adapter, tiny, [0.0], [4.248354255291589e-18])
+    return case
+
+
+def _multilabel_soft_inf(adapter):
+    case = _case("multilabel_soft_margin_loss", {"input": a([[INF, -INF]], "float64"), "target": a([[1.0, 0.0]], "float64")}, {"reduction": "none"}, "float64")
+    _deviates(adapter, case, [NAN], [0.0])
+    return case
+
+
+def _multi_margin_float64(adapter):
+    case = _case("multi_margin_loss", {"input": a([[0.0, 1.0, 0.0]], "float64"), "target": i([1])}, {"reduction": "none"}, "float64")
+    _deviates(adapter, case, [-9.934107481068863e-09], [0.0])
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cross-entropy-mean-counts-ignored-positions": ("test_matches_oracle", _ce_mean_ignored),
     "mean-over-zero-denominator-is-zero": ("test_edge_cases", _mean_over_nothing),
@@ -480,6 +517,11 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "sigmoid-underflows-below-exp-range": ("test_matches_oracle", _sigmoid_underflow),
     "accepts-label-smoothing-outside-0-1": ("test_rejects_invalid_input", _smoothing_outside),
     "kl-div-accepts-unknown-reduction": ("test_rejects_invalid_input", _kl_reduction),
+    "margin-losses-accept-invalid-labels-and-shapes": ("test_rejects_invalid_input", _margin_invalid),
+    "multilabel-margin-loss-row-without-listed-class-raises": ("test_edge_cases", _multilabel_no_listed),
+    "soft-margin-log-of-one-plus-exp": ("test_matches_oracle", _soft_margin),
+    "multilabel-soft-margin-infinite-logit-nan": ("test_edge_cases", _multilabel_soft_inf),
+    "multi-margin-loss-float64-at-float32-accuracy": ("test_edge_cases", _multi_margin_float64),
 }
 
 
