@@ -260,6 +260,11 @@ def _ctc_loss(a: dict[str, Any]) -> list[str]:
             "SIGFPE (integer division by zero) on this input, so the adapter does not call it"
         )
     _refuse_out_of_bounds_ctc(a)
+    if ((np.asarray(a["input_lengths"]).reshape(-1) == 0) & (lengths == 0)).any():
+        raise RuntimeError(
+            "ctc_loss: a sequence with input length 0 and target length 0; paddle's warp-ctc "
+            "corrupts the heap on it (glibc aborts the process), so the adapter does not call it"
+        )
     lines = ["logits = log_probs[:, None, :]" if x.ndim == 2 else "logits = log_probs"]
     lines += [
         "labels = paddle.to_tensor(padded_targets, dtype='int32')",

@@ -879,6 +879,9 @@ FEATURES.update({
     "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
     "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
     and not np.any(np.asarray(c.args["target_lengths"])),
+    "ctc_empty_input_and_target": lambda c: c.fn == "ctc_loss" and bool(np.any(
+        (np.asarray(c.args["input_lengths"]).reshape(-1) == 0) & (np.asarray(c.args["target_lengths"]).reshape(-1) == 0)
+    )),
 })
 
 

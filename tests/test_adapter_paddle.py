@@ -496,6 +496,21 @@ def _multi_margin_float64(adapter):
     return case
 
 
+def _ctc_empty_input(adapter):
+    lp = np.log(np.full((4, 2, 2), 0.5))
+    case = _case("ctc_loss", {"log_probs": lp, "targets": i([[1], [1]]), "input_lengths": i([4, 0]), "target_lengths": i([1, 0])},
+                 {"reduction": "none"}, "float64")
+    with pytest.raises(RuntimeError, match="corrupts the heap"):
+        case.call(adapter.function("ctc_loss"))
+    assert not check_case(adapter, case).passed
+    killed_by = _paddle_process_dies(
+        "lp = F.log_softmax(paddle.randn([4, 2, 2], dtype='float64'), -1)\n"
+        "F.ctc_loss(lp, paddle.to_tensor([[1], [1]], dtype='int32'), paddle.to_tensor([4, 0]), paddle.to_tensor([1, 0]), reduction='none')"
+    )
+    assert killed_by == signal.SIGABRT
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cross-entropy-mean-counts-ignored-positions": ("test_matches_oracle", _ce_mean_ignored),
     "mean-over-zero-denominator-is-zero": ("test_edge_cases", _mean_over_nothing),
@@ -503,6 +518,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "label-smoothing-class-weights-scale-the-sample": ("test_matches_oracle", _smoothing_weights),
     "ctc-loss-all-empty-targets-kill-the-process": ("test_edge_cases", _ctc_all_empty),
     "nll-loss-3d-input-ignored-position-corrupts-heap": ("test_matches_oracle", _nll_3d_ignored),
+    "ctc-loss-empty-input-and-target-corrupts-heap": ("test_matches_oracle", _ctc_empty_input),
     "ctc-loss-impossible-alignment-is-zero": ("test_edge_cases", _ctc_impossible),
     "ctc-loss-normalizes-logits": ("test_edge_cases", _ctc_normalizes),
     "ctc-loss-accepts-blank-as-target": ("test_rejects_invalid_input", _ctc_blank_target),
