@@ -879,6 +879,14 @@ FEATURES.update({
     "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
     "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
     and not np.any(np.asarray(c.args["target_lengths"])),
+    "threshold_not_float32": lambda c: c.fn in ("huber_loss", "smooth_l1_loss") and any(
+        float(np.float32(v)) != float(v) for v in (c.kwargs.get("delta"), c.kwargs.get("beta")) if v is not None
+    ),
+    "ctc_mean_over_empty_target": lambda c: c.fn == "ctc_loss" and c.kwargs.get("reduction", "mean") == "mean"
+    and bool(np.any(np.asarray(c.args["target_lengths"]) == 0)),
+    "smoothing_mean_with_nonnegative_ignore_index": lambda c: c.fn == "cross_entropy"
+    and bool(c.kwargs.get("label_smoothing")) and int(c.kwargs.get("ignore_index", -100)) >= 0
+    and c.kwargs.get("reduction", "mean") == "mean",
     "ctc_empty_input_and_target": lambda c: c.fn == "ctc_loss" and bool(np.any(
         (np.asarray(c.args["input_lengths"]).reshape(-1) == 0) & (np.asarray(c.args["target_lengths"]).reshape(-1) == 0)
     )),

@@ -511,6 +511,28 @@ def _ctc_empty_input(adapter):
     return case
 
 
+def _huber_float32_delta(adapter):
+    case = _case("smooth_l1_loss", {"input": a(0.0, "float64"), "target": a(1.0, "float64")}, {"beta": 0.001, "reduction": "none"}, "float64")
+    _deviates(adapter, case, 0.9995000474499538, 0.9995)
+    huber = _case("huber_loss", {"input": a(0.0, "float64"), "target": a(2.0, "float64")}, {"delta": 1.1812342058651666, "reduction": "none"}, "float64")
+    _deviates(adapter, huber, 1.6648113155613302, 1.6648112871773777)
+    return case
+
+
+def _ctc_mean_empty(adapter):
+    case = _case("ctc_loss", {"log_probs": np.zeros((1, 2, 4), np.float32), "targets": i([1]), "input_lengths": i([1, 1]),
+                              "target_lengths": i([0, 1])}, {"reduction": "mean"}, "float32")
+    _deviates(adapter, case, INF, 0.0)
+    return case
+
+
+def _smoothing_mean_ignore(adapter):
+    case = _case("cross_entropy", {"input": np.zeros(11, np.float32), "target": i(0)},
+                 {"ignore_index": 1, "label_smoothing": 0.1, "reduction": "mean"}, "float32")
+    _deviates(adapter, case, 0.21799050271511078, 2.3978953)
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cross-entropy-mean-counts-ignored-positions": ("test_matches_oracle", _ce_mean_ignored),
     "mean-over-zero-denominator-is-zero": ("test_edge_cases", _mean_over_nothing),
@@ -538,6 +560,9 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "soft-margin-log-of-one-plus-exp": ("test_matches_oracle", _soft_margin),
     "multilabel-soft-margin-infinite-logit-nan": ("test_edge_cases", _multilabel_soft_inf),
     "multi-margin-loss-float64-at-float32-accuracy": ("test_edge_cases", _multi_margin_float64),
+    "huber-delta-rounded-to-float32": ("test_matches_oracle", _huber_float32_delta),
+    "ctc-loss-mean-divides-by-zero-target-length": ("test_matches_oracle", _ctc_mean_empty),
+    "label-smoothing-mean-with-nonnegative-ignore-index": ("test_properties", _smoothing_mean_ignore),
 }
 
 
