@@ -30,6 +30,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "mlx": "adapters.mlx_losses",
     "torch-compile": "adapters.torch_compile",
     "torch-compile-dynamic": "adapters.torch_compile_dynamic",
+    "paddle": "adapters.paddle_losses",
 }
 
 
@@ -56,6 +57,7 @@ _REQUIREMENTS: dict[str, _Framework] = {
     "mlx": _Framework("mlx", "MLX", "mlx"),
     "torch-compile": _Framework("torch", "PyTorch", "torch-compile"),
     "torch-compile-dynamic": _Framework("torch", "PyTorch", "torch-compile"),
+    "paddle": _Framework("paddle", "PaddlePaddle", "paddle"),
 }
 
 

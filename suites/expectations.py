@@ -939,6 +939,61 @@ FEATURES.update({
 })
 
 
+# -- PaddlePaddle (adapters/paddle_losses.py) ------------------------------------------
+
+
+def _ignored_positions(case: Case) -> bool:
+    """A class-index target holds ``ignore_index`` somewhere."""
+    target = _index_target(case)
+    return target is not None and bool(np.any(target == case.kwargs.get("ignore_index", -100)))
+
+
+def _ignored_position_in_unweighted_mean(case: Case) -> bool:
+    """``cross_entropy`` with class indices, no class weight, a negative ``ignore_index``
+    present among the targets, and ``reduction='mean'`` (the spec divides by the number of
+    positions not ignored)."""
+    return (
+        case.fn == "cross_entropy" and case.kwargs.get("weight") is None
+        and case.kwargs.get("reduction", "mean") == "mean"
+        and int(case.kwargs.get("ignore_index", -100)) < 0 and _ignored_positions(case)
+    )
+
+
+def _shifted_logit_below_minus_64(case: Case) -> bool:
+    """``softmax``/``log_softmax``/``cross_entropy`` logits: some ``x - max(x)`` along the class
+    axis is below -64 (a ``-inf`` logit included), where Paddle's softmax kernels clip it."""
+    if case.fn not in ("softmax", "log_softmax", "cross_entropy"):
+        return False
+    x = _input(case)
+    if x.ndim == 0 or x.size == 0:
+        return False
+    axis = int(case.kwargs.get("dim", 1)) if case.fn != "cross_entropy" else (1 if x.ndim > 1 else 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = np.max(x, axis=axis, keepdims=True)
+        shifted = x - top
+    return bool(np.any(np.isfinite(top) & (shifted < -64)))
+
+
+FEATURES.update({
+    "ignored_position_in_unweighted_mean": _ignored_position_in_unweighted_mean,
+    "ignored_position_on_3d_input": lambda c: _ignored_positions(c) and _input(c).ndim == 3,
+    "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
+    "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
+    and not np.any(np.asarray(c.args["target_lengths"])),
+    "threshold_not_float32": lambda c: c.fn in ("huber_loss", "smooth_l1_loss") and any(
+        float(np.float32(v)) != float(v) for v in (c.kwargs.get("delta"), c.kwargs.get("beta")) if v is not None
+    ),
+    "ctc_mean_over_empty_target": lambda c: c.fn == "ctc_loss" and c.kwargs.get("reduction", "mean") == "mean"
+    and bool(np.any(np.asarray(c.args["target_lengths"]) == 0)),
+    "smoothing_mean_with_nonnegative_ignore_index": lambda c: c.fn == "cross_entropy"
+    and bool(c.kwargs.get("label_smoothing")) and int(c.kwargs.get("ignore_index", -100)) >= 0
+    and c.kwargs.get("reduction", "mean") == "mean",
+    "ctc_empty_input_and_target": lambda c: c.fn == "ctc_loss" and bool(np.any(
+        (np.asarray(c.args["input_lengths"]).reshape(-1) == 0) & (np.asarray(c.args["target_lengths"]).reshape(-1) == 0)
+    )),
+})
+
+
 # Features that evaluate the oracle's terms at 64 bits (or more): checked after every
 # cheap predicate of an entry, so an entry whose cheap conditions fail costs nothing.
 # Matters for XPASS accounting, which asks every conforming case.

@@ -135,6 +135,7 @@ def test_builtin_adapters_are_named() -> None:
         "mlx": "adapters.mlx_losses",
         "torch-compile": "adapters.torch_compile",
         "torch-compile-dynamic": "adapters.torch_compile_dynamic",
+        "paddle": "adapters.paddle_losses",
     }
 
 
