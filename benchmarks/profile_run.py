@@ -48,6 +48,7 @@ class Profile:
         self.jax_events: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
         self.current = "(collection)"
         self._depth = 0
+        self.disk = None
 
     # -- wrappers ----------------------------------------------------------------------
 
@@ -111,6 +112,11 @@ class Profile:
         row[1] += time.perf_counter() - wall
         row[2] += _cpu() - cpu
 
+    def pytest_sessionfinish(self, session):
+        from suites import oracle_cache
+
+        self.disk = oracle_cache.current()  # before conftest's cleanup turns it off
+
     # -- report --------------------------------------------------------------------------
 
     def print(self, total_wall: float, total_cpu: float) -> None:
@@ -124,7 +130,10 @@ class Profile:
                 sums[i] += v
         print(f"{'all items':<34} {sums[0]:6d} {sums[1]:8.1f} {sums[2]:8.1f} {sums[3]:9.1f} {sums[4]:9.1f} {sums[2] - sums[3] - sums[4]:8.1f}")
         print(f"{'whole process (import, collection)':<34} {'':6} {total_wall:8.1f} {total_cpu:8.1f}")
-        print("oracle cache: " + ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())))
+        print("oracle in-process cache: " + ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())))
+        disk = self.disk
+        if disk is not None:
+            print(f"oracle on-disk cache ({disk.directory}): {disk.hits} hits, {disk.misses} misses")
         if self.jax_events:
             print("\njax.monitoring events (count, wall seconds):")
             for event, (count, seconds) in sorted(self.jax_events.items(), key=lambda kv: -kv[1][1]):
