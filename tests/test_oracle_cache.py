@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,39 @@ def test_run_seed_gives_every_adapter_the_same_cases():
 def test_item_seed_depends_on_run_and_key():
     assert profiles.item_seed(1, "a") == profiles.item_seed(1, "a")
     assert len({profiles.item_seed(1, "a"), profiles.item_seed(2, "a"), profiles.item_seed(1, "b")}) == 3
+
+
+# ------------------------------------------------------------------ --lossconf-cache
+
+
+def test_configure_caches_points_jax_at_dir_and_undoes_it(tmp_path, monkeypatch):
+    from suites.caches import JAX_SETTINGS, configure_caches
+
+    monkeypatch.delitem(sys.modules, "jax", raising=False)  # as in a test process before the adapter loads
+    for name in JAX_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    before = oracle_cache.current()
+    undo = configure_caches(tmp_path, ["torch", "jax"])
+    try:
+        assert oracle_cache.current().directory == tmp_path.resolve() / "oracle"
+        assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path.resolve() / "jax")
+        assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+    finally:
+        undo()
+    assert oracle_cache.current() is before
+    assert not any(name in os.environ for name in JAX_SETTINGS)
+
+
+def test_configure_caches_leaves_a_users_jax_cache_and_other_adapters_alone(tmp_path, monkeypatch):
+    from suites.caches import configure_caches
+
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/the/users/own")
+    configure_caches(tmp_path, ["jax"])()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/the/users/own"
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    configure_caches(tmp_path, ["torch"])()
+    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+    undo = configure_caches(None, ["jax"])
+    assert oracle_cache.current() is None and "JAX_COMPILATION_CACHE_DIR" not in os.environ
+    undo()
