@@ -50,9 +50,9 @@ LEGACY_REDUCTION_PARAMETERS = ("size_average", "reduce")
 
 _INT32 = np.iinfo(np.int32)
 
-#: Compiled programs kept per adapter: each holds jax.jit's executables (~2 MB apiece)
-#: for every shape it ran on; a forgotten program frees them.
-_MAX_PROGRAMS = 64
+#: Compiled programs kept per adapter (values and gradients): each holds jax.jit's
+#: executables (~2 MB apiece) for every shape it ran on; a forgotten program frees them.
+_MAX_PROGRAMS = 128
 
 
 #: Device names the adapter understands: JAX platforms, ``cuda`` meaning ``gpu``.
