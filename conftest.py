@@ -39,6 +39,7 @@ import pytest
 from hypothesis import settings
 from hypothesis.errors import InvalidArgument
 
+from suites.oracle_cache import DEFAULT_DIR as DEFAULT_CACHE_DIR
 from suites.profiles import DEFAULT_PROFILE, register_profiles
 
 RECORDER_KEY = pytest.StashKey["object"]()
@@ -94,6 +95,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="precision ceiling of the oracle's Ziv loop (default 16384); beyond it a case is 'oracle undecided'",
     )
     group.addoption(
+        "--lossconf-cache", default=None, metavar="DIR",
+        help="directory shared by runs and xdist workers: the oracle's results (DIR/oracle) and JAX's "
+        "compilation cache (DIR/jax); 'off' disables it (default $LOSSCONF_CACHE_DIR, else "
+        f"{DEFAULT_CACHE_DIR} when the run collects suites/, else off)",
+    )
+    group.addoption(
         "--memory-limit", default=None, metavar="SIZE",
         help="cap each test process's address space (e.g. 8GiB): an adapter exhausting memory fails its case",
     )
@@ -130,6 +137,56 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _is_worker(config):
         shutil.rmtree(_parts_dir(config), ignore_errors=True)
     _configure_reliability(config)
+    _configure_caches(config)
+    _configure_run_seed(config)
+
+
+def _configure_run_seed(config: pytest.Config) -> None:
+    """One seed per run for random profiles, the same in every xdist worker, so that every
+    adapter sees the same cases (suites/profiles.py ``separate_per_item``)."""
+    import secrets
+
+    from suites.profiles import item_seed, set_run_seed
+
+    if _is_worker(config):
+        seed = config.workerinput.get("lossconf_run_seed")
+    else:
+        given = config.getoption("hypothesis_seed", None)
+        seed = secrets.randbits(63) if given is None else item_seed(0, str(given))
+    config._lossconf_run_seed = seed
+    previous = set_run_seed(seed)
+    config.add_cleanup(lambda: set_run_seed(previous))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist: hand the run's seed to each worker."""
+    node.workerinput["lossconf_run_seed"] = node.config._lossconf_run_seed
+
+
+def _configure_caches(config: pytest.Config) -> None:
+    """The on-disk caches of ``--lossconf-cache DIR`` (suites/caches.py), undone at the end.
+    xdist workers resolve the same directory: they inherit the controller's working directory."""
+    from suites.caches import configure_caches
+
+    directory = config.getoption("lossconf_cache") or os.environ.get("LOSSCONF_CACHE_DIR")
+    if not directory:
+        # The project's own tests (pytest tests) evaluate the oracle with patched pieces and
+        # budgets: they get no cache unless asked for one.
+        directory = DEFAULT_CACHE_DIR if _runs_suites(config) else "off"
+    if directory != "off":
+        directory = str(Path(config.invocation_params.dir, directory))
+    config.add_cleanup(configure_caches(None if directory == "off" else directory, selected_adapters(config)))
+
+
+def _runs_suites(config: pytest.Config) -> bool:
+    """Whether the command line names the conformance suite (``suites`` or a file in it)."""
+    suites = Path(__file__).resolve().parent / "suites"
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if path == suites or suites in path.parents:
+            return True
+    return False
 
 
 def _configure_reliability(config: pytest.Config) -> None:

@@ -50,9 +50,9 @@ LEGACY_REDUCTION_PARAMETERS = ("size_average", "reduce")
 
 _INT32 = np.iinfo(np.int32)
 
-#: Compiled programs kept per adapter: each holds jax.jit's executables (~2 MB apiece)
-#: for every shape it ran on; a forgotten program frees them.
-_MAX_PROGRAMS = 64
+#: Compiled programs kept per adapter (values and gradients): each holds jax.jit's
+#: executables (~2 MB apiece) for every shape it ran on; a forgotten program frees them.
+_MAX_PROGRAMS = 128
 
 
 #: Device names the adapter understands: JAX platforms, ``cuda`` meaning ``gpu``.
@@ -175,23 +175,21 @@ class JaxLosses(SpecFunctions):
     ) -> np.ndarray:
         """Gradient of ``fn_name(*args, **kwargs).sum()`` w.r.t. ``wrt``, by ``jax.grad``.
 
-        Computed on the same jitted program as the value, in the case's dtype
-        (64-bit mode scoped as for the value); returned in ``wrt``'s dtype.
+        ``jax.jit(jax.grad(lambda *a: jnp.sum(loss_fn(*a)), argnums=...))`` of the same
+        program as the value, as a JAX user jits a training step: one XLA compilation per
+        shape. (``jax.grad`` of the jitted value outside ``jit`` compiled two -- the
+        linearized and the transposed program -- and ran the sum eagerly: twice the
+        compile time, measured in benchmarks/profile_run.py.) In the case's dtype, 64-bit
+        mode scoped as for the value; returned in ``wrt``'s dtype.
         """
         program, arrays = self._plan(fn_name, self._bind(fn_name, args, kwargs))
         if wrt not in arrays:
             raise ValueError(f"{fn_name}: no array argument {wrt!r} to differentiate")
         if not is_floating(arrays[wrt].dtype):
             raise ValueError(f"{fn_name}: argument {wrt!r} is not a floating array")
-        function = self._jitted(program)
-        position = program.params.index(wrt)
-
-        def total(*values: jax.Array) -> jax.Array:
-            return jnp.sum(function(*values))
-
+        gradient = self._jitted_grad(program, program.params.index(wrt))
         with jax.enable_x64(_needs_x64(arrays)):
-            values = self._device_arrays(arrays)
-            return np.array(jax.grad(total, argnums=position)(*values))
+            return np.array(gradient(*self._device_arrays(arrays)))
 
     def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:
         """The JAX program that ran, with every array written exactly; prints the output.
@@ -231,13 +229,28 @@ class JaxLosses(SpecFunctions):
         """``jax.jit`` of the program's source, compiled once per distinct text."""
         source = program.source()
         if source not in self._compiled:
-            if len(self._compiled) >= _MAX_PROGRAMS:
-                # each distinct label_smoothing is its own program: forget the oldest
-                del self._compiled[next(iter(self._compiled))]
             namespace: dict[str, Any] = {"jax": jax, "jnp": jnp, "optax": optax}
             exec(compile(source, "<lossconf jax program>", "exec"), namespace)
-            self._compiled[source] = jax.jit(namespace["loss_fn"])
+            self._remember(source, jax.jit(namespace["loss_fn"]))
         return self._compiled[source]
+
+    def _jitted_grad(self, program: programs.Program, position: int) -> Callable[..., jax.Array]:
+        """``jax.jit(jax.grad(sum of the program, argnums=position))``, once per program and position."""
+        key = f"{program.source()}# grad {position}\n"
+        if key not in self._compiled:
+            function = self._jitted(program)
+
+            def total(*values: jax.Array) -> jax.Array:
+                return jnp.sum(function(*values))
+
+            self._remember(key, jax.jit(jax.grad(total, argnums=position)))
+        return self._compiled[key]
+
+    def _remember(self, key: str, function: Callable[..., jax.Array]) -> None:
+        if len(self._compiled) >= _MAX_PROGRAMS:
+            # each distinct label_smoothing is its own program: forget the oldest
+            del self._compiled[next(iter(self._compiled))]
+        self._compiled[key] = function
 
     @staticmethod
     def _plan(

@@ -3,9 +3,13 @@
     python benchmarks/gate.py                       # every built-in adapter, serial
     python benchmarks/gate.py --adapter torch -n 2  # one adapter, two xdist workers
     python benchmarks/gate.py --check               # exit 1 when one exceeds the target
-    JAX_COMPILATION_CACHE_DIR=/tmp/jc JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
-    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0 python benchmarks/gate.py --adapter jax --adapter jax
-                                                    # jax cold, then with a warm compilation cache
+    python benchmarks/gate.py --adapter jax -n 2 --warm
+                                                    # jax with empty caches, then again with them warm
+
+Each run gets its own empty ``--lossconf-cache`` (the oracle's results and JAX's compilation
+cache, suites/caches.py) unless ``--cache DIR`` names one (``--cache off``: none); with
+``--warm`` each adapter runs twice, the second time with the first run's cache, as a CI job
+that keeps the directory between runs does.
 
 Each adapter runs in its own ``python -m pytest suites --adapter A --hypothesis-profile
 gate`` subprocess (everything a CI job pays: interpreter and framework start-up,
@@ -43,15 +47,15 @@ TARGET_S = 60.0
 JAX_CACHE_ENV = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_")
 
 
-def run_gate(adapter: str, workers: int, tmp: Path) -> dict:
+def run_gate(adapter: str, workers: int, tmp: Path, cache: str) -> dict:
     report_dir = tmp / adapter
     cmd = [
         sys.executable, "-m", "pytest", "suites", "--adapter", adapter, "--hypothesis-profile", "gate",
-        "-p", "no:cacheprovider", "-q", "--report-dir", str(report_dir),
+        "-p", "no:cacheprovider", "-q", "--report-dir", str(report_dir), "--lossconf-cache", cache,
     ]
     if workers > 1:
         cmd += ["-n", str(workers)]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "LOSSCONF_PROFILE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "LOSSCONF_PROFILE", "LOSSCONF_CACHE_DIR")}
     load_before = os.getloadavg()[0]
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
@@ -90,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=TARGET_S, help="seconds allowed per framework")
     parser.add_argument("--check", action="store_true", help="exit 1 when an adapter exceeds the target")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--cache", metavar="DIR", help="--lossconf-cache for every run (default: a fresh empty one each; 'off')")
+    parser.add_argument("--warm", action="store_true", help="run each adapter twice, the second time with the first's cache")
     args = parser.parse_args(argv)
 
     adapters = args.adapter or [a for a in BUILTIN_ADAPTERS if a not in OPT_IN_ADAPTERS]
@@ -100,13 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'adapter':<12} {'wall s':>7} {'cpu s':>7} {'items':>6} {'cases':>6}  verdicts  (exit; load 1-min before/after)")
     rows = []
     with tempfile.TemporaryDirectory(prefix="lossconf-gate-") as tmp:
-        for adapter in adapters:
-            row = run_gate(adapter, args.workers, Path(tmp))
+        runs = [(adapter, attempt) for adapter in adapters for attempt in (("cold", "warm") if args.warm else ("",))]
+        for adapter, attempt in runs:
+            cache = args.cache or str(Path(tmp) / f"cache-{adapter}")
+            row = run_gate(adapter, args.workers, Path(tmp) / f"run-{attempt}", cache)
+            row["adapter"] = adapter_label = f"{adapter} {attempt}".strip()
             rows.append(row)
             verdicts = " ".join(f"{k}={v}" for k, v in sorted(row["verdicts"].items()))
             flag = "" if row["wall_s"] < args.target else "  OVER TARGET"
             print(
-                f"{adapter:<12} {row['wall_s']:7.1f} {row['cpu_s']:7.1f} {row['items']:6d} {row['cases']:6d}  {verdicts}  "
+                f"{adapter_label:<12} {row['wall_s']:7.1f} {row['cpu_s']:7.1f} {row['items']:6d} {row['cases']:6d}  {verdicts}  "
                 f"(exit {row['exit']}; load {row['load_before']:.2f}/{row['load_after']:.2f}){flag}",
                 flush=True,
             )

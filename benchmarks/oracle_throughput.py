@@ -22,13 +22,18 @@ float64:
                      precision doubles: the same guarantee, proven by the balls.
 
 and how the oracle's time grows with the number of elements. With ``--conformance-runs``
-it also times whole conformance runs (default profile): one adapter and three with
-``-n 2``, and one adapter with ``-n 1`` (the speed-up of ``-n 2``). Figures are elements
+it also times whole conformance runs (default profile), wall and CPU seconds (user+sys
+of pytest and its workers, which a shared machine's load barely inflates): one adapter
+with ``-n 2`` and ``-n 1`` (the speed-up of ``-n 2``), and three with ``-n 2``, without
+and with the oracle's on-disk cache (suites/oracle_cache.py; each run starts from an
+empty one). Figures are elements
 per second (an element is one logit). Run from the checkout::
 
     .venv/bin/python benchmarks/oracle_throughput.py                # 1e3 and 1e4 elements
     .venv/bin/python benchmarks/oracle_throughput.py --sizes 1e3 1e4 1e5 1e6 --only oracle
     .venv/bin/python benchmarks/oracle_throughput.py --sizes 1e3 --conformance-runs
+    .venv/bin/python benchmarks/oracle_throughput.py --no-throughput --conformance-runs \
+        --select='--loss nll_loss --dtype float32' --runs 'tensorflow'   # a labelled selection
 
 Timings are wall-clock on whatever else the machine runs: note ``uptime``'s load
 next to figures you quote. Nothing here asserts a speed; it measures.
@@ -199,9 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e3, 1e4], help="element counts")
     parser.add_argument("--only", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--conformance-runs", action="store_true", help="also time whole conformance runs")
+    parser.add_argument("--select", default="", metavar="ARGS",
+                        help="pytest arguments narrowing the conformance runs, e.g. --select='--loss nll_loss'")
+    parser.add_argument("--no-throughput", action="store_true", help="only the conformance runs")
+    parser.add_argument("--runs", nargs="+", default=None, metavar="LABEL",
+                        help="only the conformance runs whose label contains one of these (e.g. 'n 1' 'jax')")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="repeat small runs up to this long")
     args = parser.parse_args(argv)
 
+    if args.no_throughput:
+        args.sizes, args.only = [], []
     print("# oracle throughput, float64 correctly rounded, reduction='none'")
     print(f"# python {platform.python_version()}, mpmath {mpmath.__version__} backend {mpmath.libmp.BACKEND}, "
           f"numpy {np.__version__}, cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
@@ -230,33 +242,54 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{rates[m]:>8.0f}{ratio:>6}")
             print(f"{fn:34} {elements:>9} " + " ".join(f"{c:>14}" for c in cells), flush=True)
     if args.conformance_runs:
-        conformance_runs()
+        import shlex
+
+        conformance_runs(shlex.split(args.select), args.runs)
     return 0
 
 
+THREE = ["--adapter", "torch", "--adapter", "tensorflow", "--adapter", "jax"]
+#: (label, pytest arguments, oracle cache): "fresh" starts from an empty --lossconf-cache,
+#: "off" runs without one (as before the cache existed).
 CONFORMANCE_RUNS = [
-    ("torch, -n 2", ["--adapter", "torch", "-n", "2"]),
-    ("torch, -n 1", ["--adapter", "torch", "-n", "1"]),
-    ("torch + tensorflow + jax, -n 2", ["--adapter", "torch", "--adapter", "tensorflow", "--adapter", "jax", "-n", "2"]),
+    ("torch, -n 2", ["--adapter", "torch", "-n", "2"], "fresh"),
+    ("torch, -n 1", ["--adapter", "torch", "-n", "1"], "fresh"),
+    ("torch + tensorflow + jax, -n 2, no cache", [*THREE, "-n", "2"], "off"),
+    ("torch + tensorflow + jax, -n 2, oracle cache", [*THREE, "-n", "2"], "fresh"),
 ]
 
 
-def conformance_runs() -> None:
-    """Wall time of whole default-profile runs, each in a fresh process and report dir."""
+def conformance_runs(selection: list[str] | None = None, only: list[str] | None = None) -> None:
+    """Wall and CPU time of whole default-profile runs, each in a fresh process, report dir
+    and cache; ``selection`` (pytest arguments such as ``--loss nll_loss``) narrows every run."""
+    import resource
     import subprocess
     import tempfile
 
     root = Path(__file__).resolve().parent.parent
-    print("\n# conformance runs (default profile), wall seconds")
+    selection = selection or []
+    print(f"\n# conformance runs (default profile){' on ' + ' '.join(selection) if selection else ''}")
+    print(f"{'run':44} {'wall s':>8} {'cpu s':>8}  rc  pytest summary  (load 1-min before/after)")
     walls = {}
-    for label, extra in CONFORMANCE_RUNS:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "LOSSCONF_PROFILE", "LOSSCONF_CACHE_DIR")}
+    for label, extra, cache in CONFORMANCE_RUNS:
+        if only and not any(o in label for o in only):
+            continue
         with tempfile.TemporaryDirectory() as report:
-            command = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--report-dir", report, *extra]
+            cache_arg = ["--lossconf-cache", "off" if cache == "off" else str(Path(report) / "cache")]
+            command = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
+                       "--report-dir", report, *cache_arg, *extra, *selection]
+            load = os.getloadavg()[0]
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+            done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
             walls[label] = time.perf_counter() - start
-            summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-200:]
-            print(f"{label:34} {walls[label]:8.1f} s  rc={done.returncode}  {summary}  (load {os.getloadavg()[0]:.2f})", flush=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime
+            lines = done.stdout.strip().splitlines()
+            summary = lines[-1] if lines else done.stderr[-200:]
+            print(f"{label:44} {walls[label]:8.1f} {cpu:8.1f}  {done.returncode:2d}  {summary}  "
+                  f"(load {load:.2f}/{os.getloadavg()[0]:.2f})", flush=True)
     if "torch, -n 1" in walls and "torch, -n 2" in walls:
         print(f"speed-up of -n 2 over -n 1 (torch): x{walls['torch, -n 1'] / walls['torch, -n 2']:.2f}")
 

@@ -27,6 +27,7 @@ from oracle.core import (
 from oracle.fast import fast_evaluation
 from oracle.reduction import LossTerms
 
+from . import oracle_cache
 from .cases import Case
 from .registry import spec_for
 from .verdict import Verdict, error_bound, judge
@@ -102,6 +103,17 @@ class _CaseKey:
 
 @lru_cache(maxsize=256)
 def _evaluate_cached(key: _CaseKey) -> Evaluation:
+    """In memory (this process), then on disk (every process and run: suites/oracle_cache.py)."""
+    disk = oracle_cache.current()
+    if disk is not None and (stored := disk.get("value", key.key)) is not None:
+        return stored
+    evaluation = _evaluate(key)
+    if disk is not None:
+        disk.put("value", key.key, evaluation)
+    return evaluation
+
+
+def _evaluate(key: _CaseKey) -> Evaluation:
     case = key.case
     terms = convention_for(key.convention).terms if key.convention else spec_for(case.fn).terms
     fmt = format_of(case.dtype)

@@ -58,6 +58,7 @@ from mpmath import mpf
 from oracle.core import FloatFormat, correctly_rounded, format_of, is_nan, working_precision
 from oracle.gradients import ConditionUnavailable, GradientCondition, numerical_grad_condition
 
+from . import oracle_cache
 from .cases import Case
 from .checks import (
     AdapterContractError,
@@ -136,6 +137,17 @@ _NUMERICAL_CONDITION_OK: dict[str, bool] = {}
 
 @lru_cache(maxsize=128)
 def _evaluate_cached(key: _CaseKey) -> GradientEvaluation:
+    """In memory (this process), then on disk (every process and run: suites/oracle_cache.py)."""
+    disk = oracle_cache.current()
+    if disk is not None and (stored := disk.get("gradient", key.key)) is not None:
+        return stored
+    evaluation = _evaluate(key)
+    if disk is not None:
+        disk.put("gradient", key.key, evaluation)
+    return evaluation
+
+
+def _evaluate(key: _CaseKey) -> GradientEvaluation:
     case = key.case
     spec = spec_for(case.fn)
     if spec.grad is None:

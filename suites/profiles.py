@@ -27,9 +27,13 @@ from the example database (``--example-db DIR``, which CI can cache) or from
 
 from __future__ import annotations
 
+import hashlib
+
 from hypothesis import HealthCheck, Phase, settings
 
-__all__ = ["DEFAULT_PROFILE", "GATE_EXAMPLES", "PROFILES", "register_profiles", "separate_per_item"]
+__all__ = [
+    "DEFAULT_PROFILE", "GATE_EXAMPLES", "PROFILES", "item_seed", "register_profiles", "separate_per_item", "set_run_seed",
+]
 
 DEFAULT_PROFILE = "lossconf"
 
@@ -79,17 +83,41 @@ def is_derandomized() -> bool:
     return bool(settings.default.derandomize)
 
 
+_RUN_SEED: int | None = None
+
+
+def set_run_seed(seed: int | None) -> int | None:
+    """The run's seed for random profiles (conftest.py: ``--hypothesis-seed``, else drawn
+    once by the controlling process and handed to pytest-xdist's workers); returns the
+    previous one. None: each item draws from Hypothesis's global random, as before."""
+    global _RUN_SEED
+    previous, _RUN_SEED = _RUN_SEED, seed
+    return previous
+
+
+def item_seed(run_seed: int, key: str) -> int:
+    """The seed of one item in a random profile: a hash of the run's seed and the item's key."""
+    return int.from_bytes(hashlib.sha256(f"{run_seed}\0{key}".encode()).digest()[:16], "big")
+
+
 def separate_per_item(test, key: str) -> None:
     """Give the ``@given`` function ``test``, defined inside a parametrized test, its
-    own identity ``key`` in Hypothesis: its own example-database entries and, under a
-    derandomized profile, its own stream of cases.
+    own identity ``key`` in Hypothesis: its own example-database entries and its own
+    stream of cases -- under a derandomized profile from ``key`` alone, under a random
+    one from ``key`` and the run's seed (:func:`set_run_seed`).
 
     The conformance tests define their ``@given`` function inside the pytest test, so
     every item would otherwise share one database key (a cached failure of one loss
     replayed against every other) and one derandomized seed. ``key`` leaves the
-    adapter out, so every adapter sees the same cases (and shares oracle results).
-    Hypothesis's own stateful tests use the same attribute for the same purpose.
+    adapter out, so every adapter sees the same cases, in every profile, and the
+    oracle evaluates each case once for all of them (suites/oracle_cache.py); a random
+    profile still explores new cases on every run, since the run's seed is new.
+    Hypothesis's own stateful tests use the same digest attribute for the same purpose;
+    ``_hypothesis_internal_use_seed`` is what ``@hypothesis.seed`` sets (it keeps the
+    example database: failures are still replayed first).
     """
     inner = getattr(getattr(test, "hypothesis", None), "inner_test", None)
     if inner is not None:
         inner._hypothesis_internal_add_digest = key.encode()
+    if _RUN_SEED is not None and not is_derandomized() and hasattr(test, "_hypothesis_internal_use_seed"):
+        test._hypothesis_internal_use_seed = item_seed(_RUN_SEED, key)

@@ -58,7 +58,8 @@ def _rerun(command: str, tmp_path) -> str:
     args = shlex.split(command)
     assert args[1:3] == ["-m", "pytest"], command
     proc = subprocess.run(
-        [sys.executable, *args[1:], "-p", "no:cacheprovider", "--report-dir", str(tmp_path / "rerun")],
+        [sys.executable, *args[1:], "-p", "no:cacheprovider", "--report-dir", str(tmp_path / "rerun"),
+         "--lossconf-cache", str(tmp_path / "cache")],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     output = proc.stdout + proc.stderr

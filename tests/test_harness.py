@@ -79,7 +79,7 @@ def run_suite(*args: str, tmp: Path, profile: str = "dev", seed: int | None = 0,
     Hermetic and deterministic: the Hypothesis profile is ``profile`` (via
     ``LOSSCONF_PROFILE``), the seed is fixed (``seed=None``: Hypothesis draws one,
     and uses its example database, which a fixed seed turns off), the example database lives in
-    ``tmp`` (no replay from earlier runs), the outer run's ``PYTEST_ADDOPTS``
+    ``tmp`` (no replay from earlier runs), so does the oracle's cache, the outer run's ``PYTEST_ADDOPTS``
     and xdist worker variables are not inherited, Hypothesis draws no constants
     from the checkout's own code (``tests/hermetic_hypothesis.py``), and nothing
     is written to the checkout.
@@ -93,7 +93,10 @@ def run_suite(*args: str, tmp: Path, profile: str = "dev", seed: int | None = 0,
         k: v for k, v in os.environ.items()
         if k not in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST") and not k.startswith("PYTEST_XDIST_")
     }
-    env.update(LOSSCONF_PROFILE=profile, HYPOTHESIS_STORAGE_DIRECTORY=str(tmp / "hypothesis"))
+    env.update(
+        LOSSCONF_PROFILE=profile, HYPOTHESIS_STORAGE_DIRECTORY=str(tmp / "hypothesis"),
+        LOSSCONF_CACHE_DIR=str(tmp / "cache"),  # no oracle result from an earlier run (suites/oracle_cache.py)
+    )
     proc = subprocess.run(
         cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

@@ -102,7 +102,7 @@ def _suite_env(tmp: Path) -> dict[str, str]:
         k: v for k, v in os.environ.items()
         if k not in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST") and not k.startswith("PYTEST_XDIST_")
     }
-    env.update(LOSSCONF_PROFILE="dev", HYPOTHESIS_STORAGE_DIRECTORY=str(tmp / "hypothesis"))
+    env.update(LOSSCONF_PROFILE="dev", HYPOTHESIS_STORAGE_DIRECTORY=str(tmp / "hypothesis"), LOSSCONF_CACHE_DIR=str(tmp / "cache"))
     return env
 
 

@@ -1,0 +1,78 @@
+"""``--lossconf-cache DIR``: what a run may reuse from earlier runs and other workers.
+
+* ``DIR/oracle``: the oracle's evaluations (``suites/oracle_cache.py``): each case's exact
+  value, rounding and bound computed once for every adapter, dtype, xdist worker and run.
+* ``DIR/jax``: JAX's persistent compilation cache, when the ``jax`` adapter is selected:
+  each distinct program and shape is an XLA compilation (0.15-0.3 CPU s each here,
+  ``benchmarks/profile_run.py``), and a derandomized profile compiles the same ones every
+  run. Set through JAX's own environment variables before JAX is imported (the test
+  processes import it when the adapter loads; pytest-xdist's workers inherit them), with
+  ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0`` and ``..._MIN_ENTRY_SIZE_BYTES=0``
+  since every program here compiles in well under JAX's 1 s default threshold. A
+  ``JAX_COMPILATION_CACHE_DIR`` the user set wins. JAX keys its entries on the program,
+  the compile options and the jax/jaxlib versions, so a stale entry is never used.
+
+Both are safe to delete at any time, and CI may cache the directory between runs
+(docs/github-actions.yml). ``--lossconf-cache off`` turns both off.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from . import oracle_cache
+
+__all__ = ["JAX_SETTINGS", "configure_caches"]
+
+#: JAX's environment variable -> (config name, value under DIR/jax or fixed).
+JAX_SETTINGS = {
+    "JAX_COMPILATION_CACHE_DIR": "jax_compilation_cache_dir",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "jax_persistent_cache_min_compile_time_secs",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "jax_persistent_cache_min_entry_size_bytes",
+}
+
+
+def configure_caches(directory: str | os.PathLike[str] | None, adapters: Iterable[str]) -> Callable[[], None]:
+    """Turn the caches under ``directory`` on (None: off); returns the function undoing it."""
+    previous = oracle_cache.configure(Path(directory).resolve() if directory is not None else None)
+    undo_jax = _configure_jax(Path(directory).resolve() / "jax") if directory is not None and "jax" in adapters else None
+
+    def undo() -> None:
+        oracle_cache.restore(previous)
+        if undo_jax is not None:
+            undo_jax()
+
+    return undo
+
+
+def _configure_jax(directory: Path) -> Callable[[], None] | None:
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return None  # the user's own JAX cache settings stand
+    values = {
+        "JAX_COMPILATION_CACHE_DIR": str(directory),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    jax = sys.modules.get("jax")
+    saved_config = {}
+    if jax is not None:  # imported already (a profiler, a plugin): its config read the environment before
+        for name, value in values.items():
+            option = JAX_SETTINGS[name]
+            saved_config[option] = getattr(jax.config, option)
+            jax.config.update(option, type(saved_config[option])(value) if saved_config[option] is not None else value)
+
+    def undo() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for option, value in saved_config.items():
+            jax.config.update(option, value)
+
+    return undo
