@@ -670,6 +670,19 @@ def _zero_vector(case: Case) -> bool:
     return any(bool(np.any(np.all(v == 0, axis=-1))) for v in _vectors_of(case))
 
 
+def _cosine_epsilon_visible(case: Case) -> bool:
+    """``cosine_embedding_loss`` where PyTorch's ``EPSILON = 1e-12`` (added to each squared
+    norm) is not negligible in the dtype: ``1e-12 / |v|^2 > u`` for some nonzero input vector
+    (the relative change it makes to the cosine and its gradient)."""
+    if case.fn != "cosine_embedding_loss":
+        return False
+    u = format_of(case.dtype).unit_roundoff
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.concatenate([np.sum(v * v, axis=-1).reshape(-1) for v in _vectors_of(case)[:2]])
+    norms = norms[np.isfinite(norms) & (norms > 0)]
+    return bool(np.any(1e-12 / norms > u))
+
+
 def _margin_sum_exceeds_max(case: Case) -> bool:
     """A reduction's partial sum exceeds the dtype's max (``intermediate_exceeds_dtype_max``),
     or, for the losses that average over classes, a sample's sum over classes does before
@@ -701,6 +714,7 @@ FEATURES.update({
     "inputs_span_exceeds_dtype_max": _inputs_span_exceeds_max,
     "squared_norm_out_of_range": _squared_norm_out_of_range,
     "zero_vector": _zero_vector,
+    "cosine_epsilon_visible": _cosine_epsilon_visible,
     "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
     "swap": lambda c: bool(c.kwargs.get("swap", False)),
     "no_swap": lambda c: not c.kwargs.get("swap", False),

@@ -39,6 +39,23 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cross_entropy", {"input": _a([[0.0, 0.0], [-np.inf, -np.inf]]), "target": np.array([0, -100])},
                  {"reduction": "sum"}, "float32"),
         ),
+        "soft-margin-backward-exp-overflow-nan": (
+            "test_gradient_matches_oracle",
+            # exact -sigma(100) = -1 to float32; PyTorch: -z / (1 + z) with z = exp(100) = inf: NaN
+            Case("soft_margin_loss", {"input": _a([-100.0]), "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "squared-norm-out-of-range-gradient": (
+            "test_gradient_matches_oracle",
+            # exact [-0.7071, -1.7071]: in float32 |a - p|^2 = 3.4e38 overflows: d(a, p)'s gradient is lost
+            Case("triplet_margin_loss", {"anchor": _a([[0.0, 0.0]]), "positive": _a([[0.0, 1.8446744e19]]),
+                                         "negative": _a([[0.0, 0.0]])}, {"reduction": "sum"}, "float32"),
+        ),
+        "cosine-embedding-epsilon-gradient": (
+            "test_gradient_edge_cases",
+            # parallel vectors: the exact gradient is 0; with EPSILON = 1e-12 it is -4e-14, -8e-14
+            Case("cosine_embedding_loss", {"input1": _a([[1.0, 2.0]], "float64"), "input2": _a([[2.0, 4.0]], "float64"),
+                                           "target": _a([1.0], "float64")}, {"reduction": "sum"}, "float64"),
+        ),
     },
     "tensorflow": {
         "keras-bce-half-precision-clip-does-not-reach-one-gradient": (
