@@ -400,12 +400,16 @@ def _cosine_distance_second_order(a: np.ndarray, b: np.ndarray, u: mpf):
     return [-g for g in grad], [s + m for s, m in zip(sens, summands)], [mpf(0)] * len(grad)
 
 
-def _triplet_condition(anchor, positive, negative, margin, swap, reduction, distance, second_order) -> GradientCondition:
-    """``g_a = [z >= 0] (dd(a,p)/da - share dd(a,n)/da) / D``, ``z = margin + d(a,p) - d(a,n)``:
-    the two distances' sensitivities and the magnitudes of the two summands (where the hinge
-    is active or within reach: ``g_i`` cancels where both directions agree), their jumps, the hinge's jump ``|g_i|`` (both distance terms) within ``u K_KINK S_z`` of
-    ``z = 0`` (``S_z`` the forward condition plus scale of ``z``), and for ``swap`` the
-    negative term's jump within reach of the tie ``d(a,n) = d(p,n)``."""
+def _triplet_condition(anchor, positive, negative, margin, swap, reduction, distance, first, second, wrt) -> GradientCondition:
+    """``g = [z >= 0] sum_terms coefficient dd(pair)/d(wrt) / D`` (``oracle.embedding._triplet_terms_of``),
+    ``z = margin + d(a,p) - min(d(a,n), d(p,n))``: where the hinge is active or within reach,
+    each term's distance sensitivity and jumps, plus its magnitude (the terms cancel where the
+    directions agree); the hinge's jump ``|g_i|`` within ``u K_KINK S_z`` of ``z = 0`` (``S_z`` the
+    forward condition plus scale of ``z``); for ``swap``, within reach of the tie
+    ``d(a,n) = d(p,n)``, the jump of moving the negative term from one distance to the other.
+    ``first(x, y, u)``/``second(x, y, u)``: ``(dd/dx, sens, jump)`` / the same for ``dd/dy``."""
+    from .embedding import _triplet_shares, _triplet_terms_of
+
     a, _ = _vectors("anchor", anchor)
     pos, _ = _vectors("positive", positive)
     neg, _ = _vectors("negative", negative)
@@ -415,47 +419,67 @@ def _triplet_condition(anchor, positive, negative, margin, swap, reduction, dist
     log_factor = _sum_error_factor(dim) + 2
     cond = _zeros(a.shape)
     for r in range(n):
+        pairs = {"ap": (a[r], pos[r]), "an": (a[r], neg[r]), "pn": (pos[r], neg[r])}
         d_ap, c_ap = distance(a[r], pos[r])
         d_an, c_an = distance(a[r], neg[r])
-        e_ap, s_ap, j_ap = second_order(a[r], pos[r], u)
-        e_an, s_an, j_an = second_order(a[r], neg[r], u)
-        share, tie_jump = mpf(1), mpf(0)
+        d_neg, c_neg, tie_near, d_pn = d_an, c_an, False, None
         if swap:
             d_pn, c_pn = distance(pos[r], neg[r])
-            tie = d_an - d_pn
-            tie_size = c_an + c_pn + log_factor * (d_an + d_pn)
-            share = mpf(1) if tie < 0 else (mpf(1) / 2 if tie == 0 else mpf(0))
-            tie_jump = _kink(mpf(1), tie, tie_size, u)
+            tie_near = abs(d_an - d_pn) <= u * K_KINK * (c_an + c_pn + log_factor * (d_an + d_pn))
             if d_pn < d_an:
-                d_an, c_an = d_pn, c_pn
-        z = m + d_ap - d_an
-        z_size = c_ap + c_an + abs(m) + d_ap + d_an + log_factor * (d_ap + d_an)
+                d_neg, c_neg = d_pn, c_pn
+        share_an, share_pn = _triplet_shares(d_an, d_pn)
+        z = m + d_ap - d_neg
+        z_size = c_ap + c_neg + abs(m) + d_ap + d_neg + log_factor * (d_ap + d_neg)
         near = abs(z) <= u * K_KINK * z_size
-        live = z >= 0 or near
+        if not (z >= 0 or near):
+            continue
+        terms = _triplet_terms_of(wrt, share_an, share_pn)
+        if tie_near:  # either distance may take the negative term: count both fully
+            terms = _triplet_terms_of(wrt, mpf(1), mpf(1) if swap else mpf(0))
+        parts = [
+            (coefficient, pair, *(second if is_second else first)(*pairs[pair], u)) for coefficient, pair, is_second in terms
+        ]
+        exact_terms = _triplet_terms_of(wrt, share_an, share_pn)
+        exact_parts = [
+            (coefficient, (second if is_second else first)(*pairs[pair], u)[0]) for coefficient, pair, is_second in exact_terms
+        ]
         for i in range(dim):
             total = mpf(0)
-            if live:
-                # the summands' magnitudes: g_i = e_ap_i - e_an_i cancels where the directions agree
-                total += s_ap[i] + j_ap[i] + abs(e_ap[i])
-                if share > 0 or tie_jump > 0:
-                    total += s_an[i] + j_an[i] + abs(e_an[i])
-                total += tie_jump * abs(e_an[i])
+            for coefficient, _, e, sens, jump in parts:
+                if coefficient:
+                    total += abs(coefficient) * (sens[i] + jump[i] + abs(e[i]))
+            if tie_near:  # the negative term moves between d(a,n) and d(p,n)
+                total += sum((abs(e[i]) for c_, pair, e, _, _ in parts if c_ and pair != "ap"), mpf(0)) / (u * K_KINK)
             if near:
-                total += abs(e_ap[i] - share * e_an[i]) / (u * K_KINK)
+                total += abs(mpmath.fsum(c_ * e[i] for c_, e in exact_parts)) / (u * K_KINK)
             cond[r, i] = total / d
     return GradientCondition(cond.reshape(np.shape(anchor)), _zeros(np.shape(anchor)), _zeros(np.shape(anchor)))
+
+
+def _negated(second_order):
+    """The second argument's ``(dd/dy, sens, jump)`` of a p-norm distance: ``dd/dy = -dd/dx``
+    and the same second-derivative magnitudes."""
+
+    def apply(x, y, u):
+        e, sens, jump = second_order(x, y, u)
+        return [-v for v in e], sens, jump
+
+    return apply
 
 
 def triplet_margin_loss_grad_condition(
     anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
     size_average=None, reduce=None, reduction: str = "mean", *, wrt: str = "anchor",
 ) -> GradientCondition:
-    """See :func:`_triplet_condition` and :func:`_pnorm_second_order`."""
-    _check_wrt(wrt, ("anchor",), "triplet_margin_loss")
+    """See :func:`_triplet_condition` and :func:`_pnorm_second_order` (``wrt``: ``anchor``,
+    ``positive`` or ``negative``)."""
+    _check_wrt(wrt, ("anchor", "positive", "negative"), "triplet_margin_loss")
     reduction = resolve_reduction(size_average, reduce, reduction)
+    first = lambda x, y, u: _pnorm_second_order(x, y, p, eps, u)  # noqa: E731
     return _triplet_condition(
         anchor, positive, negative, margin, swap, reduction,
-        lambda x, y: pairwise_distance(x, y, p, eps), lambda x, y, u: _pnorm_second_order(x, y, p, eps, u),
+        lambda x, y: pairwise_distance(x, y, p, eps), first, _negated(first), wrt,
     )
 
 
@@ -464,13 +488,17 @@ def triplet_margin_with_distance_loss_grad_condition(
     reduction: str = "mean", wrt: str = "anchor",
 ) -> GradientCondition:
     """As :func:`triplet_margin_loss_grad_condition` for a named distance (``"cosine"``:
-    :func:`_cosine_distance_second_order`)."""
-    _check_wrt(wrt, ("anchor",), "triplet_margin_with_distance_loss")
+    :func:`_cosine_distance_second_order`, symmetric in its two vectors)."""
+    _check_wrt(wrt, ("anchor", "positive", "negative"), "triplet_margin_with_distance_loss")
     from .embedding import _distance
 
     if distance_function == "cosine":
-        second_order = lambda x, y, u: _cosine_distance_second_order(x, y, u)  # noqa: E731
+        first = _cosine_distance_second_order
+        second = lambda x, y, u: _cosine_distance_second_order(y, x, u)  # noqa: E731
     else:
         order = 1 if distance_function == "l1" else 2
-        second_order = lambda x, y, u: _pnorm_second_order(x, y, order, PAIRWISE_EPS, u)  # noqa: E731
-    return _triplet_condition(anchor, positive, negative, margin, swap, reduction, _distance(distance_function), second_order)
+        first = lambda x, y, u: _pnorm_second_order(x, y, order, PAIRWISE_EPS, u)  # noqa: E731
+        second = _negated(first)
+    return _triplet_condition(
+        anchor, positive, negative, margin, swap, reduction, _distance(distance_function), first, second, wrt
+    )

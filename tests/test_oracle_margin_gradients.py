@@ -217,3 +217,59 @@ def test_kink_convention_is_pytorchs(fn, args, kwargs):
     expected = np.array([float(v) for v in exact.reshape(-1)]).reshape(exact.shape)
     # cosine_embedding_loss: torch's EPSILON = 1e-12 moves the value by 1e-12 relative
     np.testing.assert_allclose(torch_grad, expected, rtol=1e-11, atol=0)
+
+
+# ------------------------------------------------------------------ the other parameters
+
+
+def _reordered(fn, wrt: str):
+    """``fn`` with ``wrt`` moved to the front, for the first-argument numerical check."""
+    order = ("anchor", "positive", "negative")
+
+    def call(first, *others, **kwargs):
+        named = dict(zip([n for n in order if n != wrt], others))
+        named[wrt] = first
+        return fn(*(named[n] for n in order), **kwargs)
+
+    return call
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None)
+@given(data=st.data(), wrt=st.sampled_from(["positive", "negative"]), swap=st.booleans(),
+       p=st.sampled_from([1.0, 2.0, 3.0]), name=st.sampled_from([None, "l1", "cosine"]))
+def test_triplet_gradients_of_positive_and_negative(data, wrt, swap, p, name):
+    from .test_oracle_gradients import assert_gradients_agree
+
+    n, d = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
+    arrays = {k: floats_array(data, smooth, (n, d)) for k in ("anchor", "positive", "negative")}
+    others = [arrays[k] for k in ("anchor", "positive", "negative") if k != wrt]
+    kwargs = {"margin": 3.0, "p": p, "swap": swap, "reduction": "sum"}
+    assert_gradients_agree(
+        _reordered(oracle.triplet_margin_loss, wrt),
+        _reordered(lambda *a, **k: oracle.triplet_margin_loss_grad(*a, wrt=wrt, **k), wrt),
+        arrays[wrt], *others, **kwargs,
+    )
+    assert_covers("triplet_margin_loss", arrays, {**kwargs, "wrt": wrt}, cancelling=True)
+    kwargs = {"distance_function": name, "margin": 3.0, "swap": swap, "reduction": "mean"}
+    assert_gradients_agree(
+        _reordered(oracle.triplet_margin_with_distance_loss, wrt),
+        _reordered(lambda *a, **k: oracle.triplet_margin_with_distance_loss_grad(*a, wrt=wrt, **k), wrt),
+        arrays[wrt], *others, **kwargs,
+    )
+    assert_covers("triplet_margin_with_distance_loss", arrays, {**kwargs, "wrt": wrt}, cancelling=True)
+
+
+@pytest.mark.parametrize("wrt", ["positive", "negative"])
+def test_triplet_gradient_of_other_parameters_is_pytorchs(wrt):
+    """The swap tie and an active hinge, w.r.t. positive and negative, against torch eager."""
+    pytest.importorskip("torch")
+    from adapters import load_adapter
+
+    arrays = {"anchor": np.array([[0.0, 0.5]]), "positive": np.array([[2.0, 0.5]]), "negative": np.array([[1.0, 0.5]])}
+    for kwargs in ({"margin": 2.0, "p": 1.0, "eps": 0.0, "swap": True, "reduction": "sum"},
+                   {"margin": 3.0, "swap": False, "reduction": "mean"}):
+        torch_grad = load_adapter("torch").grad("triplet_margin_loss", arrays, kwargs, wrt=wrt)
+        with mpmath.workprec(120):
+            exact = oracle.triplet_margin_loss_grad(*arrays.values(), wrt=wrt, **kwargs)
+        np.testing.assert_allclose(torch_grad, np.array(exact.tolist(), dtype=float), rtol=1e-14, atol=1e-300)
