@@ -83,10 +83,12 @@ def _unit_roundoff(array) -> mpf:
 
 
 def _kink(jump: mpf, z: mpf, size: mpf, u: mpf) -> mpf:
-    """The condition that admits ``jump`` where ``z`` is within ``u K_KINK size`` of the kink."""
+    """The condition that admits ``jump`` where ``z`` is within ``u K_KINK size`` of the kink:
+    ``jump / (u K_KINK)``, plus ``2 jump`` for the other side's own rounding (the ``K_OUT u |g|``
+    = ``8 u jump`` its value would be allowed, as ``K_IN u (2 jump)``)."""
     if jump == 0 or not mpmath.isfinite(z):
         return mpf(0)
-    return jump / (u * K_KINK) if abs(z) <= u * K_KINK * size else mpf(0)
+    return jump / (u * K_KINK) + 2 * jump if abs(z) <= u * K_KINK * size else mpf(0)
 
 
 def _denominator(reduction: str, n: int) -> mpf:
@@ -377,7 +379,7 @@ def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: m
     d = _p_norm(diff, q)
     dim = len(diff)
     if d == 0:
-        return [mpf(0)] * dim, [mpf(0)] * dim, [mpf(1) / (u * K_KINK)] * dim
+        return [mpf(0)] * dim, [mpf(0)] * dim, [_kink(mpf(1), mpf(0), mpf(0), u)] * dim
     e = [mpmath.sign(v) * (abs(v) / d) ** (q - 1) for v in diff]
     sens, jump = [], []
     for i in range(dim):
@@ -450,9 +452,9 @@ def _triplet_condition(anchor, positive, negative, margin, swap, reduction, dist
                 if coefficient:
                     total += abs(coefficient) * (sens[i] + jump[i] + abs(e[i]))
             if tie_near:  # the negative term moves between d(a,n) and d(p,n)
-                total += sum((abs(e[i]) for c_, pair, e, _, _ in parts if c_ and pair != "ap"), mpf(0)) / (u * K_KINK)
+                total += _kink(sum((abs(e[i]) for c_, pair, e, _, _ in parts if c_ and pair != "ap"), mpf(0)), mpf(0), mpf(0), u)
             if near:
-                total += abs(mpmath.fsum(c_ * e[i] for c_, e in exact_parts)) / (u * K_KINK)
+                total += _kink(abs(mpmath.fsum(c_ * e[i] for c_, e in exact_parts)), mpf(0), mpf(0), u)
             cond[r, i] = total / d
     return GradientCondition(cond.reshape(np.shape(anchor)), _zeros(np.shape(anchor)), _zeros(np.shape(anchor)))
 

@@ -683,6 +683,38 @@ def _cosine_epsilon_visible(case: Case) -> bool:
     return bool(np.any(1e-12 / norms > u))
 
 
+def _zero_distance(case: Case) -> bool:
+    """A triplet loss with a pairwise distance whose difference ``x - y + eps`` is exactly zero
+    in some row (``(a, p)``, ``(a, n)``, and ``(p, n)`` with ``swap``): the Euclidean norm's
+    derivative ``v / |v|`` is ``0/0`` there (PyTorch masks it to 0)."""
+    if case.fn == "triplet_margin_loss":
+        eps = float(case.kwargs.get("eps", 1e-6))
+    elif case.fn == "triplet_margin_with_distance_loss" and case.kwargs.get("distance_function") != "cosine":
+        eps = 1e-6
+    else:
+        return False
+    a, p, n = _vectors_of(case)
+    pairs = [(a, p), (a, n)] + ([(p, n)] if case.kwargs.get("swap") else [])
+    with np.errstate(invalid="ignore", over="ignore"):
+        return any(bool(np.any(np.all(x - y + eps == 0, axis=-1))) for x, y in pairs)
+
+
+def _triplet_eps_visible(case: Case) -> bool:
+    """``triplet_margin_loss`` with ``eps > 0`` and a pair ``(a, p)``/``(a, n)`` closer than
+    ``sqrt(eps / u)``: where the eps is added (to each difference, as PyTorch; or to the sum
+    of squares, as optax) changes the distance and its gradient by more than ``u`` relative."""
+    if case.fn != "triplet_margin_loss":
+        return False
+    eps = float(case.kwargs.get("eps", 1e-6))
+    if eps <= 0:
+        return False
+    u = format_of(case.dtype).unit_roundoff
+    a, p, n = _vectors_of(case)
+    with np.errstate(invalid="ignore", over="ignore"):
+        squares = np.concatenate([np.sum((a - y) ** 2, axis=-1) for y in (p, n)])
+    return bool(np.any(squares * u < eps))
+
+
 def _margin_sum_exceeds_max(case: Case) -> bool:
     """A reduction's partial sum exceeds the dtype's max (``intermediate_exceeds_dtype_max``),
     or, for the losses that average over classes, a sample's sum over classes does before
@@ -715,6 +747,8 @@ FEATURES.update({
     "squared_norm_out_of_range": _squared_norm_out_of_range,
     "zero_vector": _zero_vector,
     "cosine_epsilon_visible": _cosine_epsilon_visible,
+    "zero_distance": _zero_distance,
+    "triplet_eps_visible": _triplet_eps_visible,
     "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
     "swap": lambda c: bool(c.kwargs.get("swap", False)),
     "no_swap": lambda c: not c.kwargs.get("swap", False),

@@ -98,6 +98,18 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # exact [-1, 0]; the zero target is clipped to 1e-7
             Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "none"}, "float32"),
         ),
+        "norm-gradient-nan-at-zero-difference": (
+            "test_gradient_edge_cases",
+            # exact 1: d(a, p) = 0 adds 0 (PyTorch's mask), d(a, n) = 1 subtracts -1; tf.norm: 0/0
+            Case("triplet_margin_loss", {"anchor": _a([[0.0]]), "positive": _a([[0.0]]), "negative": _a([[1.0]])},
+                 {"reduction": "sum", "eps": 0.0}, "float32"),
+        ),
+        "squared-norm-out-of-range-gradient": (
+            "test_gradient_matches_oracle",
+            # exact [-2.4e-21, 1.2e-21]; |a|^2 = 5e40 overflows float32: the gradient is 0
+            Case("cosine_embedding_loss", {"input1": _a([[1e20, 2e20]]), "input2": _a([[2e20, 1e20]]),
+                                           "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
+        ),
     },
     "jax": {
         "xla-cpu-flushes-subnormal-gradients": (
@@ -110,6 +122,24 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             "test_gradient_edge_cases",
             # exact 1; 0 * d log(p)/dp = 0 * inf = NaN through jnp.maximum
             Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "cosine-similarity-zero-vector-nan-gradient": (
+            "test_gradient_edge_cases",
+            # no derivative at a zero vector: any finite value passes; optax: 0/0 = NaN
+            Case("cosine_embedding_loss", {"input1": _a([[0.0, 0.0]]), "input2": _a([[1.0, 1.0]]), "target": _a([-1.0])},
+                 {"margin": -0.5, "reduction": "sum"}, "float32"),
+        ),
+        "squared-norm-out-of-range-gradient": (
+            "test_gradient_edge_cases",
+            # exact [-2.4e-21, 1.2e-21]; |a|^2 = 5e40 overflows float32
+            Case("cosine_embedding_loss", {"input1": _a([[1e20, 2e20]]), "input2": _a([[2e20, 1e20]]),
+                                           "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "triplet-eps-added-to-sum-of-powers-gradient": (
+            "test_gradient_matches_oracle",
+            # exact 2 (d(a, p) = eps has direction +1); optax: 0 + 0.125 / sqrt(0.125^2 + 1e-6)
+            Case("triplet_margin_loss", {"anchor": _a([[0.0]]), "positive": _a([[0.0]]), "negative": _a([[0.125]])},
+                 {"reduction": "sum"}, "float32"),
         ),
     },
 }
