@@ -477,7 +477,7 @@ def numerical_grad_condition(grad: Callable[..., np.ndarray], args: dict[str, An
 
 # The margin, ranking and embedding losses' conditions live in their own module (it imports
 # GradientCondition from here, so it is imported last); re-exported for the registry's lookup.
-from .gradients_margin import *  # noqa: E402,F401,F403
+from .gradients_margin import *  # noqa: E402, F403
 from .gradients_margin import __all__ as _margin_all  # noqa: E402
 
 __all__ += _margin_all
