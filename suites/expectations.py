@@ -684,25 +684,28 @@ def _cosine_epsilon_visible(case: Case) -> bool:
 
 
 def _zero_distance(case: Case) -> bool:
-    """A triplet loss with a pairwise distance whose difference ``x - y + eps`` is exactly zero
-    in some row (``(a, p)``, ``(a, n)``, and ``(p, n)`` with ``swap``): the Euclidean norm's
-    derivative ``v / |v|`` is ``0/0`` there (PyTorch masks it to 0)."""
+    """A triplet loss with a pairwise distance whose squared difference ``|x - y + eps|^2`` is
+    zero or below the dtype's smallest normal in some row (``(a, p)``, ``(a, n)``, and
+    ``(p, n)`` with ``swap``): the Euclidean norm's derivative ``v / |v|`` is ``0/0`` (or its
+    squared form underflows) there; PyTorch masks an exact zero to 0."""
     if case.fn == "triplet_margin_loss":
         eps = float(case.kwargs.get("eps", 1e-6))
     elif case.fn == "triplet_margin_with_distance_loss" and case.kwargs.get("distance_function") != "cosine":
         eps = 1e-6
     else:
         return False
+    tiny = format_of(case.dtype).smallest_normal
     a, p, n = _vectors_of(case)
     pairs = [(a, p), (a, n)] + ([(p, n)] if case.kwargs.get("swap") else [])
-    with np.errstate(invalid="ignore", over="ignore"):
-        return any(bool(np.any(np.all(x - y + eps == 0, axis=-1))) for x, y in pairs)
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        return any(bool(np.any(np.sum((x - y + eps) ** 2, axis=-1) < tiny)) for x, y in pairs)
 
 
 def _triplet_eps_visible(case: Case) -> bool:
-    """``triplet_margin_loss`` with ``eps > 0`` and a pair ``(a, p)``/``(a, n)`` closer than
-    ``sqrt(eps / u)``: where the eps is added (to each difference, as PyTorch; or to the sum
-    of squares, as optax) changes the distance and its gradient by more than ``u`` relative."""
+    """``triplet_margin_loss`` with ``eps > 0`` and a component of ``a - p`` or ``a - n`` below
+    ``eps / u``: where the eps is added (to each difference, as PyTorch; or to the sum of
+    squares, as optax) changes that gradient component by more than ``u`` relative (a zero
+    difference: ``eps / d`` against 0)."""
     if case.fn != "triplet_margin_loss":
         return False
     eps = float(case.kwargs.get("eps", 1e-6))
@@ -711,8 +714,21 @@ def _triplet_eps_visible(case: Case) -> bool:
     u = format_of(case.dtype).unit_roundoff
     a, p, n = _vectors_of(case)
     with np.errstate(invalid="ignore", over="ignore"):
-        squares = np.concatenate([np.sum((a - y) ** 2, axis=-1) for y in (p, n)])
-    return bool(np.any(squares * u < eps))
+        return bool(any(np.any(np.abs(a - y) * u < eps) for y in (p, n)))
+
+
+def _multi_margin_double_hinge_overflows(case: Case) -> bool:
+    """``multi_margin_loss`` with ``p = 2`` and some hinge argument ``z = margin - x_y + x_i``
+    whose double ``2 z`` (the squared hinge's derivative, before the division by C) exceeds
+    the dtype's max although the gradient ``2 z / C`` is representable."""
+    if case.fn != "multi_margin_loss" or case.kwargs.get("p", 1) != 2:
+        return False
+    x = np.atleast_2d(np.asarray(case.args["input"], dtype=np.float64))
+    y = np.asarray(case.args["target"]).reshape(-1)
+    margin = float(case.kwargs.get("margin", 1.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = margin - x[np.arange(len(y)), y][:, None] + x
+    return bool(np.any(2 * z[np.isfinite(z)] > format_of(case.dtype).max_finite))
 
 
 def _margin_sum_exceeds_max(case: Case) -> bool:
@@ -749,6 +765,7 @@ FEATURES.update({
     "cosine_epsilon_visible": _cosine_epsilon_visible,
     "zero_distance": _zero_distance,
     "triplet_eps_visible": _triplet_eps_visible,
+    "multi_margin_double_hinge_overflows": _multi_margin_double_hinge_overflows,
     "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
     "swap": lambda c: bool(c.kwargs.get("swap", False)),
     "no_swap": lambda c: not c.kwargs.get("swap", False),

@@ -110,6 +110,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("triplet_margin_loss", {"anchor": _a([[0.0]]), "positive": _a([[0.0]]), "negative": _a([[1.0]])},
                  {"reduction": "sum", "eps": 0.0}, "float32"),
         ),
+        "half-precision-epsilon-underflows-zero-vector-nan-gradient": (
+            "test_gradient_edge_cases",
+            # no derivative at a zero vector: any finite value passes; float16 TensorFlow: NaN
+            Case("cosine_embedding_loss", {"input1": _a([[0.0, 0.0]], "float16"), "input2": _a([[1.0, 1.0]], "float16"),
+                                           "target": _a([-1.0], "float16")}, {"margin": -0.5, "reduction": "sum"}, "float16"),
+        ),
         "squared-norm-out-of-range-gradient": (
             "test_gradient_matches_oracle",
             # exact [-2.4e-21, 1.2e-21]; |a|^2 = 5e40 overflows float32: the gradient is 0
@@ -140,6 +146,27 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # exact [-2.4e-21, 1.2e-21]; |a|^2 = 5e40 overflows float32
             Case("cosine_embedding_loss", {"input1": _a([[1e20, 2e20]]), "input2": _a([[2e20, 1e20]]),
                                            "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "norm-gradient-nan-at-zero-difference": (
+            "test_gradient_edge_cases",
+            # exact 0 (a = p = n); float16: |eps|^2 underflows, the norm's gradient is 0/0
+            Case("triplet_margin_with_distance_loss", {"anchor": _a([[1.0, 2.0]], "float16"),
+                                                       "positive": _a([[1.0, 2.0]], "float16"),
+                                                       "negative": _a([[1.0, 2.0]], "float16")}, {"reduction": "sum"}, "float16"),
+        ),
+        "half-precision-epsilon-underflows-zero-vector-nan-gradient": (
+            "test_gradient_edge_cases",
+            # the cosine distance's gradient at a zero anchor is -b / (1e-8 |b|); optax in float16: NaN
+            Case("triplet_margin_with_distance_loss", {"anchor": _a([[0.0, 0.0]], "float16"),
+                                                       "positive": _a([[1.0, 1.0]], "float16"),
+                                                       "negative": _a([[0.0, 1.0]], "float16")},
+                 {"distance_function": "cosine", "reduction": "sum"}, "float16"),
+        ),
+        "multi-margin-squared-hinge-gradient-overflow": (
+            "test_gradient_matches_oracle",
+            # exact [-32769, 32769] (float16: -+32768); 2 z = 65538 overflows float16 before / C
+            Case("multi_margin_loss", {"input": _a([[-32768.0, 0.0]], "float16"), "target": np.array([0])},
+                 {"p": 2, "reduction": "sum"}, "float16"),
         ),
         "triplet-eps-added-to-sum-of-powers-gradient": (
             "test_gradient_matches_oracle",
