@@ -370,7 +370,9 @@ def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: m
     ``|a_k| + |b_k| + eps`` (relative), so ``sens_i = sum_k |de_i/dv_k| (|a_k| + |b_k| + eps)``.
     Jumps: ``p = 1``'s ``sign(v_i)`` (PyTorch: 0 at ``v_i = 0``) within ``u K_KINK`` of that
     size, and at ``d = 0`` the direction is undefined (PyTorch's gradient is 0): every
-    component may jump by ``|e_i| <= 1``.
+    component may jump by ``|e_i| <= 1``. Scale: ``(p - 1)(ceil(log2 D) + 2) |e_i|``, the
+    computed ``d``'s relative error (the forward model's) raised to the power ``p - 1``.
+    Returns ``(e, sens, jump, scale)``.
     """
     e_ = to_mpf(float(eps))
     diff = _exact_differences(a, b, e_)
@@ -379,8 +381,11 @@ def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: m
     d = _p_norm(diff, q)
     dim = len(diff)
     if d == 0:
-        return [mpf(0)] * dim, [mpf(0)] * dim, [_kink(mpf(1), mpf(0), mpf(0), u)] * dim
+        return [mpf(0)] * dim, [mpf(0)] * dim, [_kink(mpf(1), mpf(0), mpf(0), u)] * dim, [mpf(0)] * dim
     e = [mpmath.sign(v) * (abs(v) / d) ** (q - 1) for v in diff]
+    # the computed d carries the forward model's relative error (ceil(log2 D) + 2) u (sum of
+    # powers, then the root), which the power p - 1 of v_i / d amplifies
+    scale = [(q - 1) * (_sum_error_factor(dim) + 2) * abs(v) for v in e]
     sens, jump = [], []
     for i in range(dim):
         if q == 1:
@@ -393,13 +398,13 @@ def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: m
             total += (q - 1) / d * abs(own - e[i] * e[k]) * size[k]
         sens.append(total)
         jump.append(mpf(0))
-    return e, sens, jump
+    return e, sens, jump, scale
 
 
 def _cosine_distance_second_order(a: np.ndarray, b: np.ndarray, u: mpf):
     """``d = 1 - f`` (:func:`_cosine_second_order` with the docs' eps): the same magnitudes."""
     grad, sens, summands = _cosine_second_order(a, b, to_mpf(COSINE_SIMILARITY_EPS))
-    return [-g for g in grad], [s + m for s, m in zip(sens, summands)], [mpf(0)] * len(grad)
+    return [-g for g in grad], [s + m for s, m in zip(sens, summands)], [mpf(0)] * len(grad), [mpf(0)] * len(grad)
 
 
 def _triplet_condition(anchor, positive, negative, margin, swap, reduction, distance, first, second, wrt) -> GradientCondition:
@@ -409,7 +414,8 @@ def _triplet_condition(anchor, positive, negative, margin, swap, reduction, dist
     directions agree); the hinge's jump ``|g_i|`` within ``u K_KINK S_z`` of ``z = 0`` (``S_z`` the
     forward condition plus scale of ``z``); for ``swap``, within reach of the tie
     ``d(a,n) = d(p,n)``, the jump of moving the negative term from one distance to the other.
-    ``first(x, y, u)``/``second(x, y, u)``: ``(dd/dx, sens, jump)`` / the same for ``dd/dy``."""
+    ``first(x, y, u)``/``second(x, y, u)``: ``(dd/dx, sens, jump, scale)`` / the same for
+    ``dd/dy``; ``scale`` the working scale of the computed distance (:func:`_pnorm_second_order`)."""
     from .embedding import _triplet_shares, _triplet_terms_of
 
     a, _ = _vectors("anchor", anchor)
@@ -419,7 +425,7 @@ def _triplet_condition(anchor, positive, negative, margin, swap, reduction, dist
     n, dim = a.shape
     d = _denominator(reduction, n)
     log_factor = _sum_error_factor(dim) + 2
-    cond = _zeros(a.shape)
+    cond, scale = _zeros(a.shape), _zeros(a.shape)
     for r in range(n):
         pairs = {"ap": (a[r], pos[r]), "an": (a[r], neg[r]), "pn": (pos[r], neg[r])}
         d_ap, c_ap = distance(a[r], pos[r])
@@ -447,16 +453,18 @@ def _triplet_condition(anchor, positive, negative, margin, swap, reduction, dist
             (coefficient, (second if is_second else first)(*pairs[pair], u)[0]) for coefficient, pair, is_second in exact_terms
         ]
         for i in range(dim):
-            total = mpf(0)
-            for coefficient, _, e, sens, jump in parts:
+            total, working = mpf(0), mpf(0)
+            for coefficient, _, e, sens, jump, term_scale in parts:
                 if coefficient:
                     total += abs(coefficient) * (sens[i] + jump[i] + abs(e[i]))
+                    working += abs(coefficient) * term_scale[i]
             if tie_near:  # the negative term moves between d(a,n) and d(p,n)
-                total += _kink(sum((abs(e[i]) for c_, pair, e, _, _ in parts if c_ and pair != "ap"), mpf(0)), mpf(0), mpf(0), u)
+                total += _kink(sum((abs(e[i]) for c_, pair, e, _, _, _ in parts if c_ and pair != "ap"), mpf(0)), mpf(0), mpf(0), u)
             if near:
                 total += _kink(abs(mpmath.fsum(c_ * e[i] for c_, e in exact_parts)), mpf(0), mpf(0), u)
             cond[r, i] = total / d
-    return GradientCondition(cond.reshape(np.shape(anchor)), _zeros(np.shape(anchor)), _zeros(np.shape(anchor)))
+            scale[r, i] = working / d
+    return GradientCondition(cond.reshape(np.shape(anchor)), scale.reshape(np.shape(anchor)), _zeros(np.shape(anchor)))
 
 
 def _negated(second_order):
@@ -464,8 +472,8 @@ def _negated(second_order):
     and the same second-derivative magnitudes."""
 
     def apply(x, y, u):
-        e, sens, jump = second_order(x, y, u)
-        return [-v for v in e], sens, jump
+        e, sens, jump, scale = second_order(x, y, u)
+        return [-v for v in e], sens, jump, scale
 
     return apply
 
