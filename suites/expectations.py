@@ -731,6 +731,19 @@ def _multi_margin_double_hinge_overflows(case: Case) -> bool:
     return bool(np.any(2 * z[np.isfinite(z)] > format_of(case.dtype).max_finite))
 
 
+def _pnorm_zero_component(case: Case) -> bool:
+    """``triplet_margin_loss`` with ``p`` other than 1 and 2 and a difference ``x - y + eps`` with
+    a zero component: ``|v|^p``'s derivative is computed as ``p |v|^p / v`` = 0/0 there by
+    a ``pow``-based backward pass (the exact derivative is 0)."""
+    if case.fn != "triplet_margin_loss" or float(case.kwargs.get("p", 2)) in (1.0, 2.0):
+        return False
+    eps = float(case.kwargs.get("eps", 1e-6))
+    a, p, n = _vectors_of(case)
+    pairs = [(a, p), (a, n)] + ([(p, n)] if case.kwargs.get("swap") else [])
+    with np.errstate(invalid="ignore", over="ignore"):
+        return any(bool(np.any(x - y + eps == 0)) for x, y in pairs)
+
+
 def _margin_sum_exceeds_max(case: Case) -> bool:
     """A reduction's partial sum exceeds the dtype's max (``intermediate_exceeds_dtype_max``),
     or, for the losses that average over classes, a sample's sum over classes does before
@@ -765,6 +778,7 @@ FEATURES.update({
     "cosine_epsilon_visible": _cosine_epsilon_visible,
     "zero_distance": _zero_distance,
     "triplet_eps_visible": _triplet_eps_visible,
+    "pnorm_zero_component": _pnorm_zero_component,
     "multi_margin_double_hinge_overflows": _multi_margin_double_hinge_overflows,
     "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
     "swap": lambda c: bool(c.kwargs.get("swap", False)),

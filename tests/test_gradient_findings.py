@@ -168,6 +168,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("multi_margin_loss", {"input": _a([[-32768.0, 0.0]], "float16"), "target": np.array([0])},
                  {"p": 2, "reduction": "sum"}, "float16"),
         ),
+        "pnorm-gradient-nan-at-zero-component": (
+            "test_gradient_matches_oracle",
+            # exact [0, 0] (equal distances); jnp.power's gradient at the zero component is NaN
+            Case("triplet_margin_loss", {"anchor": _a([[0.0, -0.125]]), "positive": _a([[0.0, 0.0]]),
+                                         "negative": _a([[0.0, 0.0]])}, {"p": 3.0, "eps": 0.0, "reduction": "sum"}, "float32"),
+        ),
         "triplet-eps-added-to-sum-of-powers-gradient": (
             "test_gradient_matches_oracle",
             # exact 2 (d(a, p) = eps has direction +1); optax: 0 + 0.125 / sqrt(0.125^2 + 1e-6)
