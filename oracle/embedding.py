@@ -181,6 +181,8 @@ def cosine_embedding_loss_grad(
     lt = cosine_embedding_loss_terms(input1, input2, target, margin, size_average, reduce, reduction)
     a, _ = _vectors("input1", input1)
     b, _ = _vectors("input2", input2)
+    if wrt not in ("input1", "input2"):
+        raise ValueError(f"cosine_embedding_loss: no gradient w.r.t. {wrt!r}; the oracle differentiates input1, input2")
     if wrt == "input2":
         a, b = b, a
     y = mp_array(target).reshape(-1)
@@ -350,38 +352,73 @@ def triplet_margin_with_distance_loss(
     ).value
 
 
-def _triplet_grad(anchor, positive, negative, margin, swap, lt: LossTerms, distance, grad_a) -> np.ndarray:
-    """Gradient w.r.t. ``anchor``: ``dd(a,p)/da - [dd(a,n)/da]`` where the hinge is active
-    (``>= 0``); with ``swap`` the anchor term counts fully if ``d(a,n) < d(p,n)``, half at a tie."""
+#: The parameters a triplet loss is differentiated by.
+TRIPLET_PARAMETERS = ("anchor", "positive", "negative")
+
+
+def _triplet_shares(d_an: mpf, d_pn: mpf | None) -> tuple[mpf, mpf]:
+    """How the negative distance ``min(d(a,n), d(p,n))`` splits its gradient between ``d(a,n)``
+    and ``d(p,n)``: all to the smaller, half each at a tie (``torch.minimum``'s backward);
+    without ``swap`` (``d_pn`` None) all to ``d(a,n)``."""
+    if d_pn is None:
+        return mpf(1), mpf(0)
+    if d_an < d_pn:
+        return mpf(1), mpf(0)
+    if d_an == d_pn:
+        return mpf(1) / 2, mpf(1) / 2
+    return mpf(0), mpf(1)
+
+
+def _triplet_terms_of(wrt: str, share_an: mpf, share_pn: mpf) -> list[tuple[mpf, str, bool]]:
+    """``g_wrt = sum coefficient * dd(pair)/d(wrt)``: (coefficient, pair, wrt is the pair's
+    second argument) from ``t = margin + d(a,p) - share_an d(a,n) - share_pn d(p,n)``."""
+    if wrt == "anchor":
+        return [(mpf(1), "ap", False), (-share_an, "an", False)]
+    if wrt == "positive":
+        return [(mpf(1), "ap", True), (-share_pn, "pn", False)]
+    if wrt == "negative":
+        return [(-share_an, "an", True), (-share_pn, "pn", True)]
+    raise ValueError(f"no gradient w.r.t. {wrt!r}: a triplet loss is differentiated by {', '.join(TRIPLET_PARAMETERS)}")
+
+
+def _triplet_grad(anchor, positive, negative, margin, swap, lt: LossTerms, distance, grad_first, grad_second, wrt: str) -> np.ndarray:
+    """Gradient w.r.t. ``wrt`` (:func:`_triplet_terms_of`) where the hinge is active (``>= 0``);
+    with ``swap`` the negative distance's gradient goes to the smaller of ``d(a,n)``,
+    ``d(p,n)``, half to each at a tie. ``grad_first(x, y)``/``grad_second(x, y)``: ``d(x, y)``'s
+    gradient w.r.t. ``x``/``y``."""
+    _triplet_terms_of(wrt, mpf(1), mpf(0))  # an unknown wrt raises before any work
     a, _ = _vectors("anchor", anchor)
     p, _ = _vectors("positive", positive)
     ng, _ = _vectors("negative", negative)
     m = to_mpf(float(margin))
     grad = np.empty(a.shape, dtype=object)
     for r in range(a.shape[0]):
+        pairs = {"ap": (a[r], p[r]), "an": (a[r], ng[r]), "pn": (p[r], ng[r])}
         d_ap, _ = distance(a[r], p[r])
         d_an, _ = distance(a[r], ng[r])
-        share = mpf(1)
-        if swap:
-            d_pn, _ = distance(p[r], ng[r])
-            share = mpf(1) if d_an < d_pn else (mpf(1) / 2 if d_an == d_pn else mpf(0))
-            d_an = min(d_an, d_pn)
-        if m + d_ap - d_an >= 0:
-            grad[r] = grad_a(a[r], p[r]) - share * grad_a(a[r], ng[r])
-        else:
-            grad[r] = np.full(a.shape[1], mpf(0), dtype=object)
+        d_pn = distance(p[r], ng[r])[0] if swap else None
+        share_an, share_pn = _triplet_shares(d_an, d_pn)
+        d_neg = min(d_an, d_pn) if swap else d_an
+        total = np.full(a.shape[1], mpf(0), dtype=object)
+        if m + d_ap - d_neg >= 0:
+            for coefficient, pair, second in _triplet_terms_of(wrt, share_an, share_pn):
+                if coefficient:
+                    total = total + coefficient * (grad_second if second else grad_first)(*pairs[pair])
+        grad[r] = total
     return _scaled(grad, lt).reshape(np.shape(anchor))
 
 
 def triplet_margin_loss_grad(
     anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
-    size_average=None, reduce=None, reduction: str = "mean",
+    size_average=None, reduce=None, reduction: str = "mean", *, wrt: str = "anchor",
 ) -> np.ndarray:
-    """Gradient of the output's sum w.r.t. ``anchor`` (module docstring for the kinks)."""
+    """Gradient of the output's sum w.r.t. ``wrt`` (``anchor``, ``positive`` or ``negative``;
+    module docstring for the kinks). ``d(x, y) = ||x - y + eps||_p``: ``dd/dy = -dd/dx``."""
     lt = triplet_margin_loss_terms(anchor, positive, negative, margin, p, eps, swap, size_average, reduce, reduction)
     return _triplet_grad(
         anchor, positive, negative, margin, swap, lt,
         lambda x, y: pairwise_distance(x, y, p, eps), lambda x, y: _pairwise_grad_a(x, y, p, eps),
+        lambda x, y: -_pairwise_grad_a(x, y, p, eps), wrt,
     )
 
 
@@ -403,18 +440,23 @@ def _cosine_distance_grad_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def triplet_margin_with_distance_loss_grad(
     anchor, positive, negative, *, distance_function: str | None = None, margin: float = 1.0, swap: bool = False,
-    reduction: str = "mean",
+    reduction: str = "mean", wrt: str = "anchor",
 ) -> np.ndarray:
-    """Gradient of the output's sum w.r.t. ``anchor`` for a named distance."""
+    """Gradient of the output's sum w.r.t. ``wrt`` for a named distance (the cosine distance is
+    symmetric: ``dd(x, y)/dy = dd(y, x)/dy``)."""
     lt = triplet_margin_with_distance_loss_terms(
         anchor, positive, negative, distance_function=distance_function, margin=margin, swap=swap, reduction=reduction
     )
     if distance_function == "cosine":
-        grad_a = _cosine_distance_grad_a
+        grad_first = _cosine_distance_grad_a
+        grad_second = lambda x, y: _cosine_distance_grad_a(y, x)  # noqa: E731
     else:
         order = 1 if distance_function == "l1" else 2
-        grad_a = lambda x, y: _pairwise_grad_a(x, y, order, PAIRWISE_EPS)  # noqa: E731
-    return _triplet_grad(anchor, positive, negative, margin, swap, lt, _distance(distance_function), grad_a)
+        grad_first = lambda x, y: _pairwise_grad_a(x, y, order, PAIRWISE_EPS)  # noqa: E731
+        grad_second = lambda x, y: -_pairwise_grad_a(x, y, order, PAIRWISE_EPS)  # noqa: E731
+    return _triplet_grad(
+        anchor, positive, negative, margin, swap, lt, _distance(distance_function), grad_first, grad_second, wrt
+    )
 
 
 

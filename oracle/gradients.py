@@ -473,3 +473,11 @@ def numerical_grad_condition(grad: Callable[..., np.ndarray], args: dict[str, An
                 for i in np.ndindex(cond.shape):
                     cond[i] += abs(zk * (moved[0][i] - moved[1][i]) / (2 * h))
     return GradientCondition(cond, _zeros(cond.shape), _zeros(cond.shape))
+
+
+# The margin, ranking and embedding losses' conditions live in their own module (it imports
+# GradientCondition from here, so it is imported last); re-exported for the registry's lookup.
+from .gradients_margin import *  # noqa: E402, F403
+from .gradients_margin import __all__ as _margin_all  # noqa: E402
+
+__all__ += _margin_all

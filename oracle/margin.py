@@ -95,6 +95,13 @@ def _sum_error_factor(m: int) -> int:
     return math.ceil(math.log2(m)) if m > 1 else 0
 
 
+def _only_input(wrt: str, loss: str) -> None:
+    """The loss is differentiated by ``input`` only: its target holds labels (+-1, class
+    indices) or, for ``multilabel_soft_margin_loss``, is not covered yet."""
+    if wrt != "input":
+        raise ValueError(f"{loss}: the oracle differentiates only input, not {wrt!r}")
+
+
 def _hinge(z: mpf) -> mpf:
     return z if z > 0 else mpf(0)
 
@@ -145,7 +152,9 @@ def margin_ranking_loss_grad(
     lt = margin_ranking_loss_terms(input1, input2, target, margin, size_average, reduce, reduction)
     x1, x2, y = _floats(input1), _floats(input2), mp_array(target)
     m = mp_array(np.asarray(margin, dtype=np.float64))[()]
-    sign = {"input1": 1, "input2": -1}[wrt]
+    if wrt not in ("input1", "input2"):
+        raise ValueError(f"margin_ranking_loss: no gradient w.r.t. {wrt!r}; the oracle differentiates input1, input2")
+    sign = 1 if wrt == "input1" else -1
     grad = np.empty(x1.shape, dtype=object)
     for idx in np.ndindex(x1.shape):
         active = -y[idx] * (x1[idx] - x2[idx]) + m >= 0
@@ -183,10 +192,11 @@ def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, 
 
 
 def hinge_embedding_loss_grad(
-    input, target, margin: float = 1.0, size_average=None, reduce=None, reduction: str = "mean"
+    input, target, margin: float = 1.0, size_average=None, reduce=None, reduction: str = "mean", *, wrt: str = "input"
 ) -> np.ndarray:
     """``dt/dx = 1`` for ``y = 1``; ``-1`` for ``y = -1`` where ``margin - x >= 0``
     (``clamp_min`` backward: active at the kink), else 0."""
+    _only_input(wrt, "hinge_embedding_loss")
     lt = hinge_embedding_loss_terms(input, target, margin, size_average, reduce, reduction)
     x, y = _floats(input), mp_array(target)
     m = mp_array(np.asarray(margin, dtype=np.float64))[()]
@@ -229,8 +239,11 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: s
     return soft_margin_loss_terms(input, target, size_average, reduce, reduction).value
 
 
-def soft_margin_loss_grad(input, target, size_average=None, reduce=None, reduction: str = "mean") -> np.ndarray:
+def soft_margin_loss_grad(
+    input, target, size_average=None, reduce=None, reduction: str = "mean", *, wrt: str = "input"
+) -> np.ndarray:
     """``dt/dx = -y sigma(-y x)`` (smooth everywhere)."""
+    _only_input(wrt, "soft_margin_loss")
     lt = soft_margin_loss_terms(input, target, size_average, reduce, reduction)
     x, y = _floats(input), mp_array(target)
     grad = np.empty(x.shape, dtype=object)
@@ -303,9 +316,10 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
 
 
 def multilabel_soft_margin_loss_grad(
-    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"
+    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean", *, wrt: str = "input"
 ) -> np.ndarray:
     """``dt_n/dx_{nc} = w_c [(1 - y) sigma(x) - y sigma(-x)] / C`` (smooth)."""
+    _only_input(wrt, "multilabel_soft_margin_loss")
     lt = multilabel_soft_margin_loss_terms(input, target, weight, size_average, reduce, reduction)
     x = mp_array(input)
     rows, _ = _class_rows(x)
@@ -394,10 +408,12 @@ def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=Non
 
 
 def multi_margin_loss_grad(
-    input, target, p: int = 1, margin: float = 1.0, weight=None, size_average=None, reduce=None, reduction: str = "mean"
+    input, target, p: int = 1, margin: float = 1.0, weight=None, size_average=None, reduce=None, reduction: str = "mean",
+    *, wrt: str = "input",
 ) -> np.ndarray:
     """For each class ``i != y`` with ``z_i = margin - x_y + x_i > 0`` (strictly: PyTorch's
     backward skips ``z = 0``): ``dt/dx_i = w_y p z_i^{p-1} / C`` and ``dt/dx_y -=`` the same."""
+    _only_input(wrt, "multi_margin_loss")
     lt = multi_margin_loss_terms(input, target, p, margin, weight, size_average, reduce, reduction)
     x = mp_array(input)
     rows, _ = _class_rows(x)
@@ -477,9 +493,12 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     return multilabel_margin_loss_terms(input, target, size_average, reduce, reduction).value
 
 
-def multilabel_margin_loss_grad(input, target, size_average=None, reduce=None, reduction: str = "mean") -> np.ndarray:
+def multilabel_margin_loss_grad(
+    input, target, size_average=None, reduce=None, reduction: str = "mean", *, wrt: str = "input"
+) -> np.ndarray:
     """Each listed ``j`` and non-target ``i`` with ``z = 1 - x_j + x_i > 0`` (strictly, as
     PyTorch's backward) adds ``1/C`` to ``dt/dx_i`` and ``-1/C`` to ``dt/dx_j``."""
+    _only_input(wrt, "multilabel_margin_loss")
     lt = multilabel_margin_loss_terms(input, target, size_average, reduce, reduction)
     x = mp_array(input)
     rows, _ = _class_rows(x)

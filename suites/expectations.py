@@ -691,6 +691,80 @@ def _zero_vector(case: Case) -> bool:
     return any(bool(np.any(np.all(v == 0, axis=-1))) for v in _vectors_of(case))
 
 
+def _cosine_epsilon_visible(case: Case) -> bool:
+    """``cosine_embedding_loss`` where PyTorch's ``EPSILON = 1e-12`` (added to each squared
+    norm) is not negligible in the dtype: ``1e-12 / |v|^2 > u`` for some nonzero input vector
+    (the relative change it makes to the cosine and its gradient)."""
+    if case.fn != "cosine_embedding_loss":
+        return False
+    u = format_of(case.dtype).unit_roundoff
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.concatenate([np.sum(v * v, axis=-1).reshape(-1) for v in _vectors_of(case)[:2]])
+    norms = norms[np.isfinite(norms) & (norms > 0)]
+    return bool(np.any(1e-12 / norms > u))
+
+
+def _zero_distance(case: Case) -> bool:
+    """A triplet loss with a pairwise distance whose squared difference ``|x - y + eps|^2`` is
+    zero or below the dtype's smallest normal in some row (``(a, p)``, ``(a, n)``, and
+    ``(p, n)`` with ``swap``): the Euclidean norm's derivative ``v / |v|`` is ``0/0`` (or its
+    squared form underflows) there; PyTorch masks an exact zero to 0."""
+    if case.fn == "triplet_margin_loss":
+        eps = float(case.kwargs.get("eps", 1e-6))
+    elif case.fn == "triplet_margin_with_distance_loss" and case.kwargs.get("distance_function") != "cosine":
+        eps = 1e-6
+    else:
+        return False
+    tiny = format_of(case.dtype).smallest_normal
+    a, p, n = _vectors_of(case)
+    pairs = [(a, p), (a, n)] + ([(p, n)] if case.kwargs.get("swap") else [])
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        return any(bool(np.any(np.sum((x - y + eps) ** 2, axis=-1) < tiny)) for x, y in pairs)
+
+
+def _triplet_eps_visible(case: Case) -> bool:
+    """``triplet_margin_loss`` with ``eps > 0`` and a component of ``a - p`` or ``a - n`` below
+    ``eps / u``: where the eps is added (to each difference, as PyTorch; or to the sum of
+    squares, as optax) changes that gradient component by more than ``u`` relative (a zero
+    difference: ``eps / d`` against 0)."""
+    if case.fn != "triplet_margin_loss":
+        return False
+    eps = float(case.kwargs.get("eps", 1e-6))
+    if eps <= 0:
+        return False
+    u = format_of(case.dtype).unit_roundoff
+    a, p, n = _vectors_of(case)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(any(np.any(np.abs(a - y) * u < eps) for y in (p, n)))
+
+
+def _multi_margin_double_hinge_overflows(case: Case) -> bool:
+    """``multi_margin_loss`` with ``p = 2`` and some hinge argument ``z = margin - x_y + x_i``
+    whose double ``2 z`` (the squared hinge's derivative, before the division by C) exceeds
+    the dtype's max although the gradient ``2 z / C`` is representable."""
+    if case.fn != "multi_margin_loss" or case.kwargs.get("p", 1) != 2:
+        return False
+    x = np.atleast_2d(np.asarray(case.args["input"], dtype=np.float64))
+    y = np.asarray(case.args["target"]).reshape(-1)
+    margin = float(case.kwargs.get("margin", 1.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = margin - x[np.arange(len(y)), y][:, None] + x
+    return bool(np.any(2 * z[np.isfinite(z)] > format_of(case.dtype).max_finite))
+
+
+def _pnorm_zero_component(case: Case) -> bool:
+    """``triplet_margin_loss`` with ``p`` other than 1 and 2 and a difference ``x - y + eps`` with
+    a zero component: ``|v|^p``'s derivative is computed as ``p |v|^p / v`` = 0/0 there by
+    a ``pow``-based backward pass (the exact derivative is 0)."""
+    if case.fn != "triplet_margin_loss" or float(case.kwargs.get("p", 2)) in (1.0, 2.0):
+        return False
+    eps = float(case.kwargs.get("eps", 1e-6))
+    a, p, n = _vectors_of(case)
+    pairs = [(a, p), (a, n)] + ([(p, n)] if case.kwargs.get("swap") else [])
+    with np.errstate(invalid="ignore", over="ignore"):
+        return any(bool(np.any(x - y + eps == 0)) for x, y in pairs)
+
+
 def _margin_sum_exceeds_max(case: Case) -> bool:
     """A reduction's partial sum exceeds the dtype's max (``intermediate_exceeds_dtype_max``),
     or, for the losses that average over classes, a sample's sum over classes does before
@@ -723,6 +797,11 @@ FEATURES.update({
     "inputs_span_exceeds_dtype_max": _inputs_span_exceeds_max,
     "squared_norm_out_of_range": _squared_norm_out_of_range,
     "zero_vector": _zero_vector,
+    "cosine_epsilon_visible": _cosine_epsilon_visible,
+    "zero_distance": _zero_distance,
+    "triplet_eps_visible": _triplet_eps_visible,
+    "pnorm_zero_component": _pnorm_zero_component,
+    "multi_margin_double_hinge_overflows": _multi_margin_double_hinge_overflows,
     "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
     "swap": lambda c: bool(c.kwargs.get("swap", False)),
     "no_swap": lambda c: not c.kwargs.get("swap", False),

@@ -175,14 +175,21 @@ def _evaluate(key: _CaseKey) -> GradientEvaluation:
     return GradientEvaluation(exact, np.asarray(rounded), gradient_bound(exact, gc, fmt))
 
 
+def primary_parameter(case: Case) -> str:
+    """The parameter the gradient is taken w.r.t.: the spec function's first (``input``,
+    ``input1``, ``anchor``) -- the one the oracle's ``<loss>_grad`` differentiates by default."""
+    return next(iter(case.args))
+
+
 def call_adapter_grad(adapter, case: Case) -> np.ndarray:
-    """The adapter's gradient of the output's sum w.r.t. ``input``, contract enforced:
-    a NumPy array of ``input``'s shape and dtype. No ``grad``, or NotImplementedError,
-    is :class:`Unsupported`; any other exception an :class:`AdapterFailure`."""
+    """The adapter's gradient of the output's sum w.r.t. the first parameter (``input``),
+    contract enforced: a NumPy array of that parameter's shape and dtype. No ``grad``, or
+    NotImplementedError, is :class:`Unsupported`; any other exception an :class:`AdapterFailure`."""
     if not getattr(adapter, "supports_grad", False):
         raise Unsupported(f"adapter {adapter.name!r} computes no gradients (it has no grad function)")
+    wrt = primary_parameter(case)
     try:
-        result = adapter.grad(case.fn, case.args, case.kwargs, wrt="input")
+        result = adapter.grad(case.fn, case.args, case.kwargs, wrt=wrt)
     except NotImplementedError as exc:
         raise Unsupported(f"{adapter.name}.grad({case.fn}): {exc or 'not implemented'}") from exc
     except Exception as exc:
@@ -194,16 +201,16 @@ def call_adapter_grad(adapter, case: Case) -> np.ndarray:
             f"NumPy arrays of input's shape and dtype"
         )
     result = np.asarray(result)
-    x = np.asarray(case.args["input"])
+    x = np.asarray(case.args[wrt])
     if result.dtype != x.dtype:
         raise AdapterContractError(
             f"{adapter.name}.grad({case.fn!r}) returned dtype {result.dtype}; the gradient must "
-            f"keep input's dtype {x.dtype}"
+            f"keep {wrt}'s dtype {x.dtype}"
         )
     if result.shape != x.shape:
         raise AdapterContractError(
             f"{adapter.name}.grad({case.fn!r}) returned shape {result.shape}; the gradient has "
-            f"input's shape {x.shape}"
+            f"{wrt}'s shape {x.shape}"
         )
     return result
 
@@ -211,10 +218,11 @@ def call_adapter_grad(adapter, case: Case) -> np.ndarray:
 def _message(adapter, case: Case, problem: str, evaluation: GradientEvaluation, verdict, observed) -> str:
     text = failure_message(adapter, case, problem, evaluation, verdict, observed)
     head, _, rest = text.partition("\n")
-    head = head.replace(f"{case.fn} [", f"gradient d sum({case.fn}(...))/d input [", 1)
+    wrt = primary_parameter(case)
+    head = head.replace(f"{case.fn} [", f"gradient d sum({case.fn}(...))/d {wrt} [", 1)
     note = (
         "  gradient: the adapter's grad(), i.e. the framework's autodiff of the output's sum "
-        "w.r.t. input; differentiate the repro's output the same way"
+        f"w.r.t. {wrt}; differentiate the repro's output the same way"
     )
     return "\n".join([head, rest, note])
 

@@ -39,6 +39,29 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cross_entropy", {"input": _a([[0.0, 0.0], [-np.inf, -np.inf]]), "target": np.array([0, -100])},
                  {"reduction": "sum"}, "float32"),
         ),
+        "soft-margin-backward-exp-overflow-nan": (
+            "test_gradient_matches_oracle",
+            # exact -sigma(100) = -1 to float32; PyTorch: -z / (1 + z) with z = exp(100) = inf: NaN
+            Case("soft_margin_loss", {"input": _a([-100.0]), "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "squared-norm-out-of-range-gradient": (
+            "test_gradient_matches_oracle",
+            # exact [-0.7071, -1.7071]: in float32 |a - p|^2 = 3.4e38 overflows: d(a, p)'s gradient is lost
+            Case("triplet_margin_loss", {"anchor": _a([[0.0, 0.0]]), "positive": _a([[0.0, 1.8446744e19]]),
+                                         "negative": _a([[0.0, 0.0]])}, {"reduction": "sum"}, "float32"),
+        ),
+        "cosine-embedding-epsilon-gradient": (
+            "test_gradient_edge_cases",
+            # parallel vectors: the exact gradient is 0; with EPSILON = 1e-12 it is -4e-14, -8e-14
+            Case("cosine_embedding_loss", {"input1": _a([[1.0, 2.0]], "float64"), "input2": _a([[2.0, 4.0]], "float64"),
+                                           "target": _a([1.0], "float64")}, {"reduction": "sum"}, "float64"),
+        ),
+        "half-precision-epsilon-underflows-zero-vector-nan-gradient": (
+            "test_gradient_edge_cases",
+            # no derivative at a zero vector: any finite value passes; float16 torch: 0/0 = NaN
+            Case("cosine_embedding_loss", {"input1": _a([[0.0, 0.0]], "float16"), "input2": _a([[1.0, 1.0]], "float16"),
+                                           "target": _a([-1.0], "float16")}, {"margin": -0.5, "reduction": "sum"}, "float16"),
+        ),
     },
     "torch-compile": {
         "bce-backward-divides-by-clamped-x-one-minus-x": (
@@ -88,6 +111,24 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # exact [-1, 0]; the zero target is clipped to 1e-7
             Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "none"}, "float32"),
         ),
+        "norm-gradient-nan-at-zero-difference": (
+            "test_gradient_edge_cases",
+            # exact 1: d(a, p) = 0 adds 0 (PyTorch's mask), d(a, n) = 1 subtracts -1; tf.norm: 0/0
+            Case("triplet_margin_loss", {"anchor": _a([[0.0]]), "positive": _a([[0.0]]), "negative": _a([[1.0]])},
+                 {"reduction": "sum", "eps": 0.0}, "float32"),
+        ),
+        "half-precision-epsilon-underflows-zero-vector-nan-gradient": (
+            "test_gradient_edge_cases",
+            # no derivative at a zero vector: any finite value passes; float16 TensorFlow: NaN
+            Case("cosine_embedding_loss", {"input1": _a([[0.0, 0.0]], "float16"), "input2": _a([[1.0, 1.0]], "float16"),
+                                           "target": _a([-1.0], "float16")}, {"margin": -0.5, "reduction": "sum"}, "float16"),
+        ),
+        "squared-norm-out-of-range-gradient": (
+            "test_gradient_matches_oracle",
+            # exact [-2.4e-21, 1.2e-21]; |a|^2 = 5e40 overflows float32: the gradient is 0
+            Case("cosine_embedding_loss", {"input1": _a([[1e20, 2e20]]), "input2": _a([[2e20, 1e20]]),
+                                           "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
+        ),
     },
     "jax": {
         "xla-cpu-flushes-subnormal-gradients": (
@@ -100,6 +141,51 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             "test_gradient_edge_cases",
             # exact 1; 0 * d log(p)/dp = 0 * inf = NaN through jnp.maximum
             Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "cosine-similarity-zero-vector-nan-gradient": (
+            "test_gradient_edge_cases",
+            # no derivative at a zero vector: any finite value passes; optax: 0/0 = NaN
+            Case("cosine_embedding_loss", {"input1": _a([[0.0, 0.0]]), "input2": _a([[1.0, 1.0]]), "target": _a([-1.0])},
+                 {"margin": -0.5, "reduction": "sum"}, "float32"),
+        ),
+        "squared-norm-out-of-range-gradient": (
+            "test_gradient_edge_cases",
+            # exact [-2.4e-21, 1.2e-21]; |a|^2 = 5e40 overflows float32
+            Case("cosine_embedding_loss", {"input1": _a([[1e20, 2e20]]), "input2": _a([[2e20, 1e20]]),
+                                           "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "norm-gradient-nan-at-zero-difference": (
+            "test_gradient_edge_cases",
+            # exact 0 (a = p = n); float16: |eps|^2 underflows, the norm's gradient is 0/0
+            Case("triplet_margin_with_distance_loss", {"anchor": _a([[1.0, 2.0]], "float16"),
+                                                       "positive": _a([[1.0, 2.0]], "float16"),
+                                                       "negative": _a([[1.0, 2.0]], "float16")}, {"reduction": "sum"}, "float16"),
+        ),
+        "half-precision-epsilon-underflows-zero-vector-nan-gradient": (
+            "test_gradient_edge_cases",
+            # the cosine distance's gradient at a zero anchor is -b / (1e-8 |b|); optax in float16: NaN
+            Case("triplet_margin_with_distance_loss", {"anchor": _a([[0.0, 0.0]], "float16"),
+                                                       "positive": _a([[1.0, 1.0]], "float16"),
+                                                       "negative": _a([[0.0, 1.0]], "float16")},
+                 {"distance_function": "cosine", "reduction": "sum"}, "float16"),
+        ),
+        "multi-margin-squared-hinge-gradient-overflow": (
+            "test_gradient_matches_oracle",
+            # exact [-32769, 32769] (float16: -+32768); 2 z = 65538 overflows float16 before / C
+            Case("multi_margin_loss", {"input": _a([[-32768.0, 0.0]], "float16"), "target": np.array([0])},
+                 {"p": 2, "reduction": "sum"}, "float16"),
+        ),
+        "pnorm-gradient-nan-at-zero-component": (
+            "test_gradient_matches_oracle",
+            # exact [0, 0] (equal distances); jnp.power's gradient at the zero component is NaN
+            Case("triplet_margin_loss", {"anchor": _a([[0.0, -0.125]]), "positive": _a([[0.0, 0.0]]),
+                                         "negative": _a([[0.0, 0.0]])}, {"p": 3.0, "eps": 0.0, "reduction": "sum"}, "float32"),
+        ),
+        "triplet-eps-added-to-sum-of-powers-gradient": (
+            "test_gradient_matches_oracle",
+            # exact 2 (d(a, p) = eps has direction +1); optax: 0 + 0.125 / sqrt(0.125^2 + 1e-6)
+            Case("triplet_margin_loss", {"anchor": _a([[0.0]]), "positive": _a([[0.0]]), "negative": _a([[0.125]])},
+                 {"reduction": "sum"}, "float32"),
         ),
     },
 }
