@@ -330,11 +330,23 @@ def test_triplet_margin_loss_against_arb(name, data, reduction, swap, p, eps):
             d_an = dist(a[r], ng[r])
             if swap:
                 d_pn = dist(pos[r], ng[r])
-                d_an = d_an if d_an < d_pn else d_pn if d_pn < d_an else d_an if (d_an - d_pn).is_zero() else _undecided()
+                tie = (d_an - d_pn).is_zero() or _same_magnitudes(a[r], pos[r], ng[r], eps)
+                d_an = d_an if d_an < d_pn else d_pn if d_pn < d_an else d_an if tie else _undecided()
             terms.append(arb_hinge(1 + dist(a[r], pos[r]) - d_an))
         return reduce_terms(terms, (n,), reduction, arb(n))
 
     check(lambda: oracle.triplet_margin_loss(a, pos, ng, p=p, eps=eps, swap=swap, reduction=reduction), naive, name, "triplet")
+
+
+def _same_magnitudes(a_row, pos_row, neg_row, eps) -> bool:
+    """``d(a, n) == d(p, n)`` exactly: the same multiset of ``|s - t + eps|`` (exact
+    rationals), which two balls around equal distances cannot show."""
+    from fractions import Fraction
+
+    def magnitudes(u):
+        return sorted(abs(Fraction(float(s)) - Fraction(float(t)) + Fraction(eps)) for s, t in zip(u, neg_row))
+
+    return magnitudes(a_row) == magnitudes(pos_row)
 
 
 def _undecided():
