@@ -27,6 +27,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "torch-nn": "adapters.torch_modules",
     "tensorflow": "adapters.tensorflow_losses",
     "jax": "adapters.jax_losses",
+    "onnxruntime": "adapters.onnxruntime_losses",
 }
 
 
@@ -44,6 +45,7 @@ _REQUIREMENTS: dict[str, _Framework] = {
     "torch-nn": _Framework("torch", "PyTorch", "torch"),
     "tensorflow": _Framework("tensorflow", "TensorFlow", "tensorflow"),
     "jax": _Framework("optax", "JAX and optax", "jax"),
+    "onnxruntime": _Framework("onnxruntime", "ONNX Runtime and onnx", "onnxruntime"),
 }
 
 

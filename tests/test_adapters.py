@@ -132,6 +132,7 @@ def test_builtin_adapters_are_named() -> None:
         "torch-nn": "adapters.torch_modules",
         "tensorflow": "adapters.tensorflow_losses",
         "jax": "adapters.jax_losses",
+        "onnxruntime": "adapters.onnxruntime_losses",
     }
 
 
