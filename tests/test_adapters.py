@@ -275,6 +275,15 @@ def test_generic_repro_of_external_adapter_reproduces_the_value(
     assert_same_array(namespace["out"], adapter.function("sigmoid")(x))
 
 
+def test_onnxruntime_adapter_reports_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(AdapterUnavailableError) as info:
+        load_adapter("onnxruntime")
+    assert str(info.value) == (
+        "adapter 'onnxruntime' needs ONNX Runtime and onnx: pip install 'lossconf[onnxruntime]'"
+    )
+
+
 def test_adapter_reports_missing_framework(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
     for name in TORCH_ADAPTERS:
