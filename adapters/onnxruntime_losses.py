@@ -52,8 +52,8 @@ LEGACY_REDUCTION_PARAMETERS = ("size_average", "reduce")
 #: The dtypes ONNX Runtime's CPU provider runs these operators in (module docstring).
 SUPPORTED_DTYPES = ("float16", "float32", "float64")
 
-#: Sessions kept per adapter (each a few hundred kB): keyed by operator, dtypes, ranks
-#: and attributes; the oldest is dropped beyond this.
+#: Sessions kept per adapter, keyed by operator, dtypes, ranks and attributes (each
+#: distinct ignore_index is its own session); the oldest is dropped beyond this.
 _MAX_SESSIONS = 128
 
 _OPERATORS = {
