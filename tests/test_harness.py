@@ -220,6 +220,20 @@ def test_unsupported_is_skipped_not_failed(unsupported_run):
     assert (run.report_dir / "index.html").is_file()
 
 
+def test_property_that_never_called_the_adapter_is_no_example(tmp_path):
+    """A property check that returns early (nothing to compare on a case) made no
+    observation: it must not count as a passing example. An adapter supporting none of the
+    regression losses gets "unsupported" for their properties, never "pass"."""
+    run = run_suite(
+        "--adapter", f"{FAULTY}:regression_not_implemented", "--loss", "huber_loss",
+        "--dtype", "float64", "-k", "test_properties", tmp=tmp_path,
+    )
+    assert run.returncode == 0, run.tail()
+    assert run.records, run.tail()
+    for r in run.records:
+        assert (r["verdict"], r["examples"]) == ("unsupported", 0), (r["nodeid"], r["verdict"], r["examples"])
+
+
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
