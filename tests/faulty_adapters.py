@@ -70,6 +70,15 @@ def _softmax(input, dim=None, _stacklevel=3, dtype=None):
     return (e / np.sum(e, axis=dim, keepdims=True)).astype(x.dtype)
 
 
+def _overwrites_input(input):
+    input[...] = 0  # a kernel that works in place on its argument
+    return _sigmoid(input)
+
+
+#: Writes zeros into its input, then returns their sigmoid (0.5 everywhere).
+overwrites_input = SimpleNamespace(name="overwrites-input", version="0.1", sigmoid=_overwrites_input)
+
+
 def _regression_not_implemented(*args, **kwargs):
     raise NotImplementedError("no regression losses in this backend")
 
