@@ -31,6 +31,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "torch-compile": "adapters.torch_compile",
     "torch-compile-dynamic": "adapters.torch_compile_dynamic",
     "paddle": "adapters.paddle_losses",
+    "onnxruntime": "adapters.onnxruntime_losses",
 }
 
 
@@ -58,6 +59,7 @@ _REQUIREMENTS: dict[str, _Framework] = {
     "torch-compile": _Framework("torch", "PyTorch", "torch-compile"),
     "torch-compile-dynamic": _Framework("torch", "PyTorch", "torch-compile"),
     "paddle": _Framework("paddle", "PaddlePaddle", "paddle"),
+    "onnxruntime": _Framework("onnxruntime", "ONNX Runtime and onnx", "onnxruntime"),
 }
 
 

@@ -188,14 +188,29 @@ class Outcome:
         return self.verdict.max_relative if self.verdict else math.inf
 
 
+def _copied(case: Case) -> Case:
+    """``case`` with its own copies of every array argument."""
+    def copy(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in values.items()}
+
+    return Case(case.fn, copy(case.args), copy(case.kwargs), case.dtype, case.label)
+
+
 def check_case(adapter, case: Case, *, convention: str | None = None) -> Outcome:
     """Judge ``adapter`` on ``case`` against the oracle (raises Unsupported, OracleUndecided);
-    against a documented framework formula instead when ``convention`` names one."""
-    evaluation = evaluate_oracle(case, convention)
+    against a documented framework formula instead when ``convention`` names one.
+
+    The adapter runs first, on copies of the case's arrays: an unsupported call raises
+    Unsupported before the oracle spends its budget on a case nobody is judged on (and
+    cannot fail as undecided), and an adapter that writes into its inputs cannot change
+    what the oracle sees."""
     try:
-        observed = call_adapter(adapter, case)
+        observed, problem = call_adapter(adapter, _copied(case)), None
     except (AdapterFailure, AdapterContractError) as exc:
-        return Outcome(case, False, None, None, failure_message(adapter, case, str(exc), evaluation, None, None))
+        observed, problem = None, str(exc)
+    evaluation = evaluate_oracle(case, convention)
+    if problem is not None:
+        return Outcome(case, False, None, None, failure_message(adapter, case, problem, evaluation, None, None))
     expected_shape = np.shape(evaluation.rounded)
     if observed.shape != expected_shape:
         problem = (

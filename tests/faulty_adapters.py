@@ -70,6 +70,27 @@ def _softmax(input, dim=None, _stacklevel=3, dtype=None):
     return (e / np.sum(e, axis=dim, keepdims=True)).astype(x.dtype)
 
 
+def _overwrites_input(input):
+    input[...] = 0  # a kernel that works in place on its argument
+    return _sigmoid(input)
+
+
+#: Writes zeros into its input, then returns their sigmoid (0.5 everywhere).
+overwrites_input = SimpleNamespace(name="overwrites-input", version="0.1", sigmoid=_overwrites_input)
+
+
+def _regression_not_implemented(*args, **kwargs):
+    raise NotImplementedError("no regression losses in this backend")
+
+
+#: Defines the regression losses but supports none: the properties relating them must
+#: report unsupported, not pass on examples where they returned before calling it.
+regression_not_implemented = SimpleNamespace(
+    name="regression-not-implemented", version="0.1",
+    huber_loss=_regression_not_implemented, mse_loss=_regression_not_implemented,
+    l1_loss=_regression_not_implemented, smooth_l1_loss=_regression_not_implemented,
+)  # fmt: skip
+
 raises_runtime = SimpleNamespace(name="raises-runtime", version="0.1", sigmoid=_raise_runtime)
 wrong_shape = SimpleNamespace(name="wrong-shape", version="0.1", sigmoid=_wrong_shape)
 wrong_dtype = SimpleNamespace(name="wrong-dtype", version="0.1", sigmoid=_wrong_dtype)

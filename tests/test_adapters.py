@@ -136,6 +136,7 @@ def test_builtin_adapters_are_named() -> None:
         "torch-compile": "adapters.torch_compile",
         "torch-compile-dynamic": "adapters.torch_compile_dynamic",
         "paddle": "adapters.paddle_losses",
+        "onnxruntime": "adapters.onnxruntime_losses",
     }
 
 
@@ -276,6 +277,15 @@ def test_generic_repro_of_external_adapter_reproduces_the_value(
     namespace: dict[str, Any] = {}
     exec(compile(snippet, "<repro>", "exec"), namespace)
     assert_same_array(namespace["out"], adapter.function("sigmoid")(x))
+
+
+def test_onnxruntime_adapter_reports_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(AdapterUnavailableError) as info:
+        load_adapter("onnxruntime")
+    assert str(info.value) == (
+        "adapter 'onnxruntime' needs ONNX Runtime and onnx: pip install 'lossconf[onnxruntime]'"
+    )
 
 
 def test_adapter_reports_missing_framework(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,9 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from adapters import BUILTIN_ADAPTERS
+from adapters import BUILTIN_ADAPTERS, load_adapter
+from suites import checks
+from suites.cases import Case
 
 from .faulty_adapters import NOT_IMPLEMENTED_TEXT, RUNTIME_ERROR_TEXT
 
@@ -221,6 +224,43 @@ def test_unsupported_is_skipped_not_failed(unsupported_run):
     assert "unsupported: adapter 'lacks-sigmoid' has no sigmoid" in run.output, run.tail()
     assert len(run.records) == 6, run.tail()
     assert (run.report_dir / "index.html").is_file()
+
+
+def test_the_oracle_is_not_run_for_an_unsupported_call(monkeypatch):
+    """An unsupported call is Unsupported before the oracle runs: it spends no budget and
+    cannot fail the item as undecided (a CTC case whose exact loss is a float32 midpoint
+    did, for an adapter without ctc_loss)."""
+
+    def no_oracle(case, convention=None):
+        raise AssertionError("the oracle ran for an unsupported call")
+
+    monkeypatch.setattr(checks, "evaluate_oracle", no_oracle)
+    adapter = load_adapter(f"{FAULTY}:not_implemented")
+    with pytest.raises(checks.Unsupported, match=NOT_IMPLEMENTED_TEXT):
+        checks.check_case(adapter, Case("sigmoid", {"input": np.array([0.5])}, {}, "float64"))
+
+
+def test_an_adapter_writing_into_its_input_cannot_change_the_exact_value():
+    """The adapter runs (first) on copies: the oracle judges the case as generated."""
+    adapter = load_adapter(f"{FAULTY}:overwrites_input")
+    case = Case("sigmoid", {"input": np.array([2.0, -3.0])}, {}, "float64")
+    outcome = checks.check_case(adapter, case)
+    assert not outcome.passed and outcome.observed.tolist() == [0.5, 0.5]
+    assert case.args["input"].tolist() == [2.0, -3.0]
+
+
+def test_property_that_never_called_the_adapter_is_no_example(tmp_path):
+    """A property check that returns early (nothing to compare on a case) made no
+    observation: it must not count as a passing example. An adapter supporting none of the
+    regression losses gets "unsupported" for their properties, never "pass"."""
+    run = run_suite(
+        "--adapter", f"{FAULTY}:regression_not_implemented", "--loss", "huber_loss",
+        "--dtype", "float64", "-k", "test_properties", tmp=tmp_path,
+    )
+    assert run.returncode == 0, run.tail()
+    assert run.records, run.tail()
+    for r in run.records:
+        assert (r["verdict"], r["examples"]) == ("unsupported", 0), (r["nodeid"], r["verdict"], r["examples"])
 
 
 @pytest.mark.parametrize(
