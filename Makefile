@@ -7,10 +7,16 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
 REPORT_DIR ?= lossconf-report
 # Extra pytest arguments, e.g. make conformance ARGS="--adapter torch --dtype float32"
 ARGS ?=
+# What the default set-up installs: the frameworks whose install is small and quick here
+# (torch, tensorflow-cpu, jax+optax, mlx[cpu] ~40 MB, onnx+onnxruntime ~110 MB). PaddlePaddle
+# (~870 MB, ~3.5 min) is left out: make EXTRAS=torch,tensorflow,jax,mlx,onnxruntime,paddle,dev
+EXTRAS ?= torch,tensorflow,jax,mlx,onnxruntime,dev
+# One stamp per set of extras: another EXTRAS installs into the same .venv.
+comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # A hung item (a framework stuck in native code) is ended after this many seconds by
 # pytest-timeout's thread method; xdist replaces the worker and records the case.
 TIMEOUT ?= 900
@@ -20,9 +26,9 @@ TIMEOUT ?= 900
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints-ci.txt
-	$(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints-ci.txt -e '.[torch,tensorflow,jax,dev]'
+	$(PY) -m pip install --quiet -c constraints-ci.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 # pytest exit code 5 (nothing collected) must never pass silently.
