@@ -22,7 +22,8 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
 
 An entry applies to the gradient tests (``test_gradient_*``) only when its ``tests``
 names them: a documented difference of the forward value does not explain a
-gradient, and ``convention`` does not apply to gradients.
+gradient, and ``convention`` does not apply to gradients. The features ``wrt_input``,
+``wrt_target``, ``wrt_var``, ... say which parameter's gradient an entry is about.
 
 A failing case that matches an entry is recorded as a *deviation* (the report's
 deviation table), not a failure. With ``convention``, the case is re-judged
@@ -836,6 +837,16 @@ FEATURES.update({
     "quadratic_branch_underflows": _quadratic_branch_underflows,
     "eps_below_smallest_normal": _eps_below_smallest_normal,
 })
+
+
+# Which parameter a gradient case differentiates by (``Case.wrt``, suites/gradients.py): an
+# entry for the gradient w.r.t. ``target`` says ``when = ["wrt_target"]``. Forward cases have
+# none of these.
+GRADIENT_PARAMETERS = (
+    "input", "target", "weight", "pos_weight", "var", "log_probs",
+    "input1", "input2", "anchor", "positive", "negative",
+)
+FEATURES.update({f"wrt_{name}": (lambda c, name=name: c.wrt == name) for name in GRADIENT_PARAMETERS})
 
 
 # Features that evaluate the oracle's terms at 64 bits (or more): checked after every
