@@ -839,6 +839,34 @@ FEATURES.update({
 })
 
 
+def _doubled_difference_exceeds_max(case: Case) -> bool:
+    """The backward pass of ``(x - y) ** 2`` through ``pow`` forms ``2 (x - y)`` in the dtype
+    before the incoming gradient scales it: ``mse_loss`` with ``weight`` (PyTorch composes
+    it in Python) and ``gaussian_nll_loss``, where ``2 |x - y|`` exceeds the dtype's max."""
+    if not (case.fn == "gaussian_nll_loss" or (case.fn == "mse_loss" and case.kwargs.get("weight") is not None)):
+        return False
+    x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(np.subtract(*np.broadcast_arrays(x, y)))
+    return bool(np.any(2 * d[np.isfinite(d)] > format_of(case.dtype).max_finite))
+
+
+def _poisson_full_zero_target(case: Case) -> bool:
+    """``poisson_nll_loss(full=True)`` with a target of exactly 0, where the masked Stirling
+    term's ``log y`` and ``1/y`` are infinite."""
+    return (
+        case.fn == "poisson_nll_loss"
+        and bool(case.kwargs.get("full"))
+        and bool(np.any(np.asarray(case.args["target"], dtype=np.float64) == 0))
+    )
+
+
+FEATURES.update({
+    "doubled_difference_exceeds_dtype_max": _doubled_difference_exceeds_max,
+    "poisson_full_zero_target": _poisson_full_zero_target,
+})
+
+
 # Which parameter a gradient case differentiates by (``Case.wrt``, suites/gradients.py): an
 # entry for the gradient w.r.t. ``target`` says ``when = ["wrt_target"]``. Forward cases have
 # none of these.

@@ -39,6 +39,19 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cross_entropy", {"input": _a([[0.0, 0.0], [-np.inf, -np.inf]]), "target": np.array([0, -100])},
                  {"reduction": "sum"}, "float32"),
         ),
+        # issue 6, gradients w.r.t. other parameters (Case.wrt)
+        "gradient-doubled-difference-overflow": (
+            "test_gradient_matches_oracle",
+            # d/dx 0.5 (x - y)^2 = x - y = -32768; pow's backward forms 2 (x - y) = -65536 -> -inf first
+            Case("mse_loss", {"input": _a([0.0], "float16"), "target": _a([32768.0], "float16")},
+                 {"reduction": "sum", "weight": _a([0.5], "float16")}, "float16", wrt="input"),
+        ),
+        "poisson-nll-full-zero-target-nan-gradient": (
+            "test_gradient_matches_oracle",
+            # d/dy (e^x - y x) = -x = -1; the masked Stirling term's log(0) gives 0 * inf = NaN
+            Case("poisson_nll_loss", {"input": _a([1.0], "float64"), "target": _a([0.0], "float64")},
+                 {"full": True, "reduction": "sum"}, "float64", wrt="target"),
+        ),
     },
     "tensorflow": {
         "keras-bce-half-precision-clip-does-not-reach-one-gradient": (
