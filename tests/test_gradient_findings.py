@@ -20,6 +20,15 @@ def _a(values, dtype="float32") -> np.ndarray:
     return np.array(values, dtype=dtype)
 
 
+# one frame, classes [blank, 1], target "1": the only path; d(-lp[0, 0, 1]) = [[[0, -1]]], while
+# the frameworks differentiate w.r.t. logits through a (real or assumed) log_softmax: [[[0.5, -0.5]]]
+_CTC_ONE_PATH = Case(
+    "ctc_loss",
+    {"log_probs": np.log(_a([[[0.5, 0.5]]])), "targets": np.array([[1]]), "input_lengths": np.array([1]),
+     "target_lengths": np.array([1])},
+    {"reduction": "sum"}, "float32", wrt="log_probs",
+)
+
 #: framework -> entry id -> (test, minimal case)
 MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
     "torch": {
@@ -52,6 +61,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("poisson_nll_loss", {"input": _a([1.0], "float64"), "target": _a([0.0], "float64")},
                  {"full": True, "reduction": "sum"}, "float64", wrt="target"),
         ),
+        "ctc-loss-gradient-assumes-log-softmax": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
     },
     "tensorflow": {
         "keras-bce-half-precision-clip-does-not-reach-one-gradient": (
@@ -94,6 +104,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # exact [-1, 0]; the zero target is clipped to 1e-7
             Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "none"}, "float32"),
         ),
+        "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
     },
     "jax": {
         "xla-cpu-flushes-subnormal-gradients": (
@@ -107,6 +118,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # exact 1; 0 * d log(p)/dp = 0 * inf = NaN through jnp.maximum
             Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
         ),
+        "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
     },
 }
 
