@@ -840,10 +840,14 @@ FEATURES.update({
 
 
 def _doubled_difference_exceeds_max(case: Case) -> bool:
-    """The backward pass of ``(x - y) ** 2`` through ``pow`` forms ``2 (x - y)`` in the dtype
-    before the incoming gradient scales it: ``mse_loss`` with ``weight`` (PyTorch composes
-    it in Python) and ``gaussian_nll_loss``, where ``2 |x - y|`` exceeds the dtype's max."""
-    if not (case.fn == "gaussian_nll_loss" or (case.fn == "mse_loss" and case.kwargs.get("weight") is not None)):
+    """The backward pass of a square ``(x - y) ** 2`` formed in the dtype computes ``2 (x - y)``
+    before the incoming gradient scales it (or zeroes it, for a branch ``where`` did not
+    select): ``mse_loss`` with ``weight`` (PyTorch composes it in Python; unweighted, its
+    native backward scales first), ``gaussian_nll_loss``, and the quadratic branch Keras's
+    ``Huber`` evaluates everywhere (``huber_loss``, ``smooth_l1_loss``), where ``2 |x - y|``
+    exceeds the dtype's max."""
+    squares = case.fn in ("gaussian_nll_loss", "huber_loss", "smooth_l1_loss")
+    if not (squares or (case.fn == "mse_loss" and case.kwargs.get("weight") is not None)):
         return False
     x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -861,7 +865,20 @@ def _poisson_full_zero_target(case: Case) -> bool:
     )
 
 
+def _subnormal_difference(case: Case) -> bool:
+    """A regression loss with an element whose ``x - y`` is nonzero and below the dtype's
+    smallest normal: flushed to zero in flush-to-zero mode, which turns ``sign(x - y)`` (the
+    L1 gradient, Huber's and smooth L1's linear branch) from +-1 into 0."""
+    if case.fn not in _REGRESSION:
+        return False
+    x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(np.subtract(*np.broadcast_arrays(x, y)))
+    return bool(np.any((d > 0) & (d < format_of(case.dtype).smallest_normal)))
+
+
 FEATURES.update({
+    "subnormal_difference": _subnormal_difference,
     "doubled_difference_exceeds_dtype_max": _doubled_difference_exceeds_max,
     "poisson_full_zero_target": _poisson_full_zero_target,
 })

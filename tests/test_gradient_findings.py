@@ -105,6 +105,24 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "none"}, "float32"),
         ),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
+        "keras-unbatched-weighted-regression-mean-not-divided-gradient": (
+            "test_gradient_matches_oracle",
+            # the mean of one term does not depend on its weight: exact 0; Keras's w * t gives t = 1
+            Case("mse_loss", {"input": _a(0.0), "target": _a(1.0)}, {"reduction": "mean", "weight": _a(1.0)},
+                 "float32", wrt="weight"),
+        ),
+        "cpu-flushes-subnormal-difference-gradient": (
+            "test_gradient_matches_oracle",
+            # x - y = -1.4e-45 (subnormal) is flushed to -0: sign gives 0, exact -1
+            Case("l1_loss", {"input": _a(0.0), "target": _a(1.401298464324817e-45)}, {"reduction": "none"},
+                 "float32", wrt="input"),
+        ),
+        "keras-huber-unselected-square-gradient-nan": (
+            "test_gradient_matches_oracle",
+            # linear branch: exact sign(x - y) = -1; the unselected square's 2 (x - y) overflows: 0 * inf
+            Case("smooth_l1_loss", {"input": _a([0.0]), "target": _a([2.0 ** 127])}, {"reduction": "none", "beta": 0.5},
+                 "float32", wrt="input"),
+        ),
     },
     "jax": {
         "xla-cpu-flushes-subnormal-gradients": (
