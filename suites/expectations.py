@@ -877,7 +877,22 @@ def _subnormal_difference(case: Case) -> bool:
     return bool(np.any((d > 0) & (d < format_of(case.dtype).smallest_normal)))
 
 
+def _quadratic_branch_far_inside_threshold(case: Case) -> bool:
+    """``huber_loss``/``smooth_l1_loss``: an element in the quadratic branch whose inputs are
+    small against the threshold, ``|x| + |y| < delta / 8`` (``beta`` for smooth L1): where an
+    absolute gradient error of ``u delta / 2`` exceeds the error model's ``u (8 |g| + 4 (|x| +
+    |y|))`` bound (``g = x - y`` there), as when a backward pass forms ``delta + (|d| - delta)``."""
+    if case.fn not in ("huber_loss", "smooth_l1_loss"):
+        return False
+    threshold = float(case.kwargs.get("delta" if case.fn == "huber_loss" else "beta", 1.0))
+    x, y = np.broadcast_arrays(_input(case), np.asarray(case.args["target"], dtype=np.float64))
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(x - y)
+        return bool(np.any((d < threshold) & (8 * (np.abs(x) + np.abs(y)) < threshold)))
+
+
 FEATURES.update({
+    "quadratic_branch_far_inside_threshold": _quadratic_branch_far_inside_threshold,
     "subnormal_difference": _subnormal_difference,
     "doubled_difference_exceeds_dtype_max": _doubled_difference_exceeds_max,
     "poisson_full_zero_target": _poisson_full_zero_target,

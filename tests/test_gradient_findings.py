@@ -137,6 +137,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
         ),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
+        "optax-huber-gradient-cancels-against-delta": (
+            "test_gradient_matches_oracle",
+            # exact x - y = -0.0010000000475; optax's backward forms delta + (|e| - delta): -0.00099999
+            Case("huber_loss", {"input": _a([0.0]), "target": _a([0.001])}, {"reduction": "sum", "delta": 1.0},
+                 "float32", wrt="input"),
+        ),
     },
 }
 
