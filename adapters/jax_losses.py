@@ -307,6 +307,8 @@ class JaxLosses(SpecFunctions):
             )
             arguments = dict(arguments, targets=_padded_targets(arguments))
         elif fn_name == "smooth_l1_loss":
+            if arguments["beta"] == 0:  # also for grad(), which plans without the method's check
+                raise NotImplementedError("smooth_l1_loss with beta=0 is L1: optax has no absolute-error loss")
             program = programs.smooth_l1_loss(reduction=reduction, beta=float(arguments["beta"]))  # type: ignore[arg-type]
         elif fn_name in SPEC_OPTIONS:
             # a spec function whose method raises NotImplementedError (optax lacks it);

@@ -117,6 +117,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("l1_loss", {"input": _a(0.0), "target": _a(1.401298464324817e-45)}, {"reduction": "none"},
                  "float32", wrt="input"),
         ),
+        "log-poisson-full-zero-target-nan-gradient": (
+            "test_gradient_edge_cases",
+            # d/dy (e^x - y x) = -x = -0.5; the unselected Stirling branch's log(0) gives 0 * inf
+            Case("poisson_nll_loss", {"input": _a([0.5]), "target": _a([0.0])}, {"full": True, "reduction": "none"},
+                 "float32", wrt="target"),
+        ),
         "keras-huber-unselected-square-gradient-nan": (
             "test_gradient_matches_oracle",
             # linear branch: exact sign(x - y) = -1; the unselected square's 2 (x - y) overflows: 0 * inf
