@@ -164,8 +164,8 @@ def evaluate_gradient(case: Case) -> GradientEvaluation:
 
 #: Losses without an analytic ``<loss>_grad_condition`` whose gradient may be bounded by
 #: :func:`numerical_grad_condition`: smooth in every floating input, no discrete-valued
-#: floating target. None yet: the losses added after the gradient suite (regression,
-#: margin, embedding) are skipped as unsupported until they ship their conditions.
+#: floating target. None: the regression losses and ctc_loss ship analytic conditions
+#: (oracle/gradients_regression.py); a loss without one is skipped as unsupported.
 _NUMERICAL_CONDITION_OK: dict[str, bool] = {}
 
 
