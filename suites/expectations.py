@@ -839,20 +839,24 @@ FEATURES.update({
 })
 
 
-def _doubled_difference_exceeds_max(case: Case) -> bool:
-    """The backward pass of a square ``(x - y) ** 2`` formed in the dtype computes ``2 (x - y)``
-    before the incoming gradient scales it (or zeroes it, for a branch ``where`` did not
-    select): ``mse_loss`` with ``weight`` (PyTorch composes it in Python; unweighted, its
-    native backward scales first), ``gaussian_nll_loss``, and the quadratic branch Keras's
-    ``Huber`` evaluates everywhere (``huber_loss``, ``smooth_l1_loss``), where ``2 |x - y|``
-    exceeds the dtype's max."""
-    squares = case.fn in ("gaussian_nll_loss", "huber_loss", "smooth_l1_loss")
-    if not (squares or (case.fn == "mse_loss" and case.kwargs.get("weight") is not None)):
+def _difference_gradient_overflows(case: Case) -> bool:
+    """The backward pass of a square ``(x - y) ** 2`` formed in the dtype overflows where the
+    exact gradient need not: ``x - y`` itself exceeds the dtype's max (``mse_loss``,
+    ``gaussian_nll_loss``), or ``2 (x - y)`` does, formed before the incoming gradient scales
+    it (or zeroes it, for a branch ``where`` did not select) -- through ``pow``'s derivative
+    for ``mse_loss`` with ``weight`` (composed: PyTorch in Python, Keras as ``sample_weight``;
+    unweighted, PyTorch's native backward scales first) and ``gaussian_nll_loss``, and in the
+    quadratic branch Keras's ``Huber`` evaluates everywhere (``huber_loss``, ``smooth_l1_loss``)."""
+    doubled = case.fn in ("gaussian_nll_loss", "huber_loss", "smooth_l1_loss") or (
+        case.fn == "mse_loss" and case.kwargs.get("weight") is not None
+    )
+    if not (doubled or case.fn == "mse_loss"):
         return False
     x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         d = np.abs(np.subtract(*np.broadcast_arrays(x, y)))
-    return bool(np.any(2 * d[np.isfinite(d)] > format_of(case.dtype).max_finite))
+    d = d[np.isfinite(d)]
+    return bool(np.any((2 if doubled else 1) * d > format_of(case.dtype).max_finite))
 
 
 def _poisson_full_zero_target(case: Case) -> bool:
@@ -894,7 +898,7 @@ def _quadratic_branch_far_inside_threshold(case: Case) -> bool:
 FEATURES.update({
     "quadratic_branch_far_inside_threshold": _quadratic_branch_far_inside_threshold,
     "subnormal_difference": _subnormal_difference,
-    "doubled_difference_exceeds_dtype_max": _doubled_difference_exceeds_max,
+    "difference_gradient_overflows": _difference_gradient_overflows,
     "poisson_full_zero_target": _poisson_full_zero_target,
 })
 

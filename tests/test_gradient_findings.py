@@ -123,6 +123,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("poisson_nll_loss", {"input": _a([0.5]), "target": _a([0.0])}, {"full": True, "reduction": "none"},
                  "float32", wrt="target"),
         ),
+        "keras-weighted-square-gradient-overflow": (
+            "test_gradient_matches_oracle",
+            # exact w 2 (x - y) = -2**126; 2 (x - y) = -2**128 overflows before the weight
+            Case("mse_loss", {"input": _a([0.0]), "target": _a([2.0 ** 127])}, {"reduction": "sum", "weight": _a([0.25])},
+                 "float32", wrt="input"),
+        ),
         "keras-huber-unselected-square-gradient-nan": (
             "test_gradient_matches_oracle",
             # linear branch: exact sign(x - y) = -1; the unselected square's 2 (x - y) overflows: 0 * inf
