@@ -62,6 +62,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  {"full": True, "reduction": "sum"}, "float64", wrt="target"),
         ),
         "ctc-loss-gradient-assumes-log-softmax": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
+        "poisson-nll-default-eps-rounds-to-zero-in-float16-gradient": (
+            "test_gradient_edge_cases",
+            # d/dy = -log(x + eps) = 18.42 at x = 0; eps = 1e-8 is 0 in float16: -log(0) = inf
+            Case("poisson_nll_loss", {"input": _a([0.0], "float16"), "target": _a([1.0], "float16")},
+                 {"log_input": False, "reduction": "sum"}, "float16", wrt="target"),
+        ),
     },
     "tensorflow": {
         "keras-bce-half-precision-clip-does-not-reach-one-gradient": (
