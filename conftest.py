@@ -514,6 +514,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if kind == "generated":
         metafunc.parametrize("loss", losses)
         metafunc.parametrize("dtype", dtypes)
+    elif kind == "gradient":
+        # suites/test_conformance.py's gradient tests: loss x differentiated parameter
+        pairs = [(n, wrt) for n in losses for wrt in REGISTRY[n].grad_wrt]
+        metafunc.parametrize(("loss", "wrt"), pairs, ids=[f"{n}-{wrt}" for n, wrt in pairs])
+        metafunc.parametrize("dtype", dtypes)
+    elif kind == "gradient-edge":
+        from suites.gradients import differentiable
+
+        # each edge case once per parameter it has as a floating array (the builders are cheap)
+        triples = [
+            (n, label, wrt)
+            for n in losses
+            for label, build in REGISTRY[n].edge_cases.items()
+            for wrt in REGISTRY[n].grad_wrt
+            if wrt == REGISTRY[n].grad_wrt[0] or differentiable(build("float64"), wrt)
+        ]
+        metafunc.parametrize(("loss", "label", "wrt"), triples, ids=[f"{n}-{label}-{w}" for n, label, w in triples])
+        metafunc.parametrize("dtype", dtypes)
     elif kind in ("edge", "invalid"):
         table = "edge_cases" if kind == "edge" else "invalid_cases"
         pairs = [(n, label) for n in losses for label in getattr(REGISTRY[n], table)]

@@ -320,7 +320,13 @@ class JaxLosses(SpecFunctions):
             )
             arguments = dict(arguments, targets=_padded_targets(arguments))
         elif fn_name == "smooth_l1_loss":
+            if arguments["beta"] == 0:  # also for grad(), which plans without the method's check
+                raise NotImplementedError("smooth_l1_loss with beta=0 is L1: optax has no absolute-error loss")
             program = programs.smooth_l1_loss(reduction=reduction, beta=float(arguments["beta"]))  # type: ignore[arg-type]
+        elif fn_name in SPEC_OPTIONS:
+            # a spec function whose method raises NotImplementedError (optax lacks it);
+            # reached only through grad(), which plans without calling the method
+            raise NotImplementedError(f"{fn_name}: optax has no such loss (unsupported)")
         else:
             raise ValueError(f"{fn_name!r} is not a spec function")
         arrays = {name: _host_array(name, arguments[name]) for name in program.params}

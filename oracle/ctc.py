@@ -215,7 +215,7 @@ def ctc_loss(
 
 def ctc_loss_grad(
     log_probs, targets, input_lengths, target_lengths, blank: int = 0,
-    reduction: str = "mean", zero_infinity: bool = False,
+    reduction: str = "mean", zero_infinity: bool = False, wrt: str = "log_probs",
 ) -> np.ndarray:
     r"""Exact gradient of the output's sum w.r.t. ``log_probs`` taken as independent inputs:
     ``-gamma_t(c)`` (posterior occupation), scaled by ``1/(N max(S_n, 1))`` for ``mean``;
@@ -225,6 +225,8 @@ def ctc_loss_grad(
     ``log_softmax`` it assumes produced ``log_probs``. That is a property of its
     implementation, not of the documented function of ``log_probs``.)
     """
+    if wrt != "log_probs":
+        raise ValueError(f"ctc_loss has no differentiable parameter {wrt!r}: only log_probs")
     check_reduction(reduction)
     x, sequences, batched = _sequences(log_probs, targets, input_lengths, target_lengths, int(blank))
     grad = np.full(x.shape, mpf(0), dtype=object)

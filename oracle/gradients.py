@@ -68,6 +68,10 @@ from .core import is_nan, mp_array, working_precision
 from .divergence import _broadcast, _sum_to_shape
 from .reduction import resolve_reduction
 
+# The regression losses' and ctc_loss's conditions (and the regression losses' gradients
+# w.r.t. every parameter) live in their own module; re-exported at the end of this one, so
+# that ``oracle.gradients.<loss>_grad_condition`` finds them.
+
 __all__ = [
     "GradientCondition",
     "binary_cross_entropy_grad_condition",
@@ -93,6 +97,15 @@ class GradientCondition:
     scale: np.ndarray
     summation: np.ndarray
     count: int = 0
+    # A kink of the gradient near the case: ``kink_reach`` is the smallest relative
+    # perturbation of the inputs that reaches it (None: no kink). Where the error model's
+    # own input perturbation ``K_IN u`` reaches it, a legitimate backward pass may be on
+    # either side: the bound adds ``u K_IN kink_condition`` (the other side's sensitivity,
+    # for a gradient that is continuous there) and ``kink_jump`` (the gradient's jump, for
+    # one that is not). Never added elsewhere.
+    kink_reach: np.ndarray | None = None
+    kink_condition: np.ndarray | None = None
+    kink_jump: np.ndarray | None = None
 
 
 def _zeros(shape) -> np.ndarray:
@@ -481,3 +494,22 @@ from .gradients_margin import *  # noqa: E402, F403
 from .gradients_margin import __all__ as _margin_all  # noqa: E402
 
 __all__ += _margin_all
+from .gradients_regression import (  # noqa: E402  (needs GradientCondition above)
+    ctc_loss_grad_condition,
+    gaussian_nll_loss_grad_condition,
+    huber_loss_grad_condition,
+    l1_loss_grad_condition,
+    mse_loss_grad_condition,
+    poisson_nll_loss_grad_condition,
+    smooth_l1_loss_grad_condition,
+)
+
+__all__ += [
+    "ctc_loss_grad_condition",
+    "gaussian_nll_loss_grad_condition",
+    "huber_loss_grad_condition",
+    "l1_loss_grad_condition",
+    "mse_loss_grad_condition",
+    "poisson_nll_loss_grad_condition",
+    "smooth_l1_loss_grad_condition",
+]

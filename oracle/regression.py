@@ -39,8 +39,9 @@ Gaussian negative log-likelihood (``torch.nn.GaussianNLLLoss`` docs), ``v`` the 
 ``var`` is a float (one variance for all), or an array of ``input``'s shape, or of its
 shape without the last dimension (unsqueezed there), or of its rank with exactly one
 dimension of size 1 where ``input``'s differs; anything else, and any negative entry, is
-rejected, as PyTorch does. The clamp is applied without gradient in PyTorch; here the
-gradient is taken w.r.t. ``input`` only, which the clamp does not touch.
+rejected, as PyTorch does. The clamp is applied without gradient in PyTorch (a clone
+clamped under ``no_grad``), so the gradient w.r.t. ``var`` passes straight through it
+(``oracle.gradients_regression``).
 
 All reductions: ``none``; ``sum``; ``mean`` divides by the number of elements (of the
 broadcast shape) unless stated above.
@@ -175,8 +176,15 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
     return l1_loss_terms(input, target, size_average, reduce, reduction, weight).value
 
 
-def l1_loss_grad(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> np.ndarray:
-    """``sign(x - y)`` (0 at ``x = y``, PyTorch's subgradient), weighted and scaled by the mean."""
+def l1_loss_grad(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None, wrt: str = "input") -> np.ndarray:
+    """``sign(x - y)`` (0 at ``x = y``, PyTorch's subgradient), weighted and scaled by the mean.
+
+    ``wrt``: ``"input"`` (this formula), or another parameter (``oracle.gradients_regression``).
+    """
+    if wrt != "input":
+        from .gradients_regression import l1_loss_grad_wrt
+
+        return l1_loss_grad_wrt(input, target, size_average, reduce, reduction, weight, wrt=wrt)
     lt = l1_loss_terms(input, target, size_average, reduce, reduction, weight)
     reduction, x, y, w = _prepare(input, target, weight, size_average, reduce, reduction)
     return _elementwise_grad(_l1_point, input, x, y, w, lt)
@@ -193,8 +201,15 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     return mse_loss_terms(input, target, size_average, reduce, reduction, weight).value
 
 
-def mse_loss_grad(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> np.ndarray:
-    """``2 (x - y)``, weighted and scaled by the mean."""
+def mse_loss_grad(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None, wrt: str = "input") -> np.ndarray:
+    """``2 (x - y)``, weighted and scaled by the mean.
+
+    ``wrt``: ``"input"`` (this formula), or another parameter (``oracle.gradients_regression``).
+    """
+    if wrt != "input":
+        from .gradients_regression import mse_loss_grad_wrt
+
+        return mse_loss_grad_wrt(input, target, size_average, reduce, reduction, weight, wrt=wrt)
     lt = mse_loss_terms(input, target, size_average, reduce, reduction, weight)
     reduction, x, y, w = _prepare(input, target, weight, size_average, reduce, reduction)
     return _elementwise_grad(_mse_point, input, x, y, w, lt)
@@ -254,8 +269,15 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     return huber_loss_terms(input, target, reduction, delta, weight).value
 
 
-def huber_loss_grad(input, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> np.ndarray:
-    """``d`` for ``|d| < delta``, else ``delta sign(d)``; weighted and scaled by the mean."""
+def huber_loss_grad(input, target, reduction: str = "mean", delta: float = 1.0, weight=None, wrt: str = "input") -> np.ndarray:
+    """``d`` for ``|d| < delta``, else ``delta sign(d)``; weighted and scaled by the mean.
+
+    ``wrt``: ``"input"`` (this formula), or another parameter (``oracle.gradients_regression``).
+    """
+    if wrt != "input":
+        from .gradients_regression import huber_loss_grad_wrt
+
+        return huber_loss_grad_wrt(input, target, reduction, delta, weight, wrt=wrt)
     lt = huber_loss_terms(input, target, reduction, delta, weight)
     reduction, x, y, w = _prepare(input, target, weight, None, None, reduction)
     return _elementwise_grad(_huber_point(_check_delta(delta)), input, x, y, w, lt)
@@ -272,8 +294,15 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     return smooth_l1_loss_terms(input, target, size_average, reduce, reduction, beta).value
 
 
-def smooth_l1_loss_grad(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0) -> np.ndarray:
-    """``d / beta`` for ``|d| < beta``, else ``sign(d)``; scaled by the mean."""
+def smooth_l1_loss_grad(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0, wrt: str = "input") -> np.ndarray:
+    """``d / beta`` for ``|d| < beta``, else ``sign(d)``; scaled by the mean.
+
+    ``wrt``: ``"input"`` (this formula), or another parameter (``oracle.gradients_regression``).
+    """
+    if wrt != "input":
+        from .gradients_regression import smooth_l1_loss_grad_wrt
+
+        return smooth_l1_loss_grad_wrt(input, target, size_average, reduce, reduction, beta, wrt=wrt)
     lt = smooth_l1_loss_terms(input, target, size_average, reduce, reduction, beta)
     reduction, x, y, _ = _prepare(input, target, None, size_average, reduce, reduction)
     return _elementwise_grad(_smooth_l1_point(_check_beta(beta)), input, x, y, None, lt)
@@ -335,9 +364,16 @@ def poisson_nll_loss(
 
 def poisson_nll_loss_grad(
     input, target, log_input: bool = True, full: bool = False, size_average=None,
-    eps: float = 1e-8, reduce=None, reduction: str = "mean",
+    eps: float = 1e-8, reduce=None, reduction: str = "mean", wrt: str = "input",
 ) -> np.ndarray:
-    """``e^x - y`` (log_input) or ``1 - y / (x + eps)``; the Stirling term has no ``x``."""
+    """``e^x - y`` (log_input) or ``1 - y / (x + eps)``; the Stirling term has no ``x``.
+
+    ``wrt``: ``"input"`` (this formula), or ``"target"`` (``oracle.gradients_regression``).
+    """
+    if wrt != "input":
+        from .gradients_regression import poisson_nll_loss_grad_wrt
+
+        return poisson_nll_loss_grad_wrt(input, target, log_input, full, size_average, eps, reduce, reduction, wrt=wrt)
     lt = poisson_nll_loss_terms(input, target, log_input, full, size_average, eps, reduce, reduction)
     reduction, x, y, _ = _prepare(input, target, None, size_average, reduce, reduction)
     point = _poisson_point(bool(log_input), bool(full), to_mpf(eps))
@@ -415,8 +451,15 @@ def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
     return gaussian_nll_loss_terms(input, target, var, full, eps, reduction).value
 
 
-def gaussian_nll_loss_grad(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> np.ndarray:
-    """``(x - y) / max(v, eps)`` w.r.t. ``input``, scaled by the mean, summed over broadcasting."""
+def gaussian_nll_loss_grad(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean", wrt: str = "input") -> np.ndarray:
+    """``(x - y) / max(v, eps)`` w.r.t. ``input``, scaled by the mean, summed over broadcasting.
+
+    ``wrt``: ``"input"`` (this formula), or another parameter (``oracle.gradients_regression``).
+    """
+    if wrt != "input":
+        from .gradients_regression import gaussian_nll_loss_grad_wrt
+
+        return gaussian_nll_loss_grad_wrt(input, target, var, full, eps, reduction, wrt=wrt)
     lt = gaussian_nll_loss_terms(input, target, var, full, eps, reduction)
     x, y, v = _gaussian_prepare(input, target, var, reduction)
     point = _gaussian_point(bool(full), to_mpf(eps))

@@ -54,6 +54,7 @@ def orphan_records(parts: Path, why: str, *, worker: str | None = None, remove: 
             "loss": data.get("loss") or "",
             "dtype": data.get("dtype"),
             "case_label": data.get("case_label"),
+            "wrt": data.get("wrt"),
             "verdict": "error",
             "message": message,
             "duration_s": round(time.time() - started, 3) if isinstance(started, (int, float)) else 0.0,

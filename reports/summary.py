@@ -84,8 +84,11 @@ def is_gradient(record: Mapping[str, Any]) -> bool:
 
 
 def quantity(record: Mapping[str, Any]) -> str:
-    """``"gradient"`` or ``"value"``: what a record's errors measure."""
-    return "gradient" if is_gradient(record) else "value"
+    """``"value"``, ``"gradient"``, or ``"gradient w.r.t. <param>"`` for a gradient record
+    that names the parameter it differentiates by (``wrt``): what its errors measure."""
+    if not is_gradient(record):
+        return "value"
+    return f"gradient w.r.t. {record['wrt']}" if record.get("wrt") else "gradient"
 
 
 def _new_cell(*, with_gradient: bool = True) -> dict[str, Any]:
@@ -124,8 +127,10 @@ def _add_to_cell(cell: dict[str, Any], record: Mapping[str, Any]) -> None:
     cell["duration_s"] += float(record.get("duration_s") or 0.0)
     if "gradient" in cell and is_gradient(record):
         if cell["gradient"] is None:
-            cell["gradient"] = _new_cell(with_gradient=False)
+            cell["gradient"] = {**_new_cell(with_gradient=False), "wrt": []}
         _add_to_cell(cell["gradient"], record)
+        if record.get("wrt") and record["wrt"] not in cell["gradient"]["wrt"]:
+            cell["gradient"]["wrt"].append(record["wrt"])  # the parameters differentiated
 
 
 def dtype_key(dtype: str | None) -> str:
@@ -184,14 +189,15 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def accuracy_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (loss, adapter, dtype, test) among records that measured an error.
+    """One row per (loss, adapter, dtype, test, quantity) among records that measured an error.
 
-    Kept per test so that forward values and gradients (or random and edge
-    cases) are graded separately. Each row is a summary cell (see
-    :func:`summarize`) plus its ``loss``, ``adapter``, ``dtype``, ``test`` and
-    ``quantity`` (``"value"`` or ``"gradient"``, :func:`quantity`).
+    Kept per test and quantity so that forward values and gradients (or random and edge
+    cases, or the gradients w.r.t. different parameters) are graded separately. Each row is
+    a summary cell (see :func:`summarize`) plus its ``loss``, ``adapter``, ``dtype``,
+    ``test`` and ``quantity`` (``"value"``, ``"gradient"`` or ``"gradient w.r.t. target"``,
+    :func:`quantity`).
     """
-    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    rows: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
     for record in records:
         if all(record.get(f) is None for f in ("max_ulp", "max_normalized", "max_relative")):
             continue
@@ -200,6 +206,7 @@ def accuracy_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             record.get("adapter") or "",
             dtype_key(record.get("dtype")),
             record.get("test") or "",
+            quantity(record),
         )
         cell = rows.get(key)
         if cell is None:
@@ -212,7 +219,7 @@ def accuracy_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "quantity": quantity(record),
             }
         _add_to_cell(cell, record)
-    return [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], dtype_order(k[2]), k[3]))]
+    return [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], dtype_order(k[2]), k[3], k[4]))]
 
 
 def option_coverage(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:

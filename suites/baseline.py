@@ -29,7 +29,7 @@ from typing import Any
 
 __all__ = ["baseline_entries", "main", "render_toml"]
 
-_ENTRY_KEYS = ("adapters", "tests", "losses", "dtypes", "labels")
+_ENTRY_KEYS = ("adapters", "tests", "losses", "dtypes", "labels", "when")
 
 
 def _toml_string(text: str) -> str:
@@ -51,7 +51,8 @@ def baseline_entries(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         adapter = r.get("adapter_name") or r.get("adapter")
         label = r.get("case_label")
-        key = (adapter, r["test"], r["loss"], r["dtype"], label)
+        wrt = r.get("wrt")  # a gradient item's differentiated parameter (when = wrt_<name>)
+        key = (adapter, r["test"], r["loss"], r["dtype"], label, wrt)
         if key in entries:
             continue
         slug = "-".join(str(k) for k in key if k)
@@ -64,6 +65,7 @@ def baseline_entries(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "losses": [r["loss"]],
             "dtypes": [r["dtype"]],
             "labels": [label] if label else [],
+            "when": [f"wrt_{wrt}"] if wrt else [],
             "reason": f"failing when the baseline was written ({adapter}{version}): "
             + _first_lines(r.get("message", "")),
             "rerun": r.get("rerun") or "",

@@ -57,7 +57,9 @@ def _value_literal(v: Any) -> str:
 class Case:
     """``fn(*args.values(), **kwargs)`` for the spec function ``fn`` in ``dtype``.
 
-    ``label`` names a fixed edge case (empty for generated ones).
+    ``label`` names a fixed edge case (empty for generated ones). ``wrt`` is empty for
+    a forward case; a gradient case (``suites/gradients.py``) names the parameter it
+    differentiates the output's sum by (``"input"``, ``"target"``, ``"var"``, ...).
     """
 
     fn: str
@@ -65,6 +67,7 @@ class Case:
     kwargs: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float64"
     label: str = ""
+    wrt: str = ""
 
     def call(self, function):
         return function(*self.args.values(), **self.kwargs)

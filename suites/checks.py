@@ -86,7 +86,7 @@ class _CaseKey:
     def __init__(self, case: Case, convention: str | None = None):
         self.case = case
         self.convention = convention
-        parts = [case.fn, case.dtype, convention]
+        parts = [case.fn, case.dtype, convention, case.wrt]
         for k, v in list(case.args.items()) + sorted(case.kwargs.items()):
             if isinstance(v, np.ndarray):
                 parts.append((k, v.dtype.str, v.shape, v.tobytes()))

@@ -22,7 +22,8 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
 
 An entry applies to the gradient tests (``test_gradient_*``) only when its ``tests``
 names them: a documented difference of the forward value does not explain a
-gradient, and ``convention`` does not apply to gradients.
+gradient, and ``convention`` does not apply to gradients. The features ``wrt_input``,
+``wrt_target``, ``wrt_var``, ... say which parameter's gradient an entry is about.
 
 A failing case that matches an entry is recorded as a *deviation* (the report's
 deviation table), not a failure. With ``convention``, the case is re-judged
@@ -1071,6 +1072,80 @@ FEATURES.update({
         (np.asarray(c.args["input_lengths"]).reshape(-1) == 0) & (np.asarray(c.args["target_lengths"]).reshape(-1) == 0)
     )),
 })
+
+
+def _difference_gradient_overflows(case: Case) -> bool:
+    """The backward pass of a square ``(x - y) ** 2`` formed in the dtype overflows where the
+    exact gradient need not: ``x - y`` itself exceeds the dtype's max (``mse_loss``,
+    ``gaussian_nll_loss``), or ``2 (x - y)`` does, formed before the incoming gradient scales
+    it (or zeroes it, for a branch ``where`` did not select) -- through ``pow``'s derivative
+    for ``mse_loss`` with ``weight`` (composed: PyTorch in Python, Keras as ``sample_weight``;
+    unweighted, PyTorch's native backward scales first) and ``gaussian_nll_loss``, and in the
+    quadratic branch Keras's ``Huber`` evaluates everywhere (``huber_loss``, ``smooth_l1_loss``)."""
+    doubled = case.fn in ("gaussian_nll_loss", "huber_loss", "smooth_l1_loss") or (
+        case.fn == "mse_loss" and case.kwargs.get("weight") is not None
+    )
+    if not (doubled or case.fn == "mse_loss"):
+        return False
+    x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(np.subtract(*np.broadcast_arrays(x, y)))
+    d = d[np.isfinite(d)]
+    return bool(np.any((2 if doubled else 1) * d > format_of(case.dtype).max_finite))
+
+
+def _poisson_full_zero_target(case: Case) -> bool:
+    """``poisson_nll_loss(full=True)`` with a target of exactly 0, where the masked Stirling
+    term's ``log y`` and ``1/y`` are infinite."""
+    return (
+        case.fn == "poisson_nll_loss"
+        and bool(case.kwargs.get("full"))
+        and bool(np.any(np.asarray(case.args["target"], dtype=np.float64) == 0))
+    )
+
+
+def _subnormal_difference(case: Case) -> bool:
+    """A regression loss with an element whose ``x - y`` is nonzero and below the dtype's
+    smallest normal: flushed to zero in flush-to-zero mode, which turns ``sign(x - y)`` (the
+    L1 gradient, Huber's and smooth L1's linear branch) from +-1 into 0."""
+    if case.fn not in _REGRESSION:
+        return False
+    x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(np.subtract(*np.broadcast_arrays(x, y)))
+    return bool(np.any((d > 0) & (d < format_of(case.dtype).smallest_normal)))
+
+
+def _quadratic_branch_far_inside_threshold(case: Case) -> bool:
+    """``huber_loss``/``smooth_l1_loss``: an element in the quadratic branch whose inputs are
+    small against the threshold, ``|x| + |y| < delta / 8`` (``beta`` for smooth L1): where an
+    absolute gradient error of ``u delta / 2`` exceeds the error model's ``u (8 |g| + 4 (|x| +
+    |y|))`` bound (``g = x - y`` there), as when a backward pass forms ``delta + (|d| - delta)``."""
+    if case.fn not in ("huber_loss", "smooth_l1_loss"):
+        return False
+    threshold = float(case.kwargs.get("delta" if case.fn == "huber_loss" else "beta", 1.0))
+    x, y = np.broadcast_arrays(_input(case), np.asarray(case.args["target"], dtype=np.float64))
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(x - y)
+        return bool(np.any((d < threshold) & (8 * (np.abs(x) + np.abs(y)) < threshold)))
+
+
+FEATURES.update({
+    "quadratic_branch_far_inside_threshold": _quadratic_branch_far_inside_threshold,
+    "subnormal_difference": _subnormal_difference,
+    "difference_gradient_overflows": _difference_gradient_overflows,
+    "poisson_full_zero_target": _poisson_full_zero_target,
+})
+
+
+# Which parameter a gradient case differentiates by (``Case.wrt``, suites/gradients.py): an
+# entry for the gradient w.r.t. ``target`` says ``when = ["wrt_target"]``. Forward cases have
+# none of these.
+GRADIENT_PARAMETERS = (
+    "input", "target", "weight", "pos_weight", "var", "log_probs",
+    "input1", "input2", "anchor", "positive", "negative",
+)
+FEATURES.update({f"wrt_{name}": (lambda c, name=name: c.wrt == name) for name in GRADIENT_PARAMETERS})
 
 
 # Features that evaluate the oracle's terms at 64 bits (or more): checked after every

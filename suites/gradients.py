@@ -1,10 +1,14 @@
 r"""Gradient conformance: an adapter's backward pass against the oracle's exact derivative.
 
-What is compared: ``g = d F / d input`` with ``F`` the sum of the spec function's
+What is compared: ``g = d F / d z`` with ``F`` the sum of the spec function's
 output (the loss for ``sum``/``mean``, the sum of the ``none`` output, the sum of
-an activation), computed by the framework's own autodiff (the adapter's optional
-``grad(fn_name, args, kwargs, wrt="input")``), against the oracle's exact
-``<loss>_grad`` correctly rounded to the dtype.
+an activation) and ``z`` one of the loss's differentiable parameters
+(``LossSpec.grad_wrt``: ``input`` first, then e.g. ``target``, ``weight``, ``var``;
+the case's ``wrt``), computed by the framework's own autodiff (the adapter's optional
+``grad(fn_name, args, kwargs, wrt=...)``; NotImplementedError for a parameter the
+framework does not differentiate: unsupported), against the oracle's exact
+``<loss>_grad`` (with ``wrt=`` for a parameter other than the first) correctly
+rounded to the dtype.
 
 The error model for a gradient component ``g_i`` is the forward one
 (``suites/verdict.py``) applied to ``g`` instead of ``L``: what a mixed-stable
@@ -30,6 +34,12 @@ from :class:`oracle.gradients.GradientCondition`:
 * ``k_red(n) r_i``: a sum of ``n`` addends the backward pass needs -- the weight
   sum of a weighted mean's denominator, softmax's row sum.
 
+Kinks: where the gradient is continuous but not differentiable (Huber's ``|d| =
+delta``) or jumps (a hinge), and the model's relative input perturbation ``K_IN u``
+reaches the kink (``GradientCondition.kink_reach``), a backward pass exact on those
+perturbed inputs may be on either side: the bound adds the other side's sensitivity
+(``kink_condition``) or the jump (``kink_jump``) there, and only there.
+
 The constants are the forward model's, for the same reasons: ``K_OUT = 8``
 roundings at or after the last cancellation (the backward pass's products with
 the incoming gradient, a weight, ``1/D``, the smoothing factors, the final
@@ -48,7 +58,7 @@ from __future__ import annotations
 
 import math
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import mpmath
@@ -76,9 +86,26 @@ __all__ = [
     "GradientUndefined",
     "call_adapter_grad",
     "check_gradient_case",
+    "differentiable",
+    "gradient_case",
     "evaluate_gradient",
     "gradient_bound",
 ]
+
+
+def differentiable(case: Case, name: str) -> bool:
+    """Whether ``case`` passes ``name`` as a floating array (a parameter to differentiate by)."""
+    value = case.args.get(name, case.kwargs.get(name))
+    return isinstance(value, np.ndarray) and value.dtype != bool and not np.issubdtype(value.dtype, np.integer)
+
+
+def gradient_case(case: Case, wrt: str) -> Case:
+    """``case`` as a gradient case w.r.t. ``wrt`` (``Case.wrt``)."""
+    return replace(case, wrt=wrt)
+
+
+def _wrt(case: Case) -> str:
+    return case.wrt or spec_for(case.fn).grad_wrt[0]
 
 
 class GradientUndefined(Exception):
@@ -89,7 +116,7 @@ class GradientUndefined(Exception):
 class GradientEvaluation:
     """The oracle's gradient for a case: exact, correctly rounded, allowed error."""
 
-    exact: np.ndarray  # object ndarray of mpf, input's shape
+    exact: np.ndarray  # object ndarray of mpf, the differentiated parameter's shape
     rounded: np.ndarray  # float64, correctly rounded to the dtype
     bound: np.ndarray  # float64, allowed absolute error per component
 
@@ -106,7 +133,14 @@ def gradient_bound(grad: np.ndarray, gc: GradientCondition, fmt: FloatFormat) ->
             if any(is_nan(v) for v in (g, c, s, r)):
                 out[idx] = math.nan
                 continue
-            out[idx] = float(u * (K_OUT * abs(g) + K_IN * c + K_ABS * s + reduction * r) + floor)
+            jump = mpf(0)
+            if gc.kink_reach is not None and gc.kink_reach[idx] <= K_IN * u:
+                # the inputs' perturbation reaches a kink: either side is legitimate
+                if gc.kink_condition is not None:
+                    c = c + gc.kink_condition[idx]
+                if gc.kink_jump is not None:
+                    jump = gc.kink_jump[idx]
+            out[idx] = float(u * (K_OUT * abs(g) + K_IN * c + K_ABS * s + reduction * r) + jump + floor)
     return out
 
 
@@ -119,7 +153,8 @@ def _finite_total(case: Case) -> bool:
 
 
 def evaluate_gradient(case: Case) -> GradientEvaluation:
-    """Exact gradient of the output's sum w.r.t. ``input`` and its bound.
+    """Exact gradient of the output's sum w.r.t. ``case.wrt`` (default the first
+    parameter) and its bound.
 
     Raises :class:`GradientUndefined` where the output's sum is not finite, and
     :class:`Unsupported` for a loss without an oracle gradient or a case too large
@@ -130,8 +165,8 @@ def evaluate_gradient(case: Case) -> GradientEvaluation:
 
 #: Losses without an analytic ``<loss>_grad_condition`` whose gradient may be bounded by
 #: :func:`numerical_grad_condition`: smooth in every floating input, no discrete-valued
-#: floating target. None yet: the losses added after the gradient suite (regression,
-#: margin, embedding) are skipped as unsupported until they ship their conditions.
+#: floating target. None: the regression losses and ctc_loss ship analytic conditions
+#: (oracle/gradients_regression.py); a loss without one is skipped as unsupported.
 _NUMERICAL_CONDITION_OK: dict[str, bool] = {}
 
 
@@ -150,9 +185,13 @@ def _evaluate_cached(key: _CaseKey) -> GradientEvaluation:
 def _evaluate(key: _CaseKey) -> GradientEvaluation:
     case = key.case
     spec = spec_for(case.fn)
-    if spec.grad is None:
-        raise Unsupported(f"the oracle has no gradient of {case.fn}")
-    if spec.grad_condition is None and not _NUMERICAL_CONDITION_OK.get(case.fn, False):
+    wrt = _wrt(case)
+    grad, grad_condition = spec.gradient_functions(wrt)
+    if grad is None:
+        raise Unsupported(f"the oracle has no gradient of {case.fn} w.r.t. {wrt}")
+    if not differentiable(case, wrt):
+        raise Unsupported(f"{case.fn}: the case passes no floating array {wrt!r} to differentiate by")
+    if grad_condition is None and not _NUMERICAL_CONDITION_OK.get(case.fn, False):
         # Before the exact gradient: without a bound there is nothing to judge it against.
         raise Unsupported(
             f"no gradient error model for {case.fn} yet: it needs oracle.gradients."
@@ -162,55 +201,50 @@ def _evaluate(key: _CaseKey) -> GradientEvaluation:
     if not _finite_total(case):
         raise GradientUndefined(f"the output's sum is not finite: its gradient is undefined ({case.describe()})")
     fmt = format_of(case.dtype)
-    exact, rounded = correctly_rounded(lambda: case.call(spec.grad), fmt.name)
+    exact, rounded = correctly_rounded(lambda: case.call(grad), fmt.name)
     with working_precision(64):
-        if spec.grad_condition is not None:
-            gc = case.call(spec.grad_condition)
+        if grad_condition is not None:
+            gc = case.call(grad_condition)
         else:
             try:
-                gc = numerical_grad_condition(spec.grad, case.args, case.kwargs)
+                gc = numerical_grad_condition(grad, case.args, case.kwargs)
             except ConditionUnavailable as exc:
                 raise Unsupported(f"no gradient bound for {case.fn}: {exc}") from None
     exact = np.asarray(exact, dtype=object)
     return GradientEvaluation(exact, np.asarray(rounded), gradient_bound(exact, gc, fmt))
 
 
-def primary_parameter(case: Case) -> str:
-    """The parameter the gradient is taken w.r.t.: the spec function's first (``input``,
-    ``input1``, ``anchor``) -- the one the oracle's ``<loss>_grad`` differentiates by default."""
-    return next(iter(case.args))
-
-
 def call_adapter_grad(adapter, case: Case) -> np.ndarray:
-    """The adapter's gradient of the output's sum w.r.t. the first parameter (``input``),
-    contract enforced: a NumPy array of that parameter's shape and dtype. No ``grad``, or
-    NotImplementedError, is :class:`Unsupported`; any other exception an :class:`AdapterFailure`."""
+    """The adapter's gradient of the output's sum w.r.t. ``case.wrt`` (default the first
+    parameter), contract enforced: a NumPy array of that parameter's shape and dtype. No
+    ``grad``, or NotImplementedError, is :class:`Unsupported`; any other exception an
+    :class:`AdapterFailure`."""
     if not getattr(adapter, "supports_grad", False):
         raise Unsupported(f"adapter {adapter.name!r} computes no gradients (it has no grad function)")
-    wrt = primary_parameter(case)
+    wrt = _wrt(case)
     try:
         result = adapter.grad(case.fn, case.args, case.kwargs, wrt=wrt)
     except NotImplementedError as exc:
-        raise Unsupported(f"{adapter.name}.grad({case.fn}): {exc or 'not implemented'}") from exc
+        raise Unsupported(f"{adapter.name}.grad({case.fn}, wrt={wrt!r}): {exc or 'not implemented'}") from exc
     except Exception as exc:
         tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         raise AdapterFailure(f"{adapter.name}.grad({case.fn!r}) raised {tail}") from exc
     if not isinstance(result, (np.ndarray, np.generic)):
         raise AdapterContractError(
             f"{adapter.name}.grad({case.fn!r}) returned {type(result).__name__}; gradients must be "
-            f"NumPy arrays of input's shape and dtype"
+            f"NumPy arrays of {wrt}'s shape and dtype"
         )
     result = np.asarray(result)
-    x = np.asarray(case.args[wrt])
+    x = np.asarray(case.args.get(wrt, case.kwargs.get(wrt)))
     if result.dtype != x.dtype:
         raise AdapterContractError(
-            f"{adapter.name}.grad({case.fn!r}) returned dtype {result.dtype}; the gradient must "
-            f"keep {wrt}'s dtype {x.dtype}"
+            f"{adapter.name}.grad({case.fn!r}, wrt={wrt!r}) returned dtype {result.dtype}; the "
+            f"gradient must keep {wrt}'s dtype {x.dtype}"
         )
     if result.shape != x.shape:
         raise AdapterContractError(
-            f"{adapter.name}.grad({case.fn!r}) returned shape {result.shape}; the gradient has "
-            f"{wrt}'s shape {x.shape}"
+            f"{adapter.name}.grad({case.fn!r}, wrt={wrt!r}) returned shape {result.shape}; the "
+            f"gradient has {wrt}'s shape {x.shape}"
         )
     return result
 
@@ -218,7 +252,7 @@ def call_adapter_grad(adapter, case: Case) -> np.ndarray:
 def _message(adapter, case: Case, problem: str, evaluation: GradientEvaluation, verdict, observed) -> str:
     text = failure_message(adapter, case, problem, evaluation, verdict, observed)
     head, _, rest = text.partition("\n")
-    wrt = primary_parameter(case)
+    wrt = _wrt(case)
     head = head.replace(f"{case.fn} [", f"gradient d sum({case.fn}(...))/d {wrt} [", 1)
     note = (
         "  gradient: the adapter's grad(), i.e. the framework's autodiff of the output's sum "

@@ -65,6 +65,7 @@ class FlightRecorder:
             "loss": params.get("loss"),
             "dtype": params.get("dtype"),
             "case_label": params.get("label"),
+            "wrt": params.get("wrt"),
             "worker": self.worker,
             "started": time.time(),
         }

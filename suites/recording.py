@@ -200,6 +200,7 @@ def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str
         "loss": params.get("loss"),
         "dtype": params.get("dtype"),
         "case_label": params.get("label"),
+        "wrt": params.get("wrt"),
         "verdict": verdict,
         "message": message[:20000],
         "duration_s": round(report.duration, 3),

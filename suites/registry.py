@@ -8,8 +8,10 @@ The generic tests in ``test_conformance.py`` are parametrized over this registry
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from hypothesis import strategies as st
@@ -48,8 +50,15 @@ class LossSpec:
     # ``oracle.gradients.<name>_grad_condition``. Without ``grad`` gradients are not tested.
     grad: Callable | None = None
     grad_condition: Callable | None = None
+    # The differentiable floating parameters whose gradients are tested, the primary one
+    # first (default: the first parameter alone). The oracle's ``grad``/``grad_condition``
+    # take ``wrt=<name>`` for every one but the primary (``gradient_functions``).
+    grad_wrt: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.grad_wrt:
+            first = next(iter(inspect.signature(self.terms).parameters))
+            object.__setattr__(self, "grad_wrt", (first,))
         if self.grad is None:
             object.__setattr__(self, "grad", getattr(oracle, f"{self.name}_grad", None))
         if self.grad_condition is None:
@@ -60,6 +69,19 @@ class LossSpec:
     @property
     def reduces(self) -> bool:
         return bool(self.reductions)
+
+    def gradient_functions(self, wrt: str = "") -> tuple[Callable | None, Callable | None]:
+        """The oracle's ``(grad, grad_condition)`` w.r.t. ``wrt`` (default: the primary
+        parameter, called as they are; another one with ``wrt=``). ``(None, None)`` for a
+        parameter not in :attr:`grad_wrt`."""
+        if not wrt or wrt == self.grad_wrt[0]:
+            return self.grad, self.grad_condition
+        if wrt not in self.grad_wrt:
+            return None, None
+        return (
+            partial(self.grad, wrt=wrt) if self.grad is not None else None,
+            partial(self.grad_condition, wrt=wrt) if self.grad_condition is not None else None,
+        )
 
 
 def _a(values, dtype: str) -> np.ndarray:

@@ -488,7 +488,8 @@ def margin_specs() -> list:
     from .registry import LossSpec
 
     return [
-        LossSpec("margin_ranking_loss", oracle.margin_ranking_loss_terms, margin_ranking_cases, MARGIN_RANKING_EDGES, MARGIN_RANKING_INVALID),
+        LossSpec("margin_ranking_loss", oracle.margin_ranking_loss_terms, margin_ranking_cases, MARGIN_RANKING_EDGES, MARGIN_RANKING_INVALID,
+                 grad_wrt=("input1", "input2")),
         LossSpec("hinge_embedding_loss", oracle.hinge_embedding_loss_terms, hinge_embedding_cases, HINGE_EMBEDDING_EDGES, HINGE_EMBEDDING_INVALID),
         LossSpec("soft_margin_loss", oracle.soft_margin_loss_terms, soft_margin_cases, SOFT_MARGIN_EDGES, SOFT_MARGIN_INVALID),
         LossSpec(
@@ -502,11 +503,13 @@ def margin_specs() -> list:
         ),
         LossSpec(
             "cosine_embedding_loss", oracle.cosine_embedding_loss_terms, cosine_embedding_cases,
-            COSINE_EMBEDDING_EDGES, COSINE_EMBEDDING_INVALID,
+            COSINE_EMBEDDING_EDGES, COSINE_EMBEDDING_INVALID, grad_wrt=("input1", "input2"),
         ),
-        LossSpec("triplet_margin_loss", oracle.triplet_margin_loss_terms, triplet_margin_cases, TRIPLET_EDGES, TRIPLET_INVALID),
+        LossSpec("triplet_margin_loss", oracle.triplet_margin_loss_terms, triplet_margin_cases, TRIPLET_EDGES, TRIPLET_INVALID,
+                 grad_wrt=("anchor", "positive", "negative")),
         LossSpec(
             _TWD, oracle.triplet_margin_with_distance_loss_terms, triplet_margin_with_distance_cases,
             TRIPLET_WITH_DISTANCE_EDGES, TRIPLET_WITH_DISTANCE_INVALID, legacy_reduction_arguments=False,
+            grad_wrt=("anchor", "positive", "negative"),
         ),
     ]

@@ -394,11 +394,13 @@ def specs() -> list:
         LossSpec(
             fn, getattr(oracle, f"{fn}_terms"), (lambda d, fn=fn: _pointwise_cases(d, fn)),
             _pointwise_edges(fn), _pointwise_invalid(fn), legacy_reduction_arguments=fn != "huber_loss",
+            grad_wrt=("input", "target") if fn == "smooth_l1_loss" else ("input", "target", "weight"),
         )
         for fn in pointwise
     ]
-    out.append(LossSpec("poisson_nll_loss", oracle.poisson_nll_loss_terms, poisson_nll_loss_cases, POISSON_EDGES, POISSON_INVALID))
+    out.append(LossSpec("poisson_nll_loss", oracle.poisson_nll_loss_terms, poisson_nll_loss_cases, POISSON_EDGES, POISSON_INVALID,
+                        grad_wrt=("input", "target")))
     out.append(LossSpec("gaussian_nll_loss", oracle.gaussian_nll_loss_terms, gaussian_nll_loss_cases, GAUSSIAN_EDGES, GAUSSIAN_INVALID,
-                        legacy_reduction_arguments=False))
+                        legacy_reduction_arguments=False, grad_wrt=("input", "target", "var")))
     out.append(LossSpec("ctc_loss", oracle.ctc_loss_terms, ctc_loss_cases, CTC_EDGES, CTC_INVALID, legacy_reduction_arguments=False))
     return out

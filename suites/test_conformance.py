@@ -28,7 +28,7 @@ from .checks import (
     check_case,
     failure_message,
 )
-from .gradients import GradientUndefined, check_gradient_case
+from .gradients import GradientUndefined, check_gradient_case, differentiable, gradient_case
 from .profiles import separate_per_item
 from .properties import PROPERTIES, PropertyViolation
 from .registry import spec_for
@@ -275,16 +275,20 @@ def _check_gradient(adapter, case: Case, recorder, expected_deviation) -> bool:
     return True
 
 
-def test_gradient_matches_oracle(adapter, loss, dtype, recorder, expected_gradient_deviation):
-    """The framework's autodiff of the output's sum against the exact gradient
-    (``suites/gradients.py``); cases whose loss is not finite have no gradient and are
-    replaced by others."""
+@pytest.mark.cases("gradient")
+def test_gradient_matches_oracle(adapter, loss, wrt, dtype, recorder, expected_gradient_deviation):
+    """The framework's autodiff of the output's sum w.r.t. ``wrt`` against the exact
+    gradient (``suites/gradients.py``); cases whose loss is not finite have no gradient
+    and are replaced by others, and so are cases without ``wrt`` as a floating array (an
+    optional ``weight`` left out, a float ``var``)."""
     _require_grad(adapter, loss)
     spec = spec_for(loss)
 
     @given(case=spec.cases(dtype))
     def conforms(case):
-        if not _check_gradient(adapter, case, recorder, expected_gradient_deviation):
+        if not differentiable(case, wrt):
+            reject()
+        if not _check_gradient(adapter, gradient_case(case, wrt), recorder, expected_gradient_deviation):
             reject()
 
     conforms = _scaled(adapter, conforms)
@@ -293,12 +297,13 @@ def test_gradient_matches_oracle(adapter, loss, dtype, recorder, expected_gradie
     _finish(recorder)
 
 
-@pytest.mark.cases("edge")
-def test_gradient_edge_cases(adapter, loss, label, dtype, recorder, expected_gradient_deviation):
-    """The registry's fixed edge cases, differentiated: saturated logits, 1e8 and the
-    dtype's max, masked classes, all targets ignored with ``sum``, zero weights."""
+@pytest.mark.cases("gradient-edge")
+def test_gradient_edge_cases(adapter, loss, label, wrt, dtype, recorder, expected_gradient_deviation):
+    """The registry's fixed edge cases, differentiated w.r.t. each parameter they pass:
+    saturated logits, 1e8 and the dtype's max, masked classes, all targets ignored with
+    ``sum``, zero weights."""
     _require_grad(adapter, loss)
-    case = spec_for(loss).edge_cases[label](dtype)
+    case = gradient_case(spec_for(loss).edge_cases[label](dtype), wrt)
     if not _check_gradient(adapter, case, recorder, expected_gradient_deviation):
         pytest.skip(f"not applicable: the output's sum is not finite, so its gradient is undefined ({label})")
     _finish(recorder)

@@ -71,3 +71,21 @@ def test_features_keep_entries_narrow(tmp_path):
     assert entry.matches("anything", "test_matches_oracle", zero)
     assert not entry.matches("anything", "test_matches_oracle", positive)
     assert not entry.matches("anything", "test_matches_oracle", Case("nll_loss", zero.args))
+
+
+def test_wrt_features_say_which_parameter_a_gradient_case_differentiates():
+    """``wrt_<name>`` holds for a gradient case w.r.t. that parameter only, never for a forward
+    case; a baseline of a gradient item carries it as its condition."""
+    from suites.baseline import baseline_entries
+    from suites.expectations import FEATURES
+
+    forward = Case("mse_loss", {"input": np.zeros(2), "target": np.ones(2)})
+    target = Case("mse_loss", {"input": np.zeros(2), "target": np.ones(2)}, wrt="target")
+    assert FEATURES["wrt_target"](target) and not FEATURES["wrt_input"](target)
+    assert not any(FEATURES[f"wrt_{n}"](forward) for n in ("input", "target", "weight", "var"))
+    record = {"verdict": "fail", "adapter": "torch", "test": "test_gradient_matches_oracle", "loss": "mse_loss",
+              "dtype": "float32", "wrt": "target", "message": "x"}
+    (entry,) = baseline_entries([record])
+    assert entry["when"] == ["wrt_target"]
+    (forward_entry,) = baseline_entries([dict(record, wrt=None, test="test_matches_oracle")])
+    assert forward_entry["when"] == []

@@ -58,7 +58,11 @@ MINIMAL_CASES = [
 
 
 def test_every_regression_entry_has_a_minimal_case():
-    ours = {e.id for e in ENTRIES.values() if set(e.losses) <= set(REGRESSION)}
+    # gradient entries (tests = test_gradient_*) are re-checked by tests/test_gradient_findings.py
+    ours = {
+        e.id for e in ENTRIES.values()
+        if set(e.losses) <= set(REGRESSION) and not any(t.startswith("test_gradient") for t in e.tests)
+    }
     assert {m.entry for m in MINIMAL_CASES} | {"ctc-loss-accepts-blank-and-out-of-range-targets"} == ours
 
 

@@ -20,6 +20,15 @@ def _a(values, dtype="float32") -> np.ndarray:
     return np.array(values, dtype=dtype)
 
 
+# one frame, classes [blank, 1], target "1": the only path; d(-lp[0, 0, 1]) = [[[0, -1]]], while
+# the frameworks differentiate w.r.t. logits through a (real or assumed) log_softmax: [[[0.5, -0.5]]]
+_CTC_ONE_PATH = Case(
+    "ctc_loss",
+    {"log_probs": np.log(_a([[[0.5, 0.5]]])), "targets": np.array([[1]]), "input_lengths": np.array([1]),
+     "target_lengths": np.array([1])},
+    {"reduction": "sum"}, "float32", wrt="log_probs",
+)
+
 #: framework -> entry id -> (test, minimal case)
 MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
     "torch": {
@@ -61,6 +70,26 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # no derivative at a zero vector: any finite value passes; float16 torch: 0/0 = NaN
             Case("cosine_embedding_loss", {"input1": _a([[0.0, 0.0]], "float16"), "input2": _a([[1.0, 1.0]], "float16"),
                                            "target": _a([-1.0], "float16")}, {"margin": -0.5, "reduction": "sum"}, "float16"),
+        ),
+        # issue 6, gradients w.r.t. other parameters (Case.wrt)
+        "gradient-doubled-difference-overflow": (
+            "test_gradient_matches_oracle",
+            # d/dx 0.5 (x - y)^2 = x - y = -32768; pow's backward forms 2 (x - y) = -65536 -> -inf first
+            Case("mse_loss", {"input": _a([0.0], "float16"), "target": _a([32768.0], "float16")},
+                 {"reduction": "sum", "weight": _a([0.5], "float16")}, "float16", wrt="input"),
+        ),
+        "poisson-nll-full-zero-target-nan-gradient": (
+            "test_gradient_matches_oracle",
+            # d/dy (e^x - y x) = -x = -1; the masked Stirling term's log(0) gives 0 * inf = NaN
+            Case("poisson_nll_loss", {"input": _a([1.0], "float64"), "target": _a([0.0], "float64")},
+                 {"full": True, "reduction": "sum"}, "float64", wrt="target"),
+        ),
+        "ctc-loss-gradient-assumes-log-softmax": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
+        "poisson-nll-default-eps-rounds-to-zero-in-float16-gradient": (
+            "test_gradient_edge_cases",
+            # d/dy = -log(x + eps) = 18.42 at x = 0; eps = 1e-8 is 0 in float16: -log(0) = inf
+            Case("poisson_nll_loss", {"input": _a([0.0], "float16"), "target": _a([1.0], "float16")},
+                 {"log_input": False, "reduction": "sum"}, "float16", wrt="target"),
         ),
     },
     "torch-compile": {
@@ -129,6 +158,37 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cosine_embedding_loss", {"input1": _a([[1e20, 2e20]]), "input2": _a([[2e20, 1e20]]),
                                            "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
         ),
+        "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
+        "keras-unbatched-weighted-regression-mean-not-divided-gradient": (
+            "test_gradient_matches_oracle",
+            # the mean of one term does not depend on its weight: exact 0; Keras's w * t gives t = 1
+            Case("mse_loss", {"input": _a(0.0), "target": _a(1.0)}, {"reduction": "mean", "weight": _a(1.0)},
+                 "float32", wrt="weight"),
+        ),
+        "cpu-flushes-subnormal-difference-gradient": (
+            "test_gradient_matches_oracle",
+            # x - y = -1.4e-45 (subnormal) is flushed to -0: sign gives 0, exact -1
+            Case("l1_loss", {"input": _a(0.0), "target": _a(1.401298464324817e-45)}, {"reduction": "none"},
+                 "float32", wrt="input"),
+        ),
+        "log-poisson-full-zero-target-nan-gradient": (
+            "test_gradient_edge_cases",
+            # d/dy (e^x - y x) = -x = -0.5; the unselected Stirling branch's log(0) gives 0 * inf
+            Case("poisson_nll_loss", {"input": _a([0.5]), "target": _a([0.0])}, {"full": True, "reduction": "none"},
+                 "float32", wrt="target"),
+        ),
+        "keras-weighted-square-gradient-overflow": (
+            "test_gradient_matches_oracle",
+            # exact w 2 (x - y) = -2**126; 2 (x - y) = -2**128 overflows before the weight
+            Case("mse_loss", {"input": _a([0.0]), "target": _a([2.0 ** 127])}, {"reduction": "sum", "weight": _a([0.25])},
+                 "float32", wrt="input"),
+        ),
+        "keras-huber-unselected-square-gradient-nan": (
+            "test_gradient_matches_oracle",
+            # linear branch: exact sign(x - y) = -1; the unselected square's 2 (x - y) overflows: 0 * inf
+            Case("smooth_l1_loss", {"input": _a([0.0]), "target": _a([2.0 ** 127])}, {"reduction": "none", "beta": 0.5},
+                 "float32", wrt="input"),
+        ),
     },
     "jax": {
         "xla-cpu-flushes-subnormal-gradients": (
@@ -186,6 +246,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # exact 2 (d(a, p) = eps has direction +1); optax: 0 + 0.125 / sqrt(0.125^2 + 1e-6)
             Case("triplet_margin_loss", {"anchor": _a([[0.0]]), "positive": _a([[0.0]]), "negative": _a([[0.125]])},
                  {"reduction": "sum"}, "float32"),
+        ),
+        "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
+        "optax-huber-gradient-cancels-against-delta": (
+            "test_gradient_matches_oracle",
+            # exact x - y = -0.0010000000475; optax's backward forms delta + (|e| - delta): -0.00099999
+            Case("huber_loss", {"input": _a([0.0]), "target": _a([0.001])}, {"reduction": "sum", "delta": 1.0},
+                 "float32", wrt="input"),
         ),
     },
 }

@@ -954,3 +954,25 @@ def test_gradient_records_get_their_own_line_and_accuracy_rows() -> None:
     html = render_html(make_doc(records))
     assert 'class="gradient"' in html and "∇" in html
     assert "<td>gradient</td><td>test_gradient_matches_oracle</td>" in html
+
+
+def test_gradient_records_name_the_parameter_they_differentiate() -> None:
+    """A gradient record's ``wrt`` (issue 6: gradients w.r.t. target, weight, var...) gets its
+    own accuracy row, and the summary cell's gradient line lists the parameters."""
+    from reports.summary import accuracy_rows
+
+    records = [
+        make_record(test="test_gradient_matches_oracle", loss="mse_loss", wrt="input", max_ulp=0.5, max_normalized=0.1),
+        make_record(test="test_gradient_matches_oracle", loss="mse_loss", wrt="target", verdict="fail", max_ulp=7.0, max_normalized=3.0),
+    ]
+    rows = {(r["test"], r["quantity"]): r for r in accuracy_rows(records)}
+    assert set(rows) == {
+        ("test_gradient_matches_oracle", "gradient w.r.t. input"),
+        ("test_gradient_matches_oracle", "gradient w.r.t. target"),
+    }
+    assert rows[("test_gradient_matches_oracle", "gradient w.r.t. target")]["max_ulp"] == 7.0
+    cell = summarize(records)["cells"]["mse_loss"]["torch"]["float32"]
+    assert cell["gradient"]["wrt"] == ["input", "target"]
+    html = render_html(make_doc(records))
+    assert "gradient tests (w.r.t. input, target)" in html
+    assert "<td>gradient w.r.t. target</td><td>test_gradient_matches_oracle</td>" in html

@@ -1,9 +1,10 @@
 """Detection power: the suite catches seeded defects, by name, and passes correct code.
 
-``tests/textbook_adapter.py`` is a NumPy implementation of the spec with four
+``tests/textbook_adapter.py`` is a NumPy implementation of the spec with five
 documented defects: (a) log-softmax without the max shift, (b) BCE-with-logits
 as the log of a sigmoid, (c) weighted means divided by the number of targets,
-(d) a BCE-with-logits gradient that ignores ``pos_weight``.
+(d) a BCE-with-logits gradient that ignores ``pos_weight``, (e) a smooth L1
+gradient with Huber's slope ``beta`` in its linear branch.
 Each test runs ``pytest suites --adapter tests.textbook_adapter`` in a
 subprocess on a small selection (Hypothesis profile ``dev``, a fixed seed) and
 reads ``results.json``:
@@ -258,6 +259,51 @@ def test_d_undefined_gradients_are_not_judged(gradient_run):
         case_label="infinite_logits_opposing_hard_targets", dtype="float64",
     )
     assert record["verdict"] == "skip" and "undefined" in record["message"], record
+
+
+# ------------------------------------------------------------------ the regression gradient defect
+
+
+@pytest.fixture(scope="module")
+def smooth_l1_gradient_run(tmp_path_factory) -> SuiteRun:
+    """The fixed edge cases of smooth_l1_loss, differentiated, in float64 and float16."""
+    return run_suite(
+        "--adapter", TEXTBOOK, "-k", "test_gradient_edge_cases",
+        *_loss_args("smooth_l1_loss"),
+        *_dtype_args(*BOTH),
+        tmp=tmp_path_factory.mktemp("teeth-smooth-l1-gradients"),
+    )
+
+
+def _smooth_l1_input_gradient(run: SuiteRun, label: str, dtype: str) -> dict[str, Any]:
+    return run.one(test="test_gradient_edge_cases", loss="smooth_l1_loss", case_label=label, dtype=dtype, wrt="input")
+
+
+@pytest.mark.parametrize("dtype", BOTH)
+def test_e_smooth_l1_gradient_with_hubers_slope_is_flagged(smooth_l1_gradient_run, dtype):
+    """x [0.5, -0.5], y 0, beta 0.5: |x - y| = beta is the linear branch (and the quadratic
+    one's limit), gradient sign(x - y) = +-1; the defect returns beta sign(x - y) = +-0.5."""
+    assert smooth_l1_gradient_run.returncode == TESTS_FAILED, smooth_l1_gradient_run.tail()
+    message = assert_flagged(_smooth_l1_input_gradient(smooth_l1_gradient_run, "difference_at_beta", dtype), "error beyond the bound")
+    assert message.startswith("gradient d sum(smooth_l1_loss(...))/d input"), message
+    assert abs(_number_after("observed:", message)) == 0.5, message
+    assert abs(_number_after(f"correctly rounded to {dtype}:", message)) == 1.0, message
+    tiny = assert_flagged(_smooth_l1_input_gradient(smooth_l1_gradient_run, "tiny_beta", dtype), "error beyond the bound")
+    assert _number_after("observed:", tiny) == 2.0 ** -10, tiny  # the linear element, beta = 2**-10
+
+
+@pytest.mark.parametrize("label", ["beta_0_is_l1", "zero_difference_gives_0", "one_ulp_apart", "mean_of_mixed_signs", "unbatched_scalar"])
+@pytest.mark.parametrize("dtype", BOTH)
+def test_e_smooth_l1_gradients_where_the_defect_is_silent_pass(smooth_l1_gradient_run, label, dtype):
+    """beta = 1 (Huber's slope is then 1), beta = 0 (L1) and the quadratic branch: no false alarm."""
+    assert_passes(_smooth_l1_input_gradient(smooth_l1_gradient_run, label, dtype))
+
+
+def test_e_gradients_the_textbook_does_not_compute_are_unsupported(smooth_l1_gradient_run):
+    record = smooth_l1_gradient_run.one(
+        test="test_gradient_edge_cases", loss="smooth_l1_loss", case_label="difference_at_beta", dtype="float64", wrt="target",
+    )
+    assert record["verdict"] == "unsupported", record
 
 
 # ------------------------------------------------------------------ generated cases

@@ -1,11 +1,11 @@
-"""A "textbook" NumPy implementation of the spec, with three seeded defects.
+"""A "textbook" NumPy implementation of the spec, with five seeded defects.
 
 This is the implementation under test of ``tests/test_teeth.py``: the
 conformance suite must catch every defect below *by name* (a failing record
 for the loss and case that show it), and the rest of the code is written to be
 correct, so that what the suite flags is the defects and not noise.
 
-The seeded defects, exactly these four (three in values, one in a gradient):
+The seeded defects, exactly these five (three in values, two in gradients):
 
 (a) ``log_softmax`` -- and ``cross_entropy``, which uses it -- computes
     ``x - log(sum(exp(x)))`` *without* subtracting the row's maximum first:
@@ -22,8 +22,14 @@ The seeded defects, exactly these four (three in values, one in a gradient):
     ``sum_n w[y_n]``. See :func:`_index_mean_denominator`.
 (d) The gradient of ``binary_cross_entropy_with_logits`` is the textbook
     ``w (sigmoid(x) - y)``, which ignores ``pos_weight``: the derivative is
-    ``w ((1 - y + p y) sigmoid(x) - p y)``. See :func:`grad`. The other gradients
-    it computes (``sigmoid``, ``kl_div``) are correct; the rest are unsupported.
+    ``w ((1 - y + p y) sigmoid(x) - p y)``. See :func:`grad`.
+(e) The gradient of ``smooth_l1_loss`` in its linear branch (``|x - y| >= beta > 0``)
+    is Huber's ``beta sign(x - y)`` instead of ``sign(x - y)`` (SmoothL1_beta is
+    Huber_beta / beta). See :func:`_smooth_l1_grad`.
+
+The other gradients it computes (``sigmoid``, ``kl_div``; ``smooth_l1_loss``'s
+quadratic branch and ``beta = 0``) are correct; the rest, and every gradient w.r.t. a
+parameter other than ``input``, are unsupported.
 
 Everything else follows ``torch.nn.functional``'s documented semantics and the
 oracle's conventions (``oracle/``): computations run in the input's dtype
@@ -52,6 +58,7 @@ __all__ = [
     "log_softmax",
     "nll_loss",
     "sigmoid",
+    "smooth_l1_loss",
     "softmax",
 ]
 
@@ -383,6 +390,29 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     return _out(result, dtype)
 
 
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """``F.smooth_l1_loss``: ``0.5 d^2 / beta`` for ``|d| < beta``, else ``|d| - 0.5 beta``
+    (``d = x - y``; ``beta = 0`` is L1). ``(0.5 d / beta) d`` keeps ``d^2`` from underflowing
+    for a small ``beta``. Same shapes only (no broadcasting)."""
+    _no_legacy(size_average, reduce)
+    _check_reduction(reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss needs beta >= 0, got {beta!r}")
+    dtype = np.asarray(input).dtype
+    work = _work_dtype(dtype)
+    x, y, _ = _elementwise(input, target, None, work)
+    with np.errstate(all="ignore"):
+        d = x - y
+        ad = np.abs(d)
+        if beta == 0:
+            terms = ad
+        else:
+            b = np.asarray(beta).astype(work)
+            terms = np.where(ad < b, (0.5 * d / b) * d, ad - 0.5 * b)
+        result = _reduce(terms, reduction, np.asarray(terms.size).astype(work))
+    return _out(result, dtype)
+
+
 # ------------------------------------------------------------------ gradients
 
 
@@ -391,7 +421,8 @@ def grad(fn_name, args, kwargs, wrt="input"):
 
     ``sigmoid``: ``s (1 - s)``; ``kl_div``: ``-p`` (``-e^s``) over the denominator, 0 for a
     zero target; ``binary_cross_entropy_with_logits``: SEEDED DEFECT (d), ``w (s - y)``
-    whatever ``pos_weight`` is. Anything else is unsupported (NotImplementedError).
+    whatever ``pos_weight`` is; ``smooth_l1_loss``: SEEDED DEFECT (e) in the linear branch.
+    Anything else is unsupported (NotImplementedError).
     """
     if wrt != "input":
         raise NotImplementedError(f"gradients w.r.t. {wrt!r}")
@@ -407,6 +438,8 @@ def grad(fn_name, args, kwargs, wrt="input"):
             return _out(_kl_div_grad(x, call), dtype)
         if fn_name == "binary_cross_entropy_with_logits":
             return _out(_bce_with_logits_grad(x, call), dtype)
+        if fn_name == "smooth_l1_loss":
+            return _out(_smooth_l1_grad(x, call), dtype)
     raise NotImplementedError(f"the textbook adapter has no gradient of {fn_name}")
 
 
@@ -433,6 +466,24 @@ def _bce_with_logits_grad(x, call):
     g = _stable_sigmoid(x) - y
     if w is not None:
         g = w * g
+    if call.get("reduction", "mean") == "mean":
+        g = g / np.asarray(x.size).astype(work)
+    return g
+
+
+def _smooth_l1_grad(x, call):
+    """``d / beta`` for ``|d| < beta``, ``sign(d)`` for ``beta = 0``; SEEDED DEFECT (e):
+    ``beta sign(d)`` (Huber's) in the linear branch. Over ``n`` for ``mean``."""
+    _no_legacy(call.get("size_average"), call.get("reduce"))
+    work = x.dtype
+    _, y, _ = _elementwise(x, call["target"], None, work)
+    beta = call.get("beta", 1.0)
+    d = x - y
+    if beta == 0:
+        g = np.sign(d)
+    else:
+        b = np.asarray(beta).astype(work)
+        g = np.where(np.abs(d) < b, d / b, b * np.sign(d))
     if call.get("reduction", "mean") == "mean":
         g = g / np.asarray(x.size).astype(work)
     return g
