@@ -370,7 +370,8 @@ def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: m
     ``|a_k| + |b_k| + eps`` (relative), so ``sens_i = sum_k |de_i/dv_k| (|a_k| + |b_k| + eps)``.
     Jumps: ``p = 1``'s ``sign(v_i)`` (PyTorch: 0 at ``v_i = 0``) within ``u K_KINK`` of that
     size, and at ``d = 0`` the direction is undefined (PyTorch's gradient is 0): every
-    component may jump by ``|e_i| <= 1``. Scale: ``(p - 1)(ceil(log2 D) + 2) |e_i|``, the
+    component may jump by ``|e_i| <= 1``; where every ``v_k`` is within ``u K_KINK`` of its
+    size from 0 (e.g. ``eps`` rounded to the dtype cancels ``a - b``), by ``1 + |e_i|``. Scale: ``(p - 1)(ceil(log2 D) + 2) |e_i|``, the
     computed ``d``'s relative error (the forward model's) raised to the power ``p - 1``.
     Returns ``(e, sens, jump, scale)``.
     """
@@ -398,6 +399,11 @@ def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: m
             total += (q - 1) / d * abs(own - e[i] * e[k]) * size[k]
         sens.append(total)
         jump.append(mpf(0))
+    if all(abs(v) <= u * K_KINK * s for v, s in zip(diff, size)):
+        # Every component of v within its input perturbation of 0 (an eps rounded to the
+        # dtype can cancel a - b exactly): the perturbed v may point anywhere or be 0
+        # (PyTorch's gradient 0), so each component may jump by up to 1 + |e_i|.
+        jump = [max(j, _kink(1 + abs(ei), mpf(0), mpf(0), u)) for j, ei in zip(jump, e)]
     return e, sens, jump, scale
 
 

@@ -273,3 +273,23 @@ def test_triplet_gradient_of_other_parameters_is_pytorchs(wrt):
         with mpmath.workprec(120):
             exact = oracle.triplet_margin_loss_grad(*arrays.values(), wrt=wrt, **kwargs)
         np.testing.assert_allclose(torch_grad, np.array(exact.tolist(), dtype=float), rtol=1e-14, atol=1e-300)
+
+
+def test_a_distance_that_eps_rounded_to_the_dtype_cancels_admits_any_direction():
+    """``a - n + eps`` = 2.5e-15 exactly, but 0 with ``eps = 1e-6`` rounded to float32 (as
+    PyTorch adds it): within the input perturbation of the norm's kink the direction of
+    ``v`` is undetermined (PyTorch's gradient 0; exact 1), so the bound admits a jump of
+    ``1 + |e_i|``; a distance far from 0 admits none."""
+    from suites.cases import Case
+    from suites.gradients import evaluate_gradient
+
+    a, p = np.array([0.0], dtype=np.float32), np.array([0.0], dtype=np.float32)
+    for n, near in ((np.array([9.999999974752427e-07], dtype=np.float32), True), (np.array([1.0], dtype=np.float32), False)):
+        case = Case("triplet_margin_with_distance_loss", {"anchor": a, "positive": p, "negative": n},
+                    {"reduction": "none"}, "float32", wrt="negative")
+        evaluation = evaluate_gradient(case)
+        assert abs(float(evaluation.rounded[0])) == 1.0
+        if near:
+            assert float(evaluation.bound[0]) >= 2.0  # PyTorch's 0 and the flipped -1 both pass
+        else:
+            assert float(evaluation.bound[0]) < 1e-5
