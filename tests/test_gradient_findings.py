@@ -100,6 +100,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         ),
     },
     "tensorflow": {
+        "cpu-denormals-are-zero-moves-a-hinge-onto-its-kink": (
+            "test_gradient_matches_oracle",
+            # exact 0 (inactive hinge); the subnormal read as 0 puts it on the kink: 1
+            Case("margin_ranking_loss", {"input1": _a([-1.1086919306906877e-39]), "input2": _a([0.0]),
+                                         "target": _a([-1.0])}, {"reduction": "sum"}, "float32", wrt="input1"),
+        ),
         "keras-bce-half-precision-clip-does-not-reach-one-gradient": (
             "test_gradient_matches_oracle",
             # 1 - 1e-7 is 1 in float16: p = 1 unclipped, d log(1 - p)/dp = inf; exact 0
@@ -191,6 +197,19 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         ),
     },
     "jax": {
+        "xla-cpu-denormals-are-zero-moves-a-hinge-onto-its-kink": (
+            "test_gradient_matches_oracle",
+            # exact 0 (inactive hinge); the subnormal read as 0 puts it on the kink: 1/2
+            Case("margin_ranking_loss", {"input1": _a([-1.1086919306906877e-39]), "input2": _a([0.0]),
+                                         "target": _a([-1.0])}, {"reduction": "sum"}, "float32", wrt="input1"),
+        ),
+        "triplet-norm-degree-without-abs-gradient": (
+            "test_gradient_edge_cases",
+            # exact [[1, 1]]; optax's signed sum: [[-1, -1]]
+            Case("triplet_margin_loss", {"anchor": _a([[0.0, 0.0]], "float64"), "positive": _a([[1.0, 0.5]], "float64"),
+                                         "negative": _a([[2.5, 0.0]], "float64")},
+                 {"p": 1.0, "eps": 0.0, "reduction": "sum"}, "float64", wrt="positive"),
+        ),
         "xla-cpu-flushes-subnormal-gradients": (
             "test_gradient_matches_oracle",
             # exact sigma(-88) = 6.05e-39, a float32 subnormal; flushed to 0
