@@ -708,7 +708,8 @@ def _cosine_epsilon_visible(case: Case) -> bool:
 def _zero_distance(case: Case) -> bool:
     """A triplet loss with a pairwise distance whose squared difference ``|x - y + eps|^2`` is
     zero or below the dtype's smallest normal in some row (``(a, p)``, ``(a, n)``, and
-    ``(p, n)`` with ``swap``): the Euclidean norm's derivative ``v / |v|`` is ``0/0`` (or its
+    ``(p, n)`` with ``swap``), with ``eps`` rounded to the dtype as the frameworks add it (it can
+    cancel ``x - y`` exactly): the Euclidean norm's derivative ``v / |v|`` is ``0/0`` (or its
     squared form underflows) there; PyTorch masks an exact zero to 0."""
     if case.fn == "triplet_margin_loss":
         eps = float(case.kwargs.get("eps", 1e-6))
@@ -716,7 +717,9 @@ def _zero_distance(case: Case) -> bool:
         eps = 1e-6
     else:
         return False
-    tiny = format_of(case.dtype).smallest_normal
+    fmt = format_of(case.dtype)
+    tiny = fmt.smallest_normal
+    eps = float(np.asarray(eps, dtype=np.float64).astype(fmt.numpy_dtype))  # added in the dtype
     a, p, n = _vectors_of(case)
     pairs = [(a, p), (a, n)] + ([(p, n)] if case.kwargs.get("swap") else [])
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):

@@ -32,6 +32,13 @@ _CTC_ONE_PATH = Case(
 #: framework -> entry id -> (test, minimal case)
 MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
     "torch": {
+        "pnorm-gradient-nan-where-the-norm-underflows": (
+            "test_gradient_matches_oracle",
+            # exact 0 (the distances' gradients cancel); float16 |eps|^3 underflows: 0/0 = NaN
+            Case("triplet_margin_loss", {"anchor": _a([0.0], "float16"), "positive": _a([0.0], "float16"),
+                                         "negative": _a([0.0], "float16")}, {"p": 3.0, "reduction": "sum"}, "float16",
+                 wrt="anchor"),
+        ),
         "bce-backward-divides-by-clamped-x-one-minus-x": (
             "test_gradient_edge_cases",
             # d/dx -log(1 - x) at x = 0 is 1; PyTorch: (x - y) / max(x (1 - x), 1e-12) = 0
