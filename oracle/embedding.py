@@ -40,6 +40,8 @@ per distance (the sum of ``D`` powers, then the root).
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import mpmath
 import numpy as np
 from mpmath import mpf
@@ -429,13 +431,27 @@ def _cosine_distance_grad_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     dot = mpmath.fsum(x * y for x, y in zip(a, b))
     fa, fb = max(na, e), max(nb, e)
     # d/da of -dot / (fa fb): the max is differentiated on its norm side when na > eps.
-    out = []
-    for x, y in zip(a, b):
-        g = y / (fa * fb)
-        if na > e:
-            g -= dot * x / (na * na * na * fb)
-        out.append(-g)
-    return np.array(out, dtype=object)
+    if na > e:
+        # y / (na fb) - dot x / (na^3 fb) = (y |a|^2 - dot x) / (na^3 fb), the numerator in exact
+        # rationals: it cancels to exactly 0 where b is parallel to a (a = b, as a triplet
+        # with swap meets), which the rounded difference of the two parts never shows.
+        square = sum((_fraction(x) ** 2 for x in a), Fraction(0))
+        exact_dot = sum((_fraction(x) * _fraction(y) for x, y in zip(a, b)), Fraction(0))
+        denominator = na * na * na * fb
+        out = []
+        for x, y in zip(a, b):
+            numerator = _fraction(y) * square - exact_dot * _fraction(x)
+            out.append(-(mpf(numerator.numerator) / numerator.denominator) / denominator if numerator else mpf(0))
+        return np.array(out, dtype=object)
+    return np.array([-(y / (fa * fb)) for y in b], dtype=object)
+
+
+def _fraction(x: mpf) -> Fraction:
+    """An mpf (a float of the case) as an exact rational."""
+    sign, man, exp, _ = mpf(x)._mpf_
+    if not man:
+        return Fraction(0)
+    return (-1 if sign else 1) * Fraction(int(man)) * (Fraction(2) ** int(exp))
 
 
 def triplet_margin_with_distance_loss_grad(

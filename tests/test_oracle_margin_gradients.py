@@ -293,3 +293,15 @@ def test_a_distance_that_eps_rounded_to_the_dtype_cancels_admits_any_direction()
             assert float(evaluation.bound[0]) >= 2.0  # PyTorch's 0 and the flipped -1 both pass
         else:
             assert float(evaluation.bound[0]) < 1e-5
+
+
+def test_the_cosine_distance_gradient_is_exactly_zero_between_parallel_vectors():
+    """``d(1 - cos(x, y))/dx`` vanishes where ``y`` is parallel to ``x`` (a triplet with
+    ``swap`` and ``positive == negative`` meets it): exactly 0, decided at once, not a
+    difference of rounded parts that Ziv's loop can never round (and the sign survives)."""
+    from oracle.embedding import _cosine_distance_grad_a
+
+    x = np.array([mpf(-0.75), mpf(2), mpf(5.25)], dtype=object)
+    assert all(g == 0 for g in _cosine_distance_grad_a(x, 2 * x))
+    g = _cosine_distance_grad_a(np.array([mpf(1), mpf(-1)], dtype=object), np.array([mpf(1), mpf(1)], dtype=object))
+    assert [float(v) for v in g] == [-0.5, -0.5]
