@@ -414,6 +414,7 @@ REGISTRY: dict[str, LossSpec] = {
         LossSpec(
             "binary_cross_entropy_with_logits", oracle.binary_cross_entropy_with_logits_terms,
             binary_cross_entropy_with_logits_cases, BCEL_EDGES, BCEL_INVALID,
+            grad_wrt=("input", "target", "weight", "pos_weight"),
         ),
         LossSpec("kl_div", oracle.kl_div_terms, kl_div_cases, KL_EDGES, KL_INVALID, ("none", "mean", "sum", "batchmean")),
         LossSpec(
