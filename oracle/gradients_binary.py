@@ -13,12 +13,18 @@ Per element (``oracle.binary``), with ``a = softplus(-x) = -log sigma(x)`` and
 ==============  ===================================  ======================================
 parameter       ``dt/dz``                            convention
 ==============  ===================================  ======================================
-``target``      ``w (p a - b)``  (``-w x`` at p=1)   ``+-inf`` at ``x = -+inf`` (limit)
+``target``      ``w (p a - b)``  (``-w x`` at p=1)   ``+-inf`` at ``x = -+inf`` (limit);
+                                                     NaN for ``p = 0`` at ``x = -inf``
 ``weight``      ``p y a + (1 - y) b`` (= ``t / w``)  ``0 log 0 = 0`` as in the forward
 ``pos_weight``  ``w y a``                            ``y = 0`` contributes 0 (also at x=-inf)
 ==============  ===================================  ======================================
 
-each divided by ``N`` for a mean and summed over the axes the parameter was broadcast along
+The forward multiplies weights as numbers (``oracle.binary``: a zero weight times an
+infinite log is NaN), so at ``x = -inf`` with ``p = 0`` the loss is NaN for every ``y > 0``
+and its derivative in ``y`` is undefined (NaN; PyTorch 2.13 also gives NaN there), while
+``dt/dp = w y a`` at ``y = 0`` is 0 (``t`` is 0 for every ``p``).
+
+Each is divided by ``N`` for a mean and summed over the axes the parameter was broadcast along
 (``pos_weight`` along every axis but the last; ``weight`` wherever it has size 1 or fewer
 dimensions). PyTorch (2.13 eager) differentiates ``input`` and ``target`` only: ``weight``
 and ``pos_weight`` raise "is not differentiable with respect to argument"; TensorFlow and
@@ -95,7 +101,7 @@ def _bcel(input, target, weight, reduction, pos_weight, wrt, size_average, reduc
         ya = _target_times(yi, a)  # y a with 0 log 0 = 0
         b1 = _target_times(1 - yi, b)
         if wrt == "target":
-            pa = mpf(0) if (pi == 0 and a == mpmath.inf) else pi * a
+            pa = pi * a  # p = 0 at x = -inf: 0 * inf = NaN, as the forward's p y a for y > 0
             g = wi * (pa - b)
             c = abs(wi) * (_x_times(xi, abs(pi) * s_neg + s) + abs(pa) + (abs(pa) + b)) + abs(g)
             sc = abs(wi) * (_x_times(xi, mpf(1)) + (abs(pi - 1) * a if pi != 1 else mpf(0)))

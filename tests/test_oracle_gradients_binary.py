@@ -65,6 +65,9 @@ def test_special_values():
     assert gy[0] == -mpmath.inf and gy[1] == mpmath.inf
     assert list(oracle.binary_cross_entropy_with_logits_grad(x, y, **kw, wrt="weight")) == [0, 0]
     assert list(oracle.binary_cross_entropy_with_logits_grad(x, y, **kw, wrt="pos_weight")) == [0]
+    # p = 0: the forward's 0 * inf is NaN for y > 0, so d/dy at x = -inf is undefined
+    g0 = oracle.binary_cross_entropy_with_logits_grad(x, y, pos_weight=np.array([0.0]), reduction="sum", wrt="target")
+    assert g0[0] == -mpmath.inf and mpmath.isnan(g0[1])
 
 
 def test_target_gradient_is_minus_x_without_pos_weight():
