@@ -30,6 +30,9 @@ _CTC_ONE_PATH = Case(
 )
 
 _BCEL = "binary_cross_entropy_with_logits"
+_BCEL_HALF_OVERFLOW = Case(_BCEL, {"input": _a([-32768.0], "float16"), "target": _a([0.0], "float16")},
+                           {"reduction": "sum", "weight": _a([2.0], "float16"), "pos_weight": _a([0.5], "float16")},
+                           "float16", wrt="target")
 
 #: framework -> entry id -> (test, minimal case)
 MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
@@ -215,6 +218,11 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case(_BCEL, {"input": _a([-40.0], "float16"), "target": _a([0.25], "float16")},
                  {"reduction": "sum", "pos_weight": _a([0.01], "float16")}, "float16", wrt="input"),
         ),
+        "weighted-cross-entropy-weighted-gradient-overflow": (
+            "test_gradient_matches_oracle",
+            # w x = 65536 overflows float16: NaN; exact w (q softplus(-x) - softplus(x)) = 32768
+            _BCEL_HALF_OVERFLOW,
+        ),
     },
     "jax": {
         "xla-cpu-flushes-subnormal-gradients": (
@@ -291,6 +299,11 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # d/dq = -y log_sigmoid(x) = 0 * inf; exact 0
             Case(_BCEL, {"input": _a([-np.inf]), "target": _a([0.0])},
                  {"reduction": "sum", "pos_weight": _a([2.0])}, "float32", wrt="pos_weight"),
+        ),
+        "sigmoid-bce-weighted-gradient-overflow": (
+            "test_gradient_matches_oracle",
+            # w log_sigmoid(x)-sized products overflow float16: inf; exact 32768
+            _BCEL_HALF_OVERFLOW,
         ),
     },
 }
