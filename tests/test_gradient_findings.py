@@ -33,6 +33,9 @@ _BCEL = "binary_cross_entropy_with_logits"
 _BCEL_HALF_OVERFLOW = Case(_BCEL, {"input": _a([-32768.0], "float16"), "target": _a([0.0], "float16")},
                            {"reduction": "sum", "weight": _a([2.0], "float16"), "pos_weight": _a([0.5], "float16")},
                            "float16", wrt="target")
+# d/dpos_weight = exp(-80) + exp(-88) = 1.8054568e-35; exp(-88) is a float32 subnormal: flushed
+_BCEL_SUBNORMAL_ADDEND = Case(_BCEL, {"input": _a([[80.0], [88.0]]), "target": _a([[1.0], [1.0]])},
+                              {"reduction": "sum", "pos_weight": _a([1.0])}, "float32", wrt="pos_weight")
 
 #: framework -> entry id -> (test, minimal case)
 MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
@@ -223,6 +226,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # w x = 65536 overflows float16: NaN; exact w (q softplus(-x) - softplus(x)) = 32768
             _BCEL_HALF_OVERFLOW,
         ),
+        "cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
     },
     "jax": {
         "xla-cpu-flushes-subnormal-gradients": (
@@ -305,6 +309,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # w log_sigmoid(x)-sized products overflow float16: inf; exact 32768
             _BCEL_HALF_OVERFLOW,
         ),
+        "xla-cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
     },
 }
 
