@@ -132,8 +132,9 @@ class TorchAdapter(SpecFunctions):
         """Gradient of ``fn_name(*args, **kwargs).sum()`` w.r.t. argument ``wrt``.
 
         Computed by torch's autograd in the case's dtype; returned in the dtype
-        of that argument. An argument the output does not depend on gets zeros;
-        one torch cannot differentiate by raises NotImplementedError.
+        of that argument. One torch cannot differentiate by, or that autograd
+        does not connect to the output (``.grad`` stays None), raises
+        NotImplementedError -- unsupported, never a silent zero gradient.
         """
         arguments = self._bind(fn_name, args, kwargs)
         if arguments.get(wrt) is None:
@@ -153,8 +154,12 @@ class TorchAdapter(SpecFunctions):
                 if "is not differentiable with respect to argument" in str(error):
                     raise NotImplementedError(str(error).splitlines()[0]) from error
                 raise
-        gradient = variable.grad if variable.grad is not None else torch.zeros_like(variable)
-        return to_numpy(gradient)
+        if variable.grad is None:
+            raise NotImplementedError(
+                f"{fn_name}: autograd does not connect {wrt!r} to the output (.grad is None): "
+                "not differentiated"
+            )
+        return to_numpy(variable.grad)
 
     def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:
         """A torch snippet reproducing the call, with every array written exactly.

@@ -679,7 +679,9 @@ class TensorFlowLosses(SpecFunctions):
         """Gradient of ``fn_name(*args, **kwargs)``'s sum w.r.t. argument ``wrt``.
 
         ``tf.GradientTape`` over the same eager program the forward pass runs, in
-        the case's dtype; an argument the output does not depend on gets zeros.
+        the case's dtype. An argument the tape does not connect to the output
+        (``tape.gradient`` returns None: e.g. one the program turns into a constant)
+        raises NotImplementedError -- unsupported, never a silent zero gradient.
         """
         arguments = self._bind(fn_name, args, kwargs)
         value = arguments.get(wrt)
@@ -696,7 +698,10 @@ class TensorFlowLosses(SpecFunctions):
                 total = tf.reduce_sum(program.run(tensors))
             gradient = tape.gradient(total, variable)
             if gradient is None:
-                gradient = tf.zeros_like(variable)
+                raise NotImplementedError(
+                    f"{fn_name}: TensorFlow's graph does not connect {wrt!r} to the output "
+                    "(tape.gradient is None): not differentiated"
+                )
             return to_numpy(tf.convert_to_tensor(gradient))
 
     def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:

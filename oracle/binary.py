@@ -233,12 +233,22 @@ def binary_cross_entropy_with_logits_grad(
     reduce=None,
     reduction: str = "mean",
     pos_weight=None,
+    wrt: str = "input",
 ) -> np.ndarray:
     """Exact gradient of the output's sum w.r.t. ``input``.
 
     ``dt/dx = w [(1 - y) sigma(x) - p y sigma(-x)]``; at ``x = +-inf`` the limit
     of that expression (``sigma`` is 0 or 1 there).
+
+    ``wrt``: ``"input"`` (this formula), or ``target``/``weight``/``pos_weight``
+    (``oracle.gradients_binary``).
     """
+    if wrt != "input":
+        from .gradients_binary import binary_cross_entropy_with_logits_grad_wrt
+
+        return binary_cross_entropy_with_logits_grad_wrt(
+            input, target, weight, size_average, reduce, reduction, pos_weight, wrt=wrt
+        )
     lt = binary_cross_entropy_with_logits_terms(
         input, target, weight, size_average, reduce, reduction, pos_weight
     )

@@ -369,6 +369,7 @@ def binary_cross_entropy_with_logits_grad_condition(
     reduce=None,
     reduction: str = "mean",
     pos_weight=None,
+    wrt: str = "input",
 ) -> GradientCondition:
     r"""``g = w [(1-y) sigma(x) - p y sigma(-x)]``:
 
@@ -379,7 +380,15 @@ def binary_cross_entropy_with_logits_grad_condition(
     summands cancel when ``sigma(x)`` is near 1; its absolute error is ``u`` times
     ``|w| (|1 + (p-1) y| sigma(x) + |p y|)``, which with ``p = 1`` the target's perturbation
     already covers and with a large ``p`` does not.
+
+    ``wrt``: ``target``/``weight``/``pos_weight`` -- ``oracle.gradients_binary``.
     """
+    if wrt != "input":
+        from .gradients_binary import binary_cross_entropy_with_logits_wrt_condition
+
+        return binary_cross_entropy_with_logits_wrt_condition(
+            input, target, weight, size_average, reduce, reduction, pos_weight, wrt=wrt
+        )
     reduction = resolve_reduction(size_average, reduce, reduction)
     x, y, w = _elementwise_inputs(input, target, weight)
     p = _pos_weight(pos_weight, x.shape)

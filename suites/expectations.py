@@ -294,6 +294,53 @@ def _pos_weight_with_zero_logit(case: Case) -> bool:
     return case.kwargs.get("pos_weight") is not None and bool(np.any(_input(case) == 0))
 
 
+def _weighted_logit_overflows(case: Case) -> bool:
+    """``binary_cross_entropy_with_logits``'s gradient w.r.t. ``target`` or ``pos_weight``
+    where for some finite logit ``|w| |x| max(1, |p|, |p - 1|)`` exceeds the dtype's largest
+    finite value: the size of the products a backward pass through the max-shifted form
+    ``w ((1 - y) x + (1 + (p - 1) y) L)`` (``L ~ max(-x, 0)``) forms, although the exact
+    gradient (``w (p softplus(-x) - softplus(x))``, ``w y softplus(-x)``) may be far smaller."""
+    if case.fn != "binary_cross_entropy_with_logits" or case.wrt not in ("target", "pos_weight"):
+        return False
+    x = _input(case)
+    ones = np.ones_like(x)
+    try:
+        w = np.broadcast_to(np.abs(np.asarray(case.kwargs.get("weight", ones), dtype=np.float64)), x.shape)
+        p = np.broadcast_to(np.asarray(case.kwargs.get("pos_weight", ones), dtype=np.float64), x.shape)
+    except ValueError:  # shapes the spec rejects
+        return False
+    factor = np.maximum(np.maximum(1.0, np.abs(p)), np.abs(p - 1.0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        size = w * np.abs(x) * factor
+    finite = np.isfinite(x)
+    return bool(np.any(finite & (size > format_of(case.dtype).max_finite)))
+
+
+def _subnormal_gradient_addend(case: Case) -> bool:
+    """``binary_cross_entropy_with_logits``'s gradient w.r.t. a broadcast ``pos_weight`` or
+    ``weight``: some per-element addend of a component (the gradient w.r.t. that parameter
+    expanded to the input's shape, before the sum over the broadcast axes) is a nonzero
+    subnormal, which flush-to-zero drops from a normal sum."""
+    if case.fn != "binary_cross_entropy_with_logits" or case.wrt not in ("weight", "pos_weight"):
+        return False
+    import mpmath
+
+    import oracle
+
+    x = _input(case)
+    kwargs = dict(case.kwargs)
+    try:
+        kwargs[case.wrt] = np.broadcast_to(np.asarray(kwargs[case.wrt]), x.shape).copy()
+        with mpmath.workprec(64):
+            addends = oracle.binary_cross_entropy_with_logits_grad(
+                case.args["input"], case.args["target"], **kwargs, wrt=case.wrt
+            )
+    except Exception:  # an invalid case: no gradient
+        return False
+    tiny = format_of(case.dtype).smallest_normal
+    return any(mpmath.isfinite(v) and v != 0 and abs(v) < tiny for v in addends.reshape(-1))
+
+
 def _subnormal_gradient(case: Case) -> bool:
     """Some component of the exact gradient (suites/gradients.py) is nonzero and below the
     dtype's smallest normal: hardware in flush-to-zero mode returns 0 there."""
@@ -325,6 +372,8 @@ FEATURES.update({
     "ignored_row_with_undefined_softmax": _ignored_row_with_undefined_softmax,
     "bce_log_derivative_overflows": _bce_log_derivative_overflows,
     "pos_weight_with_zero_logit": _pos_weight_with_zero_logit,
+    "weighted_logit_overflows": _weighted_logit_overflows,
+    "subnormal_gradient_addend": _subnormal_gradient_addend,
     "subnormal_gradient": _subnormal_gradient,
     "probability_product_below_1e_12": _probability_product_below_1e_12,
     "subnormal_input": _subnormal_input,

@@ -319,6 +319,17 @@ BCEL_EDGES: dict[str, EdgeBuilder] = {
         pos_weight=_a([2.0, 0.5, 3.0], d), reduction="none",
     ),
     "logits_at_dtype_max": lambda d: _bcel([_max(d), -_max(d)], [0.0, 0.0], d, "logits_at_dtype_max", reduction="none"),
+    # saturated and 1e8 logits with a zero weight and a small pos_weight: the gradients
+    # w.r.t. target (p softplus(-x) - softplus(x) cancels to -p x), weight and pos_weight
+    "weighted_saturated_logits_small_pos_weight": lambda d: _bcel(
+        [[min(1e8, _max(d)), -min(1e8, _max(d))], [40.0, -40.0]], [[1.0, 0.0], [0.5, 0.25]], d,
+        "weighted_saturated_logits_small_pos_weight", weight=_a([[2.0, 1.0], [0.0, 3.0]], d),
+        pos_weight=_a([4.0, 0.01], d), reduction="mean",
+    ),
+    "weight_broadcast_over_rows": lambda d: _bcel(
+        [[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], [[1.0, 0.0, 0.5], [0.0, 1.0, 0.25]], d, "weight_broadcast_over_rows",
+        weight=_a([0.5, 2.0, 1.0], d), pos_weight=_a([2.0, 0.5, 3.0], d), reduction="sum",
+    ),
 }
 
 BCEL_INVALID: dict[str, EdgeBuilder] = {
@@ -414,6 +425,7 @@ REGISTRY: dict[str, LossSpec] = {
         LossSpec(
             "binary_cross_entropy_with_logits", oracle.binary_cross_entropy_with_logits_terms,
             binary_cross_entropy_with_logits_cases, BCEL_EDGES, BCEL_INVALID,
+            grad_wrt=("input", "target", "weight", "pos_weight"),
         ),
         LossSpec("kl_div", oracle.kl_div_terms, kl_div_cases, KL_EDGES, KL_INVALID, ("none", "mean", "sum", "batchmean")),
         LossSpec(

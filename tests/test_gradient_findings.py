@@ -29,6 +29,14 @@ _CTC_ONE_PATH = Case(
     {"reduction": "sum"}, "float32", wrt="log_probs",
 )
 
+_BCEL = "binary_cross_entropy_with_logits"
+_BCEL_HALF_OVERFLOW = Case(_BCEL, {"input": _a([-32768.0], "float16"), "target": _a([0.0], "float16")},
+                           {"reduction": "sum", "weight": _a([2.0], "float16"), "pos_weight": _a([0.5], "float16")},
+                           "float16", wrt="target")
+# d/dpos_weight = exp(-80) + exp(-88) = 1.8054568e-35; exp(-88) is a float32 subnormal: flushed
+_BCEL_SUBNORMAL_ADDEND = Case(_BCEL, {"input": _a([[80.0], [88.0]]), "target": _a([[1.0], [1.0]])},
+                              {"reduction": "sum", "pos_weight": _a([1.0])}, "float32", wrt="pos_weight")
+
 #: framework -> entry id -> (test, minimal case)
 MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
     "torch": {
@@ -202,6 +210,36 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("smooth_l1_loss", {"input": _a([0.0]), "target": _a([2.0 ** 127])}, {"reduction": "none", "beta": 0.5},
                  "float32", wrt="input"),
         ),
+        "bce-with-logits-weight-gradient-nan-at-infinite-logit": (
+            "test_gradient_matches_oracle",
+            # loss 0 at matching hard targets, so d/dw = 0; the elementwise loss is NaN
+            Case(_BCEL, {"input": _a([np.inf, -np.inf]), "target": _a([1.0, 0.0])},
+                 {"reduction": "sum", "weight": _a([2.0, 3.0])}, "float32", wrt="weight"),
+        ),
+        "weighted-cross-entropy-pos-weight-gradient-nan-at-minus-inf": (
+            "test_gradient_matches_oracle",
+            # d/dq = z L = 0 * inf; exact 0
+            Case(_BCEL, {"input": _a([-np.inf]), "target": _a([0.0])},
+                 {"reduction": "sum", "pos_weight": _a([2.0])}, "float32", wrt="pos_weight"),
+        ),
+        "weighted-cross-entropy-target-gradient-nan-at-minus-inf": (
+            "test_gradient_matches_oracle",
+            # d/dz = -x + (q - 1) L = inf - inf; exact q softplus(inf) = +inf
+            Case(_BCEL, {"input": _a([-np.inf]), "target": _a([0.0])},
+                 {"reduction": "sum", "pos_weight": _a([0.5])}, "float32", wrt="target"),
+        ),
+        "weighted-cross-entropy-input-gradient-factor-cancels": (
+            "test_gradient_matches_oracle",
+            # (1 - z) - l sigma(-x) with l = 1 + (q - 1) z rounded in float16: -0.002441, exact -0.0025005
+            Case(_BCEL, {"input": _a([-40.0], "float16"), "target": _a([0.25], "float16")},
+                 {"reduction": "sum", "pos_weight": _a([0.01], "float16")}, "float16", wrt="input"),
+        ),
+        "weighted-cross-entropy-weighted-gradient-overflow": (
+            "test_gradient_matches_oracle",
+            # w x = 65536 overflows float16: NaN; exact w (q softplus(-x) - softplus(x)) = 32768
+            _BCEL_HALF_OVERFLOW,
+        ),
+        "cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
     },
     "jax": {
         "xla-cpu-denormals-are-zero-moves-a-hinge-onto-its-kink": (
@@ -280,6 +318,24 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("huber_loss", {"input": _a([0.0]), "target": _a([0.001])}, {"reduction": "sum", "delta": 1.0},
                  "float32", wrt="input"),
         ),
+        "sigmoid-bce-weight-gradient-nan-at-infinite-logit": (
+            "test_gradient_matches_oracle",
+            # loss 0 at matching hard targets, so d/dw = 0; optax's elementwise loss is NaN
+            Case(_BCEL, {"input": _a([np.inf, -np.inf]), "target": _a([1.0, 0.0])},
+                 {"reduction": "sum", "weight": _a([2.0, 3.0])}, "float32", wrt="weight"),
+        ),
+        "sigmoid-bce-pos-weight-gradient-nan-at-minus-inf": (
+            "test_gradient_matches_oracle",
+            # d/dq = -y log_sigmoid(x) = 0 * inf; exact 0
+            Case(_BCEL, {"input": _a([-np.inf]), "target": _a([0.0])},
+                 {"reduction": "sum", "pos_weight": _a([2.0])}, "float32", wrt="pos_weight"),
+        ),
+        "sigmoid-bce-weighted-gradient-overflow": (
+            "test_gradient_matches_oracle",
+            # w log_sigmoid(x)-sized products overflow float16: inf; exact 32768
+            _BCEL_HALF_OVERFLOW,
+        ),
+        "xla-cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
     },
 }
 

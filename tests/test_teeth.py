@@ -230,7 +230,7 @@ def test_d_gradient_ignoring_pos_weight_is_flagged(gradient_run, dtype):
     assert gradient_run.returncode == TESTS_FAILED, gradient_run.tail()
     record = gradient_run.one(
         test="test_gradient_edge_cases", loss="binary_cross_entropy_with_logits",
-        case_label="pos_weight_broadcast_over_classes", dtype=dtype,
+        case_label="pos_weight_broadcast_over_classes", dtype=dtype, wrt="input",
     )
     message = assert_flagged(record, "error beyond the bound")
     assert message.startswith("gradient d sum(binary_cross_entropy_with_logits"), message
@@ -249,14 +249,14 @@ def test_d_gradient_ignoring_pos_weight_is_flagged(gradient_run, dtype):
 @pytest.mark.parametrize("dtype", BOTH)
 def test_d_gradients_without_pos_weight_still_pass(gradient_run, label, dtype):
     """Without ``pos_weight`` the textbook gradient is right: no false alarm there."""
-    assert_passes(gradient_run.one(test="test_gradient_edge_cases", loss="binary_cross_entropy_with_logits", case_label=label, dtype=dtype))
+    assert_passes(gradient_run.one(test="test_gradient_edge_cases", loss="binary_cross_entropy_with_logits", case_label=label, dtype=dtype, wrt="input"))
 
 
 def test_d_undefined_gradients_are_not_judged(gradient_run):
     """Opposing infinite logits make the loss infinite: no gradient to judge, a skip."""
     record = gradient_run.one(
         test="test_gradient_edge_cases", loss="binary_cross_entropy_with_logits",
-        case_label="infinite_logits_opposing_hard_targets", dtype="float64",
+        case_label="infinite_logits_opposing_hard_targets", dtype="float64", wrt="input",
     )
     assert record["verdict"] == "skip" and "undefined" in record["message"], record
 
