@@ -338,8 +338,11 @@ def test_b_generated_cases_find_the_log_of_sigmoid(generated_run):
     assert_flagged(record, "non-finite", "error beyond the bound")
     case = _case_arguments(record["failure"]["case"])
     x, y = case["input"].astype(np.float64), case["target"].astype(np.float64)
-    # The defect bites where sigmoid rounds near 1 (or 0) on the side the target weighs.
-    assert np.any(((1 - y) > 0) & (x > 2)) or np.any((y > 0) & (x < -2)), record["failure"]["case"]
+    # The defect bites where sigmoid rounds near 1 (or 0) on the side the target weighs, or
+    # at an infinite logit, where the unweighted side is 0 * log(0) = NaN (exact: its limit).
+    assert (
+        np.any(((1 - y) > 0) & (x > 2)) or np.any((y > 0) & (x < -2)) or np.any(np.isinf(x))
+    ), record["failure"]["case"]
 
 
 # ------------------------------------------------------------------ no false alarms
