@@ -80,7 +80,8 @@ def exact_sum(values: Any) -> mpf:
 
 
 def divide(numerator: mpf, denominator: mpf) -> mpf:
-    """IEEE-style division: x/0 is ±inf and 0/0 (or nan/0) is nan, never an exception.
+    """IEEE-style division: x/0 is ±inf and 0/0 (or nan/0) is nan, never an exception;
+    otherwise precise enough to keep every bit of the numerator's information.
 
     mpmath raises ZeroDivisionError where IEEE arithmetic (and so every framework)
     yields a special value; the spec's mean over zero weight is 0/0 = nan.
@@ -89,7 +90,11 @@ def divide(numerator: mpf, denominator: mpf) -> mpf:
         if numerator == 0 or numerator != numerator:
             return mpmath.nan
         return mpmath.inf if numerator > 0 else -mpmath.inf
-    return numerator / denominator
+    # At a precision covering both operands' bits (+64), not the working precision: an exact
+    # sum may carry a tail far below it (exact_add's sticky bit, e.g. log1p(e^-10016) on top of
+    # 10016), which decides a rounding at a half-way point and must survive the mean's division.
+    bits = sum(int(v._mpf_[3]) for v in (numerator, denominator) if mpmath.isfinite(v) and v != 0)
+    return mpmath.fdiv(numerator, denominator, prec=max(mpmath.mp.prec, bits + 64))
 
 
 @dataclass(frozen=True)

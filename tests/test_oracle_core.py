@@ -750,3 +750,21 @@ def test_oracle_budget_time_limit_makes_the_case_undecided():
     with oracle.oracle_budget(oracle.OracleBudget(max_bits=600, seconds=60.0)):
         _, rounded = correctly_rounded(lambda: mpf(1) / 3, np.float64)
     assert rounded == 1 / 3
+
+
+def test_a_mean_keeps_the_tail_that_decides_a_half_way_rounding():
+    """cross_entropy([[-3008, 7008]], [0]) = 10016 + log1p(e^-10016): 10016 is the half-way
+    point between bfloat16's 9984 and 10048, and the tail (~1e-4350) rounds it up. The mean's
+    division by the weight sum must not round the tail away (found by tests/test_oracle_arb.py:
+    the oracle said 9984 for 'mean', 10048 for 'sum')."""
+    import ml_dtypes
+
+    import oracle
+
+    x = np.array([[-3008, 7008]] * 3, dtype=ml_dtypes.bfloat16)
+    for reduction, target in (("mean", [0]), ("sum", [0]), ("mean", [0, 0, 0])):
+        rows = x[: len(target)]
+        _, rounded = correctly_rounded(
+            lambda: oracle.cross_entropy_terms(rows, np.array(target), reduction=reduction).value, "bfloat16"
+        )
+        assert float(rounded) == 10048.0, (reduction, target)
