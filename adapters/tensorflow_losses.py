@@ -684,12 +684,14 @@ class TensorFlowLosses(SpecFunctions):
         raises NotImplementedError -- unsupported, never a silent zero gradient.
         """
         arguments = self._bind(fn_name, args, kwargs)
+        program = self._program(fn_name, arguments)  # NotImplementedError for what the adapter lacks
         value = arguments.get(wrt)
-        if value is None or wrt not in ARRAY_PARAMETERS:
+        if value is None:
             raise ValueError(f"{fn_name}: no array argument {wrt!r} to differentiate")
+        if wrt not in ARRAY_PARAMETERS:
+            raise NotImplementedError(f"{fn_name}: the tensorflow adapter does not pass {wrt!r} as a tensor")
         if not tf_dtype(np.asarray(value).dtype).is_floating:
             raise ValueError(f"{fn_name}: argument {wrt!r} is not a floating array")
-        program = self._program(fn_name, arguments)
         with tf.device(self.device):
             tensors = self._tensors(arguments)
             variable = tensors[wrt]

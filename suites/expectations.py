@@ -1133,17 +1133,30 @@ def _difference_gradient_overflows(case: Case) -> bool:
     it (or zeroes it, for a branch ``where`` did not select) -- through ``pow``'s derivative
     for ``mse_loss`` with ``weight`` (composed: PyTorch in Python, Keras as ``sample_weight``;
     unweighted, PyTorch's native backward scales first) and ``gaussian_nll_loss``, and in the
-    quadratic branch Keras's ``Huber`` evaluates everywhere (``huber_loss``, ``smooth_l1_loss``)."""
+    quadratic branch Keras's ``Huber`` evaluates everywhere (``huber_loss``, ``smooth_l1_loss``).
+    Also: ``x - y`` beyond float64 itself (its square's derivative is then NaN or inf), and, for
+    the gradient w.r.t. ``weight``, the unweighted term beyond the dtype's max."""
     doubled = case.fn in ("gaussian_nll_loss", "huber_loss", "smooth_l1_loss") or (
         case.fn == "mse_loss" and case.kwargs.get("weight") is not None
     )
     if not (doubled or case.fn == "mse_loss"):
         return False
     x, y = _input(case), np.asarray(case.args["target"], dtype=np.float64)
+    top = format_of(case.dtype).max_finite
     with np.errstate(over="ignore", invalid="ignore"):
-        d = np.abs(np.subtract(*np.broadcast_arrays(x, y)))
-    d = d[np.isfinite(d)]
-    return bool(np.any((2 if doubled else 1) * d > format_of(case.dtype).max_finite))
+        x, y = np.broadcast_arrays(x, y)
+        d = np.abs(x - y)
+        if np.any(np.isinf(d) & np.isfinite(x) & np.isfinite(y)):  # x - y beyond even float64
+            return True
+        finite = np.isfinite(d)
+        if case.wrt == "weight":
+            # d/dweight is the unweighted term itself: d^2 (mse) or Huber's 0.5 d^2 (whose d^2
+            # is formed first) / delta (d - delta / 2), in the dtype before the mean's 1/n
+            delta = float(case.kwargs.get("delta", case.kwargs.get("beta", 1.0)) or 1.0)
+            term = d * d if case.fn == "mse_loss" else np.where(d <= delta, d * d, delta * (d - delta / 2))
+            if np.any(term[finite] > top):
+                return True
+    return bool(np.any((2 if doubled else 1) * d[finite] > top))
 
 
 def _poisson_full_zero_target(case: Case) -> bool:
