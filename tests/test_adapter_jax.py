@@ -37,6 +37,8 @@ from suites.checks import evaluate_oracle
 from suites.expectations import EXPECTATIONS_DIR, load_expectations
 from suites.registry import spec_for
 
+from .bit_exact import assert_same_bits, cast
+
 BF16 = np.dtype(ml_dtypes.bfloat16)
 FLOAT_DTYPES = [np.dtype(np.float16), BF16, np.dtype(np.float32), np.dtype(np.float64)]
 DTYPE_IDS = [d.name for d in FLOAT_DTYPES]
@@ -52,22 +54,6 @@ ENTRIES = {
 def jax_adapter():
     # not named ``adapter``: conftest parametrizes tests using that name as conformance tests
     return load_adapter("jax")
-
-
-def cast(values: Any, dtype: Any) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64).astype(dtype)
-
-
-def bits(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    return array.view(np.dtype(f"u{array.dtype.itemsize}"))
-
-
-def assert_same_bits(actual: np.ndarray, expected: np.ndarray) -> None:
-    __tracebackhide__ = True
-    assert isinstance(actual, np.ndarray), type(actual)
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape, (actual, expected)
-    assert np.array_equal(bits(actual), bits(expected)), f"{actual!r} != {expected!r}"
 
 
 def x64_is_off() -> bool:

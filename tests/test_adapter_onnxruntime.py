@@ -38,6 +38,8 @@ from suites.cases import Case
 from suites.checks import check_case, evaluate_oracle
 from suites.expectations import EXPECTATIONS_DIR, load_expectations
 
+from .bit_exact import assert_same_bits, cast
+
 BF16 = np.dtype(ml_dtypes.bfloat16)
 FLOAT_DTYPES = [np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)]
 DTYPE_IDS = [d.name for d in FLOAT_DTYPES]
@@ -50,22 +52,6 @@ NATIVE = ("cross_entropy", "nll_loss", "softmax", "log_softmax", "sigmoid")
 def ort_adapter():
     # not named ``adapter``: conftest parametrizes tests using that name as conformance tests
     return load_adapter("onnxruntime")
-
-
-def cast(values: Any, dtype: Any) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64).astype(dtype)
-
-
-def bits(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    return array.view(np.dtype(f"u{array.dtype.itemsize}"))
-
-
-def assert_same_bits(actual: np.ndarray, expected: np.ndarray) -> None:
-    __tracebackhide__ = True
-    assert isinstance(actual, np.ndarray), type(actual)
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape, (actual, expected)
-    assert np.array_equal(bits(actual), bits(expected)), f"{actual!r} != {expected!r}"
 
 
 # -- identification, dtypes, shapes -------------------------------------------------------
