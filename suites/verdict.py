@@ -126,7 +126,7 @@ def _elementwise_bound(lt: LossTerms, fmt: FloatFormat) -> np.ndarray:
     a NaN term, condition or scale gives a NaN bound (judged as a special value).
     """
     shape = lt.terms.shape
-    terms = np.fromiter((float(v) for v in lt.terms.reshape(-1)), dtype=np.float64, count=lt.terms.size)
+    terms = _as_float64(lt.terms)
     cond = _as_float64(lt.condition)
     scale = _as_float64(lt.scale)
     u, floor = fmt.unit_roundoff, K_FLOOR * fmt.smallest_subnormal
