@@ -466,3 +466,18 @@ def test_gradients_at_the_kinks_take_pytorchs_side():
         g = oracle.cosine_embedding_loss_grad(np.array([[0.0, 0.0]]), np.array([[1.0, 1.0]]), np.array([1.0]), reduction="sum")
         assert all(v == 0 for v in g.reshape(-1))
 
+
+
+def test_a_distance_longer_than_the_working_precision_stays_exact():
+    """|a - p| = 2.4479053301574307 + 4.7e-61 (one component) cancels exactly against
+    |a - n| = 4.7e-61 in the hinge: the loss's sum is exactly the half-way point between two
+    float64s (ties to even: 8.605051455861922). A rounded |.| or root dropped the tail, the
+    sum looked just below the midpoint and the oracle said 8.60505145586192 (found by the
+    arb cross-check)."""
+    from oracle.core import correctly_rounded
+
+    a = np.array([[-4.725363681648375e-61], [0.0], [0.0]])
+    p = np.array([[2.4479053301574307], [0.0], [5.0]])
+    n = np.array([[0.0], [0.0], [1.8428538742955096]])
+    _, rounded = correctly_rounded(lambda: oracle.triplet_margin_loss(a, p, n, eps=0.0, reduction="sum"), "float64")
+    assert float(rounded) == 8.605051455861922
