@@ -60,6 +60,10 @@ class Case:
     ``label`` names a fixed edge case (empty for generated ones). ``wrt`` is empty for
     a forward case; a gradient case (``suites/gradients.py``) names the parameter it
     differentiates the output's sum by (``"input"``, ``"target"``, ``"var"``, ...).
+    ``companion`` carries data a property check needs besides the call (e.g. the
+    re-padded target of ``padding_after_terminator_ignored``): never passed to the
+    function, never part of :meth:`describe` or the option labels, so a repro stays a
+    call the framework accepts.
     """
 
     fn: str
@@ -68,6 +72,7 @@ class Case:
     dtype: str = "float64"
     label: str = ""
     wrt: str = ""
+    companion: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def call(self, function):
         return function(*self.args.values(), **self.kwargs)

@@ -512,13 +512,12 @@ def _padding_cases(draw, loss: str, dtype: str) -> Case:
             tail = row[stops[0] + 1:]
             redrawn = [draw(st.integers(-1, c - 1)) if draw(st.booleans()) else v for v in draw(st.permutations(list(tail)))]
             row[stops[0] + 1:] = redrawn
-    return Case(case.fn, dict(case.args), dict(case.kwargs, _repadded=rows.reshape(target.shape)), dtype)
+    return Case(case.fn, dict(case.args), dict(case.kwargs), dtype, companion={"repadded_target": rows.reshape(target.shape)})
 
 
 def _check_padding(adapter, case: Case) -> None:
-    kwargs = {k: v for k, v in case.kwargs.items() if k != "_repadded"}
-    plain = Case(case.fn, case.args, kwargs, case.dtype)
-    repadded = Case(case.fn, dict(case.args, target=case.kwargs["_repadded"]), kwargs, case.dtype)
+    plain = Case(case.fn, case.args, case.kwargs, case.dtype)
+    repadded = Case(case.fn, dict(case.args, target=case.companion["repadded_target"]), case.kwargs, case.dtype)
     a, b_a = _observe(adapter, plain)
     b, b_b = _observe(adapter, repadded)
     _compare(b, mp_array(a), b_a + b_b, "entries after the -1 terminator do not matter", [plain, repadded])

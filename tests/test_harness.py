@@ -279,3 +279,27 @@ def test_unsupported_records(unsupported_run, name, reason):
         assert r["verdict"] == "unsupported", f"{name} {r['test']} [{r['case_label']}]: {r['verdict']}"
         assert reason in r["message"], r["message"]
         assert r.get("failure") is None
+
+
+def test_padding_property_case_describes_a_call_the_framework_accepts():
+    """The multilabel_margin padding property carries its re-padded target beside the call
+    (``Case.companion``), not as a keyword: a failure's case text and repro are then a call
+    of ``F.multilabel_margin_loss`` as it exists, and the report's option labels stay real."""
+    from hypothesis import given, settings
+
+    from suites.properties import PROPERTIES
+
+    prop = PROPERTIES["padding_after_terminator_ignored"]
+    seen = []
+
+    @settings(max_examples=10, database=None, deadline=None)
+    @given(case=prop.cases("multilabel_margin_loss", "float64"))
+    def draw(case):
+        seen.append(case)
+
+    draw()
+    assert seen
+    for case in seen:
+        assert set(case.kwargs) <= {"reduction", "size_average", "reduce"}, case.kwargs
+        assert "repadded" not in case.describe() and "repadded_target" in case.companion
+        assert case.companion["repadded_target"].shape == case.args["target"].shape
