@@ -114,7 +114,12 @@ def _start(tmp: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=_suite_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for_inflight(tmp: Path, proc: subprocess.Popen, adapter: str, timeout: float = 120) -> None:
+# Guards against a hung run, not speed limits: generous, since a loaded CI machine can take
+# minutes to start a pytest process that imports the frameworks.
+HANG_GUARD_S = 600
+
+
+def _wait_for_inflight(tmp: Path, proc: subprocess.Popen, adapter: str, timeout: float = HANG_GUARD_S) -> None:
     """Until a test process has noted a case of ``adapter`` as in flight."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,7 +141,7 @@ def test_interrupted_run_leaves_a_valid_report_marked_incomplete(tmp_path, sig):
     proc = _start(tmp_path, *_adapters("correct", "hangs"), *ONE_CASE)
     _wait_for_inflight(tmp_path, proc, "hangs")
     proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == INTERRUPTED, out[-3000:]
     doc = _load(tmp_path / "report")
     assert doc["run"]["complete"] is False
@@ -153,7 +158,7 @@ def test_sigterm_to_an_xdist_run_with_a_hung_worker_still_writes_the_report(tmp_
     proc = _start(tmp_path, "-n", "1", *_adapters("correct", "hangs"), *ONE_CASE)
     _wait_for_inflight(tmp_path, proc, "hangs")
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == INTERRUPTED, out[-3000:]
     doc = _load(tmp_path / "report")
     assert doc["run"]["complete"] is False
@@ -164,7 +169,7 @@ def test_sigterm_to_an_xdist_run_with_a_hung_worker_still_writes_the_report(tmp_
 
 def test_segfault_without_xdist_is_recovered_from_its_parts(tmp_path):
     proc = _start(tmp_path, *_adapters("correct", "segfaults"), *ONE_CASE)
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == -signal.SIGSEGV, f"{proc.returncode}\n{out[-3000:]}"
     report = tmp_path / "report"
     assert not (report / "results.json").exists()
