@@ -32,7 +32,8 @@ balls is decided at once in float64 NumPy:
   rounded zero's sign).
 
 A component the check leaves open (a midpoint below ``2^-1000``, a ball touching a half-way
-point, an overflowing candidate) is decided by arb comparisons with the half-way points or
+point, an overflowing candidate, a ball less than 60 bits accurate, whose midpoint would be
+a poor ``exact``) is decided by arb comparisons with the half-way points or
 by rounding both endpoints (:func:`oracle.fast._decide_one`); then its row is evaluated
 again at twice the precision for those components, up to :data:`oracle.fast.FAST_MAX_BITS`;
 then the mpmath oracle (:func:`oracle.core.correctly_rounded` of the component's formula)
@@ -70,6 +71,7 @@ __all__ = ["FastGradient", "cross_entropy_grad_fast", "cross_entropy_grad_compon
 _START_BITS = 128
 _MID_ERROR = 2.0**-51  # float(arb): its midpoint rounded to float64, either direction
 _TINY_MID = 2.0**-1000  # below this a float64 midpoint is too coarse for the check
+_EXACT_BITS = 60  # a ball this accurate has a midpoint within 2**-59 relative: float64's own error dominates
 _VECTOR_MAX_P = 24  # float32, float16, bfloat16: half-way points have <= 26 bits
 
 
@@ -290,7 +292,7 @@ def _row(flint, row: np.ndarray, i: int, plan: _Plan, constants: _Constants, fmt
         still = []
         for j, ball in zip(pending, pending_balls):
             decided = _decide_ball(ball, fmt)
-            if decided is None:
+            if decided is None or not _accurate(ball):
                 still.append(j)
             else:
                 rounded[j], mids[j] = decided
@@ -305,6 +307,11 @@ def _row(flint, row: np.ndarray, i: int, plan: _Plan, constants: _Constants, fmt
         flint.ctx.prec = bits
         pending_balls = _row_balls(arb, bits, values, i, plan, constants, only=pending)
     return mids, rounded, bits, fallbacks
+
+
+def _accurate(ball) -> bool:
+    """Whether the ball's midpoint is a float64-accurate ``exact`` value (or the ball is 0)."""
+    return ball.is_zero() or ball.rel_accuracy_bits() >= _EXACT_BITS
 
 
 def _decide_vectorized(balls: list, fmt: FloatFormat):
@@ -327,7 +334,7 @@ def _decide_vectorized(balls: list, fmt: FloatFormat):
         low, high = (below + r64) * 0.5, (r64 + above) * 0.5  # exact: p <= 24 (module docstring)
         ok = (
             np.isfinite(r64) & np.isfinite(below) & np.isfinite(above) & np.isfinite(unc)
-            & (np.abs(mids) >= _TINY_MID)
+            & (np.abs(mids) >= _TINY_MID) & (accuracy >= _EXACT_BITS)
             & (mids - low > 2 * unc) & (high - mids > 2 * unc)
             & ((r64 != 0) | (np.abs(mids) > 2 * unc))  # a zero's sign: the ball excludes 0
         )
