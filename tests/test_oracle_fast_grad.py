@@ -62,11 +62,8 @@ def _assert_matches_oracle(case: Case, **options) -> None:
     exact = _as_float(oracle.exact)
     assert rounded.shape == oracle.rounded.shape
     np.testing.assert_array_equal(rounded, oracle.rounded, err_msg=case.describe())
-    # Signed zeros: the mpmath oracle's exact value can be an exact 0 where the true one is
-    # a tiny negative (p_y - 1 cancels when p_y rounds to 1 at its precision; see the
-    # confident-row test below); elsewhere the signs agree.
+    np.testing.assert_array_equal(np.signbit(rounded), np.signbit(oracle.rounded), err_msg="signed zeros")
     nonzero = exact != 0
-    np.testing.assert_array_equal(np.signbit(rounded)[nonzero], np.signbit(oracle.rounded)[nonzero])
     scale = np.maximum(np.abs(exact), 1e-300)
     assert np.all(np.abs(fast.exact - exact)[nonzero] <= 2.0**-50 * scale[nonzero]), case.describe()
     bound = gradient_bound_arrays(fast.exact, fast.condition, fast.scale, fast.summation, fast.count, format_of(case.dtype))
@@ -97,11 +94,13 @@ def test_fallbacks_decide_what_the_vectorized_check_cannot(dtype):
 
 def test_a_confident_row_keeps_the_target_gradient_tiny_and_negative():
     """Logits [0, 200], target 1: ``g_1 = p_1 - 1 = -e^-200 / (1 + e^-200)``, formed as
-    ``-T/S`` without cancellation. (The mpmath oracle returns an exact 0 there: its
-    ``p_1 - 1`` cancels at 146 bits -- reported, not changed here.)"""
+    ``-T/S`` without cancellation -- and so does the mpmath oracle (``SoftmaxRow.complement``;
+    before, its ``p_1 - 1`` cancelled to an exact 0 at 146 bits: rounded 0.0 in float64)."""
     x, t = np.array([[0.0, 200.0]]), np.array([1])
     fast = cross_entropy_grad_fast(x, t, "float64", reduction="sum")
     assert fast.rounded.tolist() == [[1.3838965267367376e-87, -1.3838965267367376e-87]]
+    case = gradient_case(Case("cross_entropy", {"input": x, "target": t}, {"reduction": "sum"}, "float64"), "input")
+    assert evaluate_gradient(case).rounded.tolist() == fast.rounded.tolist()
     fast32 = cross_entropy_grad_fast(x.astype(np.float32), t, "float32", reduction="sum")
     assert fast32.rounded[0, 1] == 0 and np.signbit(fast32.rounded[0, 1])  # -1.4e-87 rounds to -0.0
 
