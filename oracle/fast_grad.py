@@ -138,9 +138,9 @@ def _plan(input, target, weight, ignore_index: int, reduction: str, label_smooth
     count = int(np.count_nonzero(~ignored)) if reduction == "mean" else 0
     denominator = 1.0
     if reduction == "mean":
-        if not np.any(row_weights != 0):
-            return None  # 0/0: no gradient (the spec's NaN)
-        denominator = math.fsum(row_weights.tolist())
+        denominator = math.fsum(row_weights.tolist())  # correctly rounded: 0 only if it is 0
+        if denominator == 0:
+            return None  # x/0: no gradient (the spec's NaN)
     return _Plan(rows, np.where(ignored, -1, flat), w, eps, reduction, denominator, row_weights, x.shape, count)
 
 

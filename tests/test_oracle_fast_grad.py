@@ -112,6 +112,8 @@ def test_declines_outside_its_scope():
     assert cross_entropy_grad_fast(x, np.array([-100, -100]), "float32") is None  # a mean over nothing: NaN
     assert cross_entropy_grad_fast(x, np.array([0, 3]), "float32") is None  # a class out of range
     assert cross_entropy_grad_fast(x, np.array([0, 1]), "float32", weight=np.zeros(3, np.float32)) is None
+    weight = np.array([1.0, -1.0, 0.5], np.float32)  # weights summing to 0 over the targets
+    assert cross_entropy_grad_fast(x, np.array([0, 1]), "float32", weight=weight) is None
 
 
 def test_one_component_for_messages():
