@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,21 +66,20 @@ def main(argv: list[str] | None = None) -> int:
                                        "target": case.args["target"][:n].copy()})
         case = gradient_case(case, "input")
         print(f"{dtype}: {case.args['input'].shape} logits", flush=True)
-        evaluation = _phase("exact gradient (arb)", lambda: evaluate_large_gradient(case))
+        evaluation = _phase("exact gradient (arb)", partial(evaluate_large_gradient, case))
         print(f"  ({evaluation.bits} bits; {evaluation.fallbacks} components off the vectorized check)")
         for adapter in adapters:
             try:
-                observed = _phase(f"{adapter.name} gradient", lambda: call_adapter_grad(adapter, case))
+                observed = _phase(f"{adapter.name} gradient", partial(call_adapter_grad, adapter, case))
             except Exception as exc:  # an adapter failure is a result here, not the end of the run
                 print(f"  {adapter.name}: FAIL, no gradient: {str(exc).splitlines()[0][:300]}", flush=True)
                 continue
-            verdict = _phase(f"{adapter.name} verdict", lambda: judge_arrays(
-                observed, evaluation.exact, evaluation.rounded, evaluation.bound, format_of(dtype)))
+            verdict = _phase(f"{adapter.name} verdict", partial(
+                judge_arrays, observed, evaluation.exact, evaluation.rounded, evaluation.bound, format_of(dtype)))
             print(f"  {adapter.name}: {'pass' if verdict.passed else 'FAIL'}; max {verdict.max_ulp:.3g} ULP, "
                   f"{verdict.max_relative:.3g} relative; worst {verdict.max_normalized:.3g} x bound at "
                   f"{verdict.worst_index}; {verdict.failing} of {verdict.elements} beyond", flush=True)
-            del observed
-        del evaluation
+            observed = None  # the framework's gradient: freed before the next adapter's
     print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}")
     return 0
 

@@ -66,7 +66,7 @@ from .core import FloatFormat, correctly_rounded, format_of
 from .fast import FAST_MAX_BITS, _decide_one, _to_mpf
 from .reduction import resolve_reduction
 
-__all__ = ["FastGradient", "cross_entropy_grad_fast", "cross_entropy_grad_component"]
+__all__ = ["FastGradient", "cross_entropy_grad_component", "cross_entropy_grad_fast"]
 
 _START_BITS = 128
 _MID_ERROR = 2.0**-51  # float(arb): its midpoint rounded to float64, either direction

@@ -66,7 +66,7 @@ def test_llm_scale_cross_entropy(adapter, loss, dtype, recorder, expected_deviat
 
 
 @pytest.mark.cases("llm")
-def test_llm_scale_cross_entropy_gradient(adapter, loss, dtype, recorder, expected_gradient_deviation):
+def test_llm_scale_cross_entropy_gradient(adapter, loss, dtype, recorder, expected_gradient_deviation):  # noqa: F811
     """The adapter's autodiff gradient of the LLM case's loss w.r.t. its 33.5 million logits
     against the exact one, every component within its error-model bound."""
     _thorough_only()
