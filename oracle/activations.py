@@ -98,6 +98,18 @@ class SoftmaxRow:
         _, e, tail = self._shifted
         return e[c] / (1 + tail)
 
+    def complement(self, c: int) -> mpf:
+        """``1 - softmax(x)_c`` without cancellation: ``T / (1 + T)`` at the row's maximum
+        (``T`` the other classes' shifted sum), ``1 - p_c`` elsewhere (``p_c <= 1/2`` there).
+        ``1 - p`` formed from a ``p`` within ``2^-prec`` of 1 would be an exact 0 where the
+        value is ``e^-200``: a cross_entropy gradient at a confident target class."""
+        if not self.defined:
+            return mpmath.nan
+        m, _, tail = self._shifted
+        if c == self.x.index(m):
+            return tail / (1 + tail)
+        return 1 - self.prob(c)
+
     @cached_property
     def probs(self) -> list[mpf]:
         return [self.prob(c) for c in range(len(self.x))]

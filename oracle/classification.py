@@ -245,10 +245,12 @@ def _as_array(values: list, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _index_row_grad(row: SoftmaxRow, y: int, w: list[mpf], total_w: mpf, eps: mpf) -> list[mpf]:
-    """``dt/dx_j = (1-eps) w_y (p_j - [j=y]) + eps/C (W p_j - w_j)`` for one row."""
+    """``dt/dx_j = (1-eps) w_y (p_j - [j=y]) + eps/C (W p_j - w_j)`` for one row; at the
+    target ``p_y - 1 = -(1 - p_y)`` from :meth:`SoftmaxRow.complement` (no cancellation)."""
     n_classes = len(row.x)
     p = row.probs
-    grad = [(1 - eps) * w[y] * (p[j] - (1 if j == y else 0)) for j in range(n_classes)]
+    grad = [(1 - eps) * w[y] * p[j] for j in range(n_classes)]
+    grad[y] = -(1 - eps) * w[y] * row.complement(y)
     if eps:
         grad = [g + eps / n_classes * (total_w * p[j] - w[j]) for j, g in enumerate(grad)]
     return grad

@@ -165,6 +165,8 @@ class Verdict:
     rounded: float  # the correctly rounded value there
     bound: float  # the allowed error there
     reason: str = ""  # why it failed, in words, when it did
+    failing: int = 0  # elements beyond their bound (or non-finite where the exact one is finite)
+    elements: int = 0  # elements judged
 
 
 def _element_error(obs: float, exact: mpf, rounded: float, bound: float, fmt: FloatFormat):
@@ -194,7 +196,7 @@ def judge(observed: np.ndarray, exact: Any, rounded: np.ndarray, bound: np.ndarr
     exact_arr = exact if isinstance(exact, np.ndarray) else np.array(exact, dtype=object)
     worst: tuple | None = None
     max_ulp = max_rel = 0.0
-    passed = True
+    failing = 0
     with working_precision(64):
         for idx in np.ndindex(obs.shape):
             normalized, ulps, rel, reason = _element_error(
@@ -202,14 +204,14 @@ def judge(observed: np.ndarray, exact: Any, rounded: np.ndarray, bound: np.ndarr
             )
             max_ulp, max_rel = max(max_ulp, ulps), max(max_rel, rel)
             if normalized > 1 or math.isnan(normalized):
-                passed = False
+                failing += 1
             if worst is None or normalized > worst[0]:
                 worst = (normalized, idx, reason)
     if worst is None:  # an empty output
         return Verdict(True, 0.0, 0.0, 0.0, (), None, None, math.nan, math.nan)
     normalized, idx, reason = worst
     return Verdict(
-        passed=passed,
+        passed=failing == 0,
         max_ulp=max_ulp,
         max_normalized=normalized,
         max_relative=max_rel,
@@ -219,4 +221,6 @@ def judge(observed: np.ndarray, exact: Any, rounded: np.ndarray, bound: np.ndarr
         rounded=float(rounded[idx]),
         bound=float(bound[idx]),
         reason=reason,
+        failing=failing,
+        elements=obs.size,
     )
