@@ -1091,6 +1091,34 @@ def _ignored_position_in_unweighted_mean(case: Case) -> bool:
     )
 
 
+def _ignored_position_without_weight(case: Case) -> bool:
+    """``cross_entropy`` with class indices, no class weight and a negative ``ignore_index``
+    present among the targets, whatever ``reduction`` the case has (a property such as
+    mean == sum / denominator takes the mean of it itself)."""
+    return (
+        case.fn == "cross_entropy" and case.kwargs.get("weight") is None
+        and int(case.kwargs.get("ignore_index", -100)) < 0 and _ignored_positions(case)
+    )
+
+
+def _ignored_position_past_first(case: Case) -> bool:
+    """A class-index target holds ``ignore_index`` at a flat position >= 1 (any reduction)."""
+    target = _index_target(case)
+    if target is None:
+        return False
+    ignored = np.flatnonzero(target.reshape(-1) == int(case.kwargs.get("ignore_index", -100)))
+    return bool(ignored.size and ignored.max() >= 1)
+
+
+def _reduced_nll_ignored_past_first(case: Case) -> bool:
+    """``nll_loss`` with ``reduction='mean'`` or ``'sum'`` and ``ignore_index`` at a flat target
+    position >= 1: Paddle's kernel writes a 0 for that position into its one-element output."""
+    return (
+        case.fn == "nll_loss" and case.kwargs.get("reduction", "mean") in ("mean", "sum")
+        and _ignored_position_past_first(case)
+    )
+
+
 def _shifted_logit_below_minus_64(case: Case) -> bool:
     """``softmax``/``log_softmax``/``cross_entropy`` logits: some ``x - max(x)`` along the class
     axis is below -64 (a ``-inf`` logit included), where Paddle's softmax kernels clip it."""
@@ -1108,7 +1136,9 @@ def _shifted_logit_below_minus_64(case: Case) -> bool:
 
 FEATURES.update({
     "ignored_position_in_unweighted_mean": _ignored_position_in_unweighted_mean,
-    "ignored_position_on_3d_input": lambda c: _ignored_positions(c) and _input(c).ndim == 3,
+    "ignored_position_without_weight": _ignored_position_without_weight,
+    "ignored_position_past_first": _ignored_position_past_first,
+    "reduced_nll_ignored_past_first": _reduced_nll_ignored_past_first,
     "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
     "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
     and not np.any(np.asarray(c.args["target_lengths"])),

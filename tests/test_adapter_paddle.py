@@ -29,12 +29,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # paddle's import warns that ccache is missing
     paddle = pytest.importorskip("paddle")
 
-from adapters import AdapterUnavailableError, load_adapter  # noqa: E402
-from adapters._paddle_convert import to_numpy, to_paddle  # noqa: E402
-from adapters.options import SPEC_OPTIONS, STATUSES  # noqa: E402
-from suites.cases import Case  # noqa: E402
-from suites.checks import check_case, evaluate_oracle  # noqa: E402
-from suites.expectations import Expectation, load_expectations  # noqa: E402
+from adapters import AdapterUnavailableError, load_adapter
+from adapters._paddle_convert import to_numpy, to_paddle
+from adapters.options import SPEC_OPTIONS, STATUSES
+from suites.cases import Case
+from suites.checks import check_case, evaluate_oracle
+from suites.expectations import Expectation, load_expectations
+from suites.properties import PROPERTIES, PropertyViolation
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = {"float16": np.dtype(np.float16), "bfloat16": BF16, "float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -297,10 +298,19 @@ def _ce_mean_ignored(adapter):
     return case
 
 
+def _ce_mean_property(adapter):
+    case = _case("cross_entropy", {"input": np.zeros((5, 2), np.float32), "target": i([0, 0, 0, 0, -100])}, {"reduction": "none"}, "float32")
+    with pytest.raises(PropertyViolation, match="sum / 4"):
+        PROPERTIES["mean_is_sum_over_denominator"].check(adapter, case)
+    np.testing.assert_allclose(_observed(adapter, _case(case.fn, case.args, {}, "float32")), 0.5545177459716797, rtol=1e-7)
+    return case
+
+
 def _mean_over_nothing(adapter):
     case = _case("cross_entropy", {"input": a(X2, "float64"), "target": i([0, 1])}, {"weight": a([0.0, 0.0, 1.0], "float64")}, "float64")
     _deviates(adapter, case, 0.0, NAN)
-    nll = _case("nll_loss", {"input": a(X2, "float64"), "target": i([-100, -100])}, {}, "float64")
+    # one position: an ignored position past the first is refused (nll-loss-reduced-ignored-position-corrupts-heap)
+    nll = _case("nll_loss", {"input": a(X2[:1], "float64"), "target": i([-100])}, {}, "float64")
     _deviates(adapter, nll, 0.0, NAN)
     return case
 
@@ -337,17 +347,32 @@ def _ctc_all_empty(adapter):
     return case
 
 
-def _nll_3d_ignored(adapter):
-    x = a(np.arange(24).reshape(2, 3, 4) / 8 - 1, "float32")
-    case = _case("nll_loss", {"input": x, "target": i([[0, 1, 2, 0], [1, 1, -100, 2]])}, {}, "float32")
-    with pytest.raises(RuntimeError, match="corrupts the heap"):
+NLL_IGNORED = {"input": a(np.full((8, 3), -1.0), "float32"), "target": i([0] + [-100] * 7)}
+
+
+def _nll_reduced_ignored(adapter):
+    case = _case("nll_loss", NLL_IGNORED, {"reduction": "sum"}, "float32")
+    with pytest.raises(RuntimeError, match="corrupting the heap"):
         case.call(adapter.function("nll_loss"))
     assert not check_case(adapter, case).passed
+    # the refusal is narrow: 'none', and an ignored position 0 only, run and conform
+    assert check_case(adapter, _case("nll_loss", NLL_IGNORED, {"reduction": "none"}, "float32")).passed
+    first = {"input": NLL_IGNORED["input"], "target": i([-100] + [0] * 7)}
+    assert check_case(adapter, _case("nll_loss", first, {"reduction": "mean"}, "float32")).passed
+    x3 = a(np.arange(24).reshape(2, 3, 4) / 8 - 1, "float32")
+    none3 = _case("nll_loss", {"input": x3, "target": i([[0, 1, 2, 0], [1, 1, -100, 2]])}, {"reduction": "none"}, "float32")
+    assert check_case(adapter, none3).passed
     killed_by = _paddle_process_dies(
-        "x = paddle.arange(24, dtype='float32').reshape([2, 3, 4]) / 8 - 1\n"
-        "F.nll_loss(x, paddle.to_tensor([[0, 1, 2, 0], [1, 1, -100, 2]]))"
+        "F.nll_loss(paddle.full([8, 3], -1.), paddle.to_tensor([0] + [-100] * 7), reduction='sum')"
     )
     assert killed_by == signal.SIGABRT  # glibc's heap check
+    return case
+
+
+def _nll_property_refused(adapter):
+    case = _case("nll_loss", NLL_IGNORED, {"reduction": "none"}, "float32")
+    with pytest.raises(PropertyViolation, match="corrupting the heap"):
+        PROPERTIES["sum_is_sum_of_none"].check(adapter, case)
     return case
 
 
@@ -535,11 +560,13 @@ def _smoothing_mean_ignore(adapter):
 
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cross-entropy-mean-counts-ignored-positions": ("test_matches_oracle", _ce_mean_ignored),
+    "cross-entropy-mean-property-counts-ignored-positions": ("test_properties", _ce_mean_property),
     "mean-over-zero-denominator-is-zero": ("test_edge_cases", _mean_over_nothing),
     "soft-label-class-weights-scale-the-sample": ("test_matches_oracle", _soft_label_weights),
     "label-smoothing-class-weights-scale-the-sample": ("test_matches_oracle", _smoothing_weights),
     "ctc-loss-all-empty-targets-kill-the-process": ("test_edge_cases", _ctc_all_empty),
-    "nll-loss-3d-input-ignored-position-corrupts-heap": ("test_matches_oracle", _nll_3d_ignored),
+    "nll-loss-reduced-ignored-position-corrupts-heap": ("test_matches_oracle", _nll_reduced_ignored),
+    "nll-loss-properties-meet-reduced-ignored-position": ("test_properties", _nll_property_refused),
     "ctc-loss-empty-input-and-target-corrupts-heap": ("test_matches_oracle", _ctc_empty_input),
     "ctc-loss-impossible-alignment-is-zero": ("test_edge_cases", _ctc_impossible),
     "ctc-loss-normalizes-logits": ("test_edge_cases", _ctc_normalizes),
