@@ -522,7 +522,10 @@ class PaddleLosses(SpecFunctions):
         """Gradient of ``fn_name(*args, **kwargs)``'s sum w.r.t. argument ``wrt``.
 
         ``paddle.grad`` over the same eager program the forward pass runs, in the
-        case's dtype; an argument the output does not depend on gets zeros.
+        case's dtype. Where Paddle has no backward path to ``wrt`` (``paddle.grad``
+        returns None: BCE-with-logits' ``target`` and ``pos_weight``, which its kernel
+        takes as constants) the gradient is unsupported, not zeros: the loss does
+        depend on them.
         """
         arguments = self._bind(fn_name, args, kwargs)
         value = arguments.get(wrt)
@@ -542,7 +545,12 @@ class PaddleLosses(SpecFunctions):
             _raise_unsupported_dtype(error)
             raise
         if gradient is None:
-            gradient = paddle.zeros_like(variable)
+            # the output depends on it (the spec declares it), but Paddle's graph has no
+            # backward path to it: its kernel takes it as a constant (a label, pos_weight)
+            raise NotImplementedError(
+                f"{fn_name}: paddle.grad gives no gradient w.r.t. {wrt!r}: Paddle's loss treats "
+                "that argument as a constant (no backward path to it)"
+            )
         return to_numpy(gradient)
 
     def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:

@@ -1119,6 +1119,20 @@ def _reduced_nll_ignored_past_first(case: Case) -> bool:
     )
 
 
+def _zero_logit_without_pos_weight(case: Case) -> bool:
+    """``binary_cross_entropy_with_logits`` without ``pos_weight`` and some logit exactly 0
+    (Paddle's backward tests ``x > 0`` in one term and ``x >= 0`` in the other)."""
+    return (
+        case.fn == "binary_cross_entropy_with_logits" and case.kwargs.get("pos_weight") is None
+        and bool(np.any(_input(case) == 0))
+    )
+
+
+def _input_rank_above_2(case: Case) -> bool:
+    """The input has a spatial axis: ``(N, C, d1, ...)``."""
+    return _input(case).ndim > 2
+
+
 def _shifted_logit_below_minus_64(case: Case) -> bool:
     """``softmax``/``log_softmax``/``cross_entropy`` logits: some ``x - max(x)`` along the class
     axis is below -64 (a ``-inf`` logit included), where Paddle's softmax kernels clip it."""
@@ -1139,6 +1153,8 @@ FEATURES.update({
     "ignored_position_without_weight": _ignored_position_without_weight,
     "ignored_position_past_first": _ignored_position_past_first,
     "reduced_nll_ignored_past_first": _reduced_nll_ignored_past_first,
+    "zero_logit_without_pos_weight": _zero_logit_without_pos_weight,
+    "input_rank_above_2": _input_rank_above_2,
     "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
     "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
     and not np.any(np.asarray(c.args["target_lengths"])),
