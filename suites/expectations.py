@@ -1133,6 +1133,33 @@ def _input_rank_above_2(case: Case) -> bool:
     return _input(case).ndim > 2
 
 
+def _pnorm_reciprocal_not_float32(case: Case) -> bool:
+    """``triplet_margin_loss`` whose ``1 / p`` is not a float32 value (p = 3, 1.5, ...): Paddle's
+    p_norm kernel takes ``porder`` as a float attribute and raises to ``1 / porder`` in float32."""
+    if case.fn != "triplet_margin_loss":
+        return False
+    p = float(case.kwargs.get("p", 2))
+    return p not in (1.0, 2.0) and float(np.float32(1 / np.float32(p))) != 1 / p
+
+
+def _log_one_plus_exp_inexact(case: Case) -> bool:
+    """``multilabel_soft_margin_loss`` with some finite logit of magnitude above 2: its terms
+    log(1 + exp(-|x|)) evaluated literally (not log1p) carry the rounding of 1 + exp(-|x|),
+    relative error u e^|x| of a term (Paddle's log_sigmoid)."""
+    if case.fn != "multilabel_soft_margin_loss":
+        return False
+    x = _input(case)
+    return bool(np.any(np.isfinite(x) & (np.abs(x) > 2)))
+
+
+def _multilabel_no_listed_class(case: Case) -> bool:
+    """``multilabel_margin_loss`` where no row's target lists a class (each starts with -1)."""
+    if case.fn != "multilabel_margin_loss":
+        return False
+    target = np.atleast_2d(np.asarray(case.args["target"]))
+    return bool(target.shape[-1] and np.all(target[:, 0] == -1))
+
+
 def _shifted_logit_below_minus_64(case: Case) -> bool:
     """``softmax``/``log_softmax``/``cross_entropy`` logits: some ``x - max(x)`` along the class
     axis is below -64 (a ``-inf`` logit included), where Paddle's softmax kernels clip it."""
@@ -1155,6 +1182,9 @@ FEATURES.update({
     "reduced_nll_ignored_past_first": _reduced_nll_ignored_past_first,
     "zero_logit_without_pos_weight": _zero_logit_without_pos_weight,
     "input_rank_above_2": _input_rank_above_2,
+    "pnorm_reciprocal_not_float32": _pnorm_reciprocal_not_float32,
+    "log_one_plus_exp_inexact": _log_one_plus_exp_inexact,
+    "multilabel_no_listed_class": _multilabel_no_listed_class,
     "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
     "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
     and not np.any(np.asarray(c.args["target_lengths"])),

@@ -520,6 +520,9 @@ def _multilabel_no_listed(adapter):
     np.testing.assert_array_equal(_exact(case), [0.0, 0.0])
     with pytest.raises(ValueError, match="p_index is nullptr"):
         case.call(adapter.function(case.fn))
+    one_row = _case("multilabel_margin_loss", {"input": a([[0.1, 0.2], [1.0, -1.0]], "float64"), "target": i([[-1, 0], [0, -1]])},
+                    {"reduction": "none"}, "float64")
+    assert check_case(adapter, one_row).passed  # one row without a listed class among others is right
     return case
 
 
@@ -580,7 +583,60 @@ def _smoothing_mean_ignore(adapter):
     return case
 
 
+def _cosine_epsilon(adapter):
+    case = _case("cosine_embedding_loss", {"input1": a([[1.0, 2.0]], "float64"), "input2": a([[2.0, 4.0]], "float64"),
+                                           "target": a([1.0], "float64")}, {"reduction": "none"}, "float64")
+    _deviates(adapter, case, [1.2500001034254637e-12], [0.0])
+    assert check_case(adapter, case, convention="paddle-cosine-embedding-epsilon").passed
+    return case
+
+
+def _squared_norm(adapter):
+    case = _case("cosine_embedding_loss", {"input1": a([[1e20, 2e20]], "float32"), "input2": a([[2e20, 1e20]], "float32"),
+                                           "target": a([1.0], "float32")}, {"reduction": "none"}, "float32")
+    _deviates(adapter, case, [NAN], [0.20000000298023224])
+    triplet = _case("triplet_margin_loss", {"anchor": a([[1e20, 0.0]], "float32"), "positive": a([[0.0, 0.0]], "float32"),
+                                            "negative": a([[0.0, 1.0]], "float32")}, {"reduction": "none"}, "float32")
+    _deviates(adapter, triplet, [NAN], [1.0])
+    return case
+
+
+def _pnorm_float32_exponent(adapter):
+    case = _case("triplet_margin_loss", {"anchor": a([0.0], "float64"), "positive": a([0.0], "float64"), "negative": a([0.125], "float64")},
+                 {"p": 3.0, "reduction": "none"}, "float64")
+    _deviates(adapter, case, 0.8750020077460793, 0.875002)
+    norm = paddle.linalg.norm(paddle.to_tensor([[3.0, 4.0]], dtype="float64"), p=3, axis=-1)
+    assert float(norm.numpy()[0]) == 4.497941646834307  # exact 4.497941445275415
+    return case
+
+
+def _log_sigmoid(adapter):
+    case = _case("multilabel_soft_margin_loss", {"input": a([-4.75], "float32"), "target": a([0.0], "float32")}, {"reduction": "none"}, "float32")
+    _deviates(adapter, case, 0.008614521473646164, 0.00861448422074318)
+    return case
+
+
+def _hinge_overflow(adapter):
+    case = _case("multi_margin_loss", {"input": a([[-3.4028234663852886e38, 3.4028234663852886e38]], "float32"), "target": i([0])},
+                 {"reduction": "none"}, "float32")
+    _deviates(adapter, case, [1.7014117331926443e38], [3.4028234663852886e38])
+    return case
+
+
+def _margin_sum_overflow(adapter):
+    case = _case("multi_margin_loss", {"input": a([[0.0, -1.7014118346046923e38, 0.0]], "float32"), "target": i([1])},
+                 {"reduction": "none"}, "float32")
+    _deviates(adapter, case, [INF], [1.1342745902071442e38])
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
+    "cosine-embedding-epsilon": ("test_edge_cases", _cosine_epsilon),
+    "squared-norm-out-of-range": ("test_edge_cases", _squared_norm),
+    "pnorm-exponent-in-float32": ("test_matches_oracle", _pnorm_float32_exponent),
+    "multilabel-soft-margin-log-sigmoid-of-one-plus-exp": ("test_matches_oracle", _log_sigmoid),
+    "hinge-argument-overflow": ("test_edge_cases", _hinge_overflow),
+    "margin-reduction-intermediate-overflow": ("test_matches_oracle", _margin_sum_overflow),
     "cross-entropy-mean-counts-ignored-positions": ("test_matches_oracle", _ce_mean_ignored),
     "cross-entropy-mean-property-counts-ignored-positions": ("test_properties", _ce_mean_property),
     "label-smoothing-smooths-the-last-axis": ("test_matches_oracle", _smoothing_last_axis),
