@@ -356,6 +356,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cross_entropy", {"input": _a([[[0.0], [0.0]]]), "target": _a([[[1.0], [0.0]]])},
                  {"weight": _a([1.0, 1.0]), "reduction": "sum"}, "float32"),
         ),
+        "multilabel-margin-loss-row-without-listed-class-raises": (
+            "test_gradient_edge_cases",
+            # exact 0 gradient (no listed class); Paddle raises "p_index is nullptr"
+            Case("multilabel_margin_loss", {"input": _a([[0.1, 0.2], [1.0, -1.0]], "float64"), "target": np.array([[-1, 0], [-1, 1]])},
+                 {"reduction": "sum"}, "float64"),
+        ),
         "bce-with-logits-gradient-off-by-one-at-zero-logit": (
             "test_gradient_matches_oracle",
             # sigma(0) - y = 0.5; Paddle's kernel: (0 > 0) - 0 - e^0 / 2 = -0.5
