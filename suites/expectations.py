@@ -1160,6 +1160,18 @@ def _multilabel_no_listed_class(case: Case) -> bool:
     return bool(target.shape[-1] and np.all(target[:, 0] == -1))
 
 
+def _property_delta_not_float32(case: Case) -> bool:
+    """A ``huber_loss`` property case (no ``delta`` of its own) whose derived thresholds are not
+    float32 values: the relation Huber = delta (L1 - delta/2) takes delta, a power of two, just
+    below min |x - y|, which for |x - y| < 2^-147 is below float32's range (it rounds to 0)."""
+    if case.fn != "huber_loss" or "delta" in case.kwargs:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.abs(_input(case) - np.asarray(case.args["target"], dtype=np.float64))
+    d = d[np.isfinite(d) & (d > 0)]
+    return bool(d.size and math.ldexp(1.0, math.frexp(float(d.min()))[1] - 2) < math.ldexp(1.0, -149))
+
+
 def _shifted_logit_below_minus_64(case: Case) -> bool:
     """``softmax``/``log_softmax``/``cross_entropy`` logits: some ``x - max(x)`` along the class
     axis is below -64 (a ``-inf`` logit included), where Paddle's softmax kernels clip it."""
@@ -1185,6 +1197,7 @@ FEATURES.update({
     "pnorm_reciprocal_not_float32": _pnorm_reciprocal_not_float32,
     "log_one_plus_exp_inexact": _log_one_plus_exp_inexact,
     "multilabel_no_listed_class": _multilabel_no_listed_class,
+    "property_delta_not_float32": _property_delta_not_float32,
     "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
     "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
     and not np.any(np.asarray(c.args["target_lengths"])),

@@ -630,7 +630,16 @@ def _margin_sum_overflow(adapter):
     return case
 
 
+def _huber_delta_property(adapter):
+    case = _case("huber_loss", {"input": a([0.0, 0.0, 0.0], "float64"), "target": a([1.0, 1.0, 7.032067827761405e-149], "float64")},
+                 {"reduction": "none"}, "float64")
+    with pytest.raises(PropertyViolation, match="delta"):
+        PROPERTIES["huber_is_scaled_l1_beyond_delta"].check(adapter, case)
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
+    "huber-delta-rounded-to-float32-property": ("test_properties", _huber_delta_property),
     "cosine-embedding-epsilon": ("test_edge_cases", _cosine_epsilon),
     "squared-norm-out-of-range": ("test_edge_cases", _squared_norm),
     "pnorm-exponent-in-float32": ("test_matches_oracle", _pnorm_float32_exponent),
