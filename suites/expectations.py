@@ -1198,6 +1198,7 @@ FEATURES.update({
     "log_one_plus_exp_inexact": _log_one_plus_exp_inexact,
     "multilabel_no_listed_class": _multilabel_no_listed_class,
     "property_delta_not_float32": _property_delta_not_float32,
+    "with_pos_weight": lambda c: c.kwargs.get("pos_weight") is not None,
     "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
     "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
     and not np.any(np.asarray(c.args["target_lengths"])),
