@@ -26,10 +26,11 @@ Choices, each what a Paddle user would write:
   padded on the host. A batch whose targets are all empty makes warp-ctc divide by
   zero and kills the process (SIGFPE), so the adapter refuses that call with a
   ``RuntimeError`` instead of running it (see the expectations file).
-* **Crashes.** Likewise ``nll_loss`` on an ``(N, C, d1)`` input with an ignored
-  position corrupts the heap (glibc aborts the process): refused with a
-  ``RuntimeError``. A refused call is a failure of that case, recorded in the
-  expectations file as a bug with its minimal case; the suite keeps running.
+* **Crashes.** Likewise ``nll_loss`` with ``reduction='mean'``/``'sum'`` and an ignored
+  position past the first writes past its one-element output and corrupts the heap
+  (glibc aborts the process, often in a later call): refused with a ``RuntimeError``.
+  A refused call is a failure of that case, recorded in the expectations file as a
+  bug with its minimal case; the suite keeps running.
 * **Layout.** Paddle takes the class axis as ``axis=`` (cross entropy) or already
   at 1 (``nll_loss``): no transposes.
 * **Dtypes.** Every loss kernel of Paddle's CPU build is registered for float32 and
@@ -139,18 +140,35 @@ def _cross_entropy(a: dict[str, Any]) -> list[str]:
 def _nll_loss(a: dict[str, Any]) -> list[str]:
     _legacy("nll_loss", a)
     x = np.asarray(a["input"])
-    if x.ndim == 3 and (np.asarray(a["target"]) == int(a["ignore_index"])).any():
-        raise RuntimeError(
-            "nll_loss: on an (N, C, d1) input with a target equal to ignore_index, Paddle's "
-            "nll_loss corrupts the heap and the process aborts (glibc 'free(): invalid next "
-            "size'), so the adapter does not call it"
-        )
+    _refuse_reduced_nll_with_ignored_positions(a)
     options: dict[str, object] = {"weight": "weight"} if a["weight"] is not None else {}
     options.update(ignore_index=_kw(int(a["ignore_index"])), reduction=_kw(a["reduction"]))
     if x.ndim == 1:  # Paddle wants a batch axis: the unbatched (C) input gets one
         line = _call("out = F.nll_loss", "input[None]", "target[None]", **options)
         return [line, "out = out[0]"] if a["reduction"] == "none" else [line]
     return [_call("out = F.nll_loss", "input", "target", **options)]
+
+
+def _refuse_reduced_nll_with_ignored_positions(a: Mapping[str, object]) -> None:
+    """RuntimeError (not run) for the ``nll_loss`` calls whose kernel writes out of bounds.
+
+    Paddle's CPU ``nll_loss`` kernel (``paddle/phi/kernels/cpu/nll_loss_kernel.cc``) sets
+    ``out[i] = 0`` for every position ``i`` whose target is ``ignore_index`` -- also with
+    ``reduction='mean'``/``'sum'``, where ``out`` holds one element. An ignored position at
+    flat index ``i >= 1`` writes past the output's buffer; the corrupted heap aborts the
+    process (glibc "corrupted size vs. prev_size", "free(): invalid next size"), often
+    later, in an unrelated call. Index 0 is the output itself and is overwritten by the
+    result, so it is safe, as is ``reduction='none'`` (an output per position)."""
+    if a["reduction"] not in ("mean", "sum"):
+        return
+    ignored = np.flatnonzero(np.asarray(a["target"]).reshape(-1) == int(a["ignore_index"]))
+    if ignored.size and ignored.max() >= 1:
+        raise RuntimeError(
+            f"nll_loss: reduction={a['reduction']!r} with a target equal to ignore_index at flat "
+            f"position {int(ignored.max())} >= 1; Paddle's nll_loss kernel writes a 0 for it into its "
+            "one-element output, past the buffer, corrupting the heap (glibc aborts the process), "
+            "so the adapter does not call it"
+        )
 
 
 def _binary_cross_entropy(a: dict[str, Any]) -> list[str]:
@@ -462,6 +480,13 @@ def _unsupported_dtype(error: BaseException) -> NotImplementedError | None:
     )
 
 
+def _raise_unsupported_dtype(error: BaseException) -> None:
+    """Raise :func:`_unsupported_dtype`'s NotImplementedError for ``error`` if it is one."""
+    unsupported = _unsupported_dtype(error)
+    if unsupported is not None:
+        raise unsupported from error
+
+
 def _resolve_place(paddle, device: str):
     """The Paddle place for the suite's ``--device`` (torch spellings accepted)."""
     name, _, index = str(device).strip().lower().partition(":")
@@ -497,7 +522,10 @@ class PaddleLosses(SpecFunctions):
         """Gradient of ``fn_name(*args, **kwargs)``'s sum w.r.t. argument ``wrt``.
 
         ``paddle.grad`` over the same eager program the forward pass runs, in the
-        case's dtype; an argument the output does not depend on gets zeros.
+        case's dtype. Where Paddle has no backward path to ``wrt`` (``paddle.grad``
+        returns None: BCE-with-logits' ``target`` and ``pos_weight``, which its kernel
+        takes as constants) the gradient is unsupported, not zeros: the loss does
+        depend on them.
         """
         arguments = self._bind(fn_name, args, kwargs)
         value = arguments.get(wrt)
@@ -514,9 +542,15 @@ class PaddleLosses(SpecFunctions):
             total = paddle.sum(self._run(program, tensors))
             (gradient,) = paddle.grad([total], [variable], allow_unused=True)
         except (RuntimeError, ValueError) as error:
-            raise _unsupported_dtype(error) or error
+            _raise_unsupported_dtype(error)
+            raise
         if gradient is None:
-            gradient = paddle.zeros_like(variable)
+            # the output depends on it (the spec declares it), but Paddle's graph has no
+            # backward path to it: its kernel takes it as a constant (a label, pos_weight)
+            raise NotImplementedError(
+                f"{fn_name}: paddle.grad gives no gradient w.r.t. {wrt!r}: Paddle's loss treats "
+                "that argument as a constant (no backward path to it)"
+            )
         return to_numpy(gradient)
 
     def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:
@@ -550,7 +584,8 @@ class PaddleLosses(SpecFunctions):
             with self._paddle.no_grad():
                 return to_numpy(self._run(program, tensors))
         except (RuntimeError, ValueError) as error:
-            raise _unsupported_dtype(error) or error
+            _raise_unsupported_dtype(error)
+            raise
 
     def _run(self, program: list[str], tensors: Mapping[str, object]):
         namespace: dict[str, Any] = {"paddle": self._paddle, "F": self._paddle.nn.functional, "np": np, **tensors}
@@ -569,7 +604,7 @@ class PaddleLosses(SpecFunctions):
             for name in ARRAY_PARAMETERS
             if isinstance(arguments.get(name), np.ndarray) or (name in lengths and arguments.get(name) is not None)
         }
-        for name, array in arrays.items():
+        for array in arrays.values():
             paddle_dtype_name(array.dtype)  # TypeError for a dtype Paddle cannot hold exactly
         if fn_name == "ctc_loss":
             del arrays["targets"]  # passed as padded_targets

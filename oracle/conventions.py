@@ -305,7 +305,11 @@ CONVENTIONS.update({
 # --------------------------------------------------------------------------------------
 # Margin and embedding losses (issue 5): formulas of oracle/embedding.py.
 
-from .embedding import optax_triplet_margin_loss_terms, torch_cosine_embedding_loss_terms  # noqa: E402
+from .embedding import (  # noqa: E402
+    optax_triplet_margin_loss_terms,
+    paddle_cosine_embedding_loss_terms,
+    torch_cosine_embedding_loss_terms,
+)
 
 CONVENTIONS.update({
     c.name: c
@@ -313,6 +317,10 @@ CONVENTIONS.update({
         Convention(
             "torch-cosine-embedding-epsilon", "cosine_embedding_loss", torch_cosine_embedding_loss_terms,
             "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/Loss.cpp",
+        ),
+        Convention(
+            "paddle-cosine-embedding-epsilon", "cosine_embedding_loss", paddle_cosine_embedding_loss_terms,
+            "https://github.com/PaddlePaddle/Paddle/blob/develop/python/paddle/nn/functional/loss.py",
         ),
         Convention(
             "optax-triplet-eps-in-sum", "triplet_margin_loss", optax_triplet_margin_loss_terms,

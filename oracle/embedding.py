@@ -55,6 +55,7 @@ __all__ = [
     "cosine_embedding_loss",
     "cosine_embedding_loss_grad",
     "cosine_embedding_loss_terms",
+    "paddle_cosine_embedding_loss_terms",
     "pairwise_distance",
     "torch_cosine_embedding_loss_terms",
     "triplet_margin_loss",
@@ -71,6 +72,9 @@ __all__ = [
 #: 3.4043281410545134e-06; 1 - cos with this epsilon is 3.40432814112e-06, with the double
 #: 1e-12 it would be 3.40432815472e-06 (2e5 times further off than the error model allows).
 TORCH_COSINE_EMBEDDING_EPSILON = float(np.float32(1e-12))
+#: python/paddle/nn/functional/loss.py, cosine_embedding_loss: ``+ 10e-12`` on each squared norm,
+#: a Python float added to the tensor, so rounded to the inputs' dtype (float32(1e-11) in float32).
+PADDLE_COSINE_EMBEDDING_EPSILON = 10e-12
 COSINE_SIMILARITY_EPS = 1e-8  # torch.nn.functional.cosine_similarity's default eps
 PAIRWISE_EPS = 1e-6  # torch.nn.functional.pairwise_distance's default eps
 
@@ -156,6 +160,18 @@ def torch_cosine_embedding_loss_terms(
     return _cosine_embedding_terms(
         input1, input2, target, margin, size_average, reduce, reduction, to_mpf(TORCH_COSINE_EMBEDDING_EPSILON)
     )
+
+
+def paddle_cosine_embedding_loss_terms(
+    input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean"
+) -> LossTerms:
+    r"""Paddle's implementation: ``cos = a . b / sqrt((||a||^2 + e)(||b||^2 + e))`` with
+    ``e = 10e-12`` (the double 1e-11) rounded to the inputs' dtype, as Paddle adds the Python
+    float to the tensor (python/paddle/nn/functional/loss.py; undocumented).
+    """
+    dtype = np.asarray(input1).dtype
+    epsilon = float(np.asarray(PADDLE_COSINE_EMBEDDING_EPSILON, dtype=dtype)) if dtype.kind == "f" else PADDLE_COSINE_EMBEDDING_EPSILON
+    return _cosine_embedding_terms(input1, input2, target, margin, size_average, reduce, reduction, to_mpf(epsilon))
 
 
 def cosine_embedding_loss(input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean"):

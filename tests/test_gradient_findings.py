@@ -344,6 +344,77 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         ),
         "xla-cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
     },
+    "paddle": {
+        "nll-loss-reduced-ignored-position-corrupts-heap": (
+            "test_gradient_matches_oracle",
+            # refused: the forward kernel writes past its one-element output (heap corruption)
+            Case("nll_loss", {"input": _a(np.full((8, 3), -1.0)), "target": np.array([0] + [-100] * 7)},
+                 {"reduction": "sum"}, "float32"),
+        ),
+        "label-smoothing-smooths-the-last-axis": (
+            "test_gradient_matches_oracle",
+            # smoothing over the last axis (d1 = 1): the labels sum to 1.6, not 1
+            Case("cross_entropy", {"input": _a([[[0.0], [0.0]]]), "target": _a([[[1.0], [0.0]]])},
+                 {"label_smoothing": 0.1, "reduction": "sum"}, "float32"),
+        ),
+        "soft-label-class-weights-on-spatial-input": (
+            "test_gradient_matches_oracle",
+            # raises: matmul(label, weight) over the label's last axis (1) against C = 2
+            Case("cross_entropy", {"input": _a([[[0.0], [0.0]]]), "target": _a([[[1.0], [0.0]]])},
+                 {"weight": _a([1.0, 1.0]), "reduction": "sum"}, "float32"),
+        ),
+        "multilabel-margin-loss-row-without-listed-class-raises": (
+            "test_gradient_edge_cases",
+            # exact 0 gradient (no listed class); Paddle raises "p_index is nullptr"
+            Case("multilabel_margin_loss", {"input": _a([[0.1, 0.2], [1.0, -1.0]], "float64"), "target": np.array([[-1, 0], [-1, 1]])},
+                 {"reduction": "sum"}, "float64"),
+        ),
+        "bce-with-logits-gradient-off-by-one-at-zero-logit": (
+            "test_gradient_matches_oracle",
+            # sigma(0) - y = 0.5; Paddle's kernel: (0 > 0) - 0 - e^0 / 2 = -0.5
+            Case(_BCEL, {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
+        ),
+        "bce-backward-divides-by-clamped-x-one-minus-x": (
+            "test_gradient_edge_cases",
+            # d/dx -log(1 - x) at x = 0 is 1; Paddle: (x - y) / max(x (1 - x), 1e-12) = 0
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+        ),
+        "label-smoothing-labels-formed-in-float32-gradient": (
+            "test_gradient_edge_cases",
+            # q_0 = float32(1/3): -0.24330277009706036, exact -0.24330276016295288
+            Case("cross_entropy", {"input": _a([[1.0, 2.0, 3.0]], "float64"), "target": np.array([0])},
+                 {"label_smoothing": 1.0}, "float64"),
+        ),
+        "softmax-clips-shifted-logits-at-minus-64-gradient": (
+            "test_gradient_edge_cases",
+            # the masked class keeps e^-64 / Z: 1.17e-28, exact 0
+            Case("cross_entropy", {"input": _a([[1.0, -np.inf, 2.0]], "float64"), "target": _a([[0.5, 0.0, 0.5]], "float64")},
+                 {"reduction": "sum"}, "float64"),
+        ),
+        "sigmoid-bce-infinite-logit-nan-gradient": (
+            "test_gradient_edge_cases",
+            # d/dweight is the loss term, NaN at x = -inf; exact 0
+            Case(_BCEL, {"input": _a([-np.inf]), "target": _a([0.0])}, {"weight": _a([0.0]), "reduction": "sum"}, "float32",
+                 wrt="weight"),
+        ),
+        "sigmoid-gradient-underflows": (
+            "test_gradient_matches_oracle",
+            # exact sigma(-710) sigma(710) = 4.476e-309, a float64 subnormal; Paddle: 0
+            Case("sigmoid", {"input": _a([-710.0], "float64")}, {}, "float64"),
+        ),
+        "bce-with-logits-pos-weight-gradient-cancels": (
+            "test_gradient_matches_oracle",
+            # l (sigma(-5) - 1) + 1 with l = 1: 0.0066928267, exact 0.006692851
+            Case(_BCEL, {"input": _a([-5.0]), "target": _a([0.0])}, {"pos_weight": _a([1.0]), "reduction": "sum"},
+                 "float32", wrt="input"),
+        ),
+        "weighted-cross-entropy-input-gradient-factor-cancels": (
+            "test_gradient_edge_cases",
+            # l = 1 + (0.01 - 1) 0.25 rounded, then l (sigma(x) - 1) + 0.75 cancels: 2e-14 relative
+            Case(_BCEL, {"input": _a([-40.0], "float64"), "target": _a([0.25], "float64")},
+                 {"pos_weight": _a([0.01], "float64"), "reduction": "sum"}, "float64", wrt="input"),
+        ),
+    },
 }
 
 
@@ -364,7 +435,7 @@ def test_every_gradient_entry_has_a_minimal_case(framework):
 
 
 def _adapter(framework: str):
-    pytest.importorskip({"torch": "torch", "torch-compile": "torch", "tensorflow": "tensorflow", "jax": "jax"}[framework])
+    pytest.importorskip({"torch": "torch", "torch-compile": "torch", "tensorflow": "tensorflow", "jax": "jax", "paddle": "paddle"}[framework])
     from adapters import load_adapter
 
     return load_adapter(framework)
