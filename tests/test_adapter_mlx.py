@@ -420,6 +420,9 @@ GRADIENT_CASES = [
     ("logaddexp-gradient-cancels-for-negative-logits",
      _case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
      [4.5418739318847656e-05, 0.0]),
+    ("bce-with-logits-weight-gradient-nan-at-infinite-logit",
+     Case("binary_cross_entropy_with_logits", {"input": cast([INF, -INF], np.float32), "target": cast([1.0, 0.0], np.float32)},
+          {"weight": cast([2.0, 3.0], np.float32), "reduction": "sum"}, "float32", wrt="weight"), [NAN, NAN]),
 ]
 
 
@@ -480,7 +483,7 @@ def test_documented_gradient_deviation_still_exists(mlx_adapter, entry_id, case,
     entry selects the case for the gradient tests only."""
     from suites.gradients import evaluate_gradient
 
-    got = mlx_adapter.grad(case.fn, case.args, case.kwargs)
+    got = mlx_adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt or "input")
     np.testing.assert_array_equal(got.astype(np.float64), np.asarray(gradient, dtype=np.float64).reshape(got.shape))
     exact = evaluate_gradient(case).rounded
     assert not np.array_equal(got.astype(np.float64), exact, equal_nan=True), f"MLX now agrees: retire [{entry_id}]"
