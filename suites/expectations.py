@@ -1060,7 +1060,20 @@ def _softmax_normalizer_beyond_half_precision(case: Case) -> bool:
     return bool(np.any(sums[np.isfinite(sums)] > limit))
 
 
+def _sigmoid_exp_overflows(case: Case) -> bool:
+    """``sigmoid`` of a finite ``x < -log(max)`` of the case's dtype: ``1 / (1 + exp(|x|))``
+    with ``exp`` evaluated in the dtype overflows to inf and returns 0, although the exact
+    value (about ``exp(x)``) may be representable (float16: below ``x = -11.09``, where
+    ``sigmoid`` is still ~1.5e-5; subnormal results go on down to ``x = -16.6``)."""
+    if case.fn != "sigmoid":
+        return False
+    x = _input(case)
+    finite = x[np.isfinite(x)]
+    return bool(np.any(finite < -math.log(format_of(case.dtype).max_finite)))
+
+
 FEATURES.update({
+    "sigmoid_exp_overflows": _sigmoid_exp_overflows,
     "softmax_normalizer_beyond_half_precision": _softmax_normalizer_beyond_half_precision,
     "gaussian_quotient_exceeds_dtype_max": _gaussian_quotient_exceeds_max,
     "cosine_norm_product_below_1e_8": _cosine_norm_product_below_1e_8,
