@@ -19,7 +19,7 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ml_dtypes
@@ -426,6 +426,12 @@ GRADIENT_CASES = [
     ("regression-weight-gradient-at-overflowed-term",
      Case("mse_loss", {"input": cast([0.0, 2e19], np.float32), "target": cast([0.0, 0.0], np.float32)},
           {"weight": cast([1.0, 0.0], np.float32), "reduction": "mean"}, "float32", wrt="weight"), [NAN, NAN]),
+    ("huber-gradient-branch-cotangents-cancel",
+     replace(_case("huber_loss", {"input": [1.0], "target": [1.75]}, {"delta": 513.0, "reduction": "sum"}, "float16"),
+             wrt="input"), [-1.0]),
+    ("huber-gradient-branch-cotangents-cancel",
+     replace(_case("huber_loss", {"input": [0.0], "target": [2.246572806168501e-308]}, {"delta": 2.0, "reduction": "sum"},
+                   "float64"), wrt="input"), [0.0]),
     ("bce-with-logits-weight-gradient-nan-at-infinite-logit",
      Case("binary_cross_entropy_with_logits", {"input": cast([INF, -INF], np.float32), "target": cast([1.0, 0.0], np.float32)},
           {"weight": cast([2.0, 3.0], np.float32), "reduction": "sum"}, "float32", wrt="weight"), [NAN, NAN]),
