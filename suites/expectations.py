@@ -1060,7 +1060,40 @@ def _softmax_normalizer_beyond_half_precision(case: Case) -> bool:
     return bool(np.any(sums[np.isfinite(sums)] > limit))
 
 
+def _sigmoid_exp_overflows(case: Case) -> bool:
+    """``sigmoid`` of a finite ``x < -log(max)`` of the case's dtype: ``1 / (1 + exp(|x|))``
+    with ``exp`` evaluated in the dtype overflows to inf and returns 0, although the exact
+    value (about ``exp(x)``) may be representable (float16: below ``x = -11.09``, where
+    ``sigmoid`` is still ~1.5e-5; subnormal results go on down to ``x = -16.6``)."""
+    if case.fn != "sigmoid":
+        return False
+    x = _input(case)
+    finite = x[np.isfinite(x)]
+    return bool(np.any(finite < -math.log(format_of(case.dtype).max_finite)))
+
+
+def _huber_gradient_cancels_in_dtype(case: Case) -> bool:
+    """``huber_loss``'s gradient w.r.t. ``input`` or ``target`` where some error ``e = x - y``
+    lies in the quadratic region (``|e| < delta``) and ``(|e| - delta) + delta``, each step
+    rounded to the dtype, is not ``|e|``: autodiff of MLX's ``0.5 min(|e|, delta)^2 + delta
+    (|e| - min(|e|, delta))`` sums the two branches' cotangents ``(q - delta) + delta``, so
+    its gradient ``e`` is off by up to half an ulp of ``delta`` (0 for ``|e|`` below that)."""
+    if case.fn != "huber_loss" or case.wrt not in ("input", "target"):
+        return False
+    dtype = format_of(case.dtype).numpy_dtype
+    delta = np.asarray(float(case.kwargs.get("delta", 1.0))).astype(dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = np.asarray(case.args["input"]).astype(dtype)
+        y = np.asarray(case.args["target"]).astype(dtype)
+        e = np.abs(x - y)
+        back = (e - delta) + delta
+    quadratic = np.isfinite(e) & (e < delta)
+    return bool(np.any(quadratic & (back != e)))
+
+
 FEATURES.update({
+    "huber_gradient_cancels_in_dtype": _huber_gradient_cancels_in_dtype,
+    "sigmoid_exp_overflows": _sigmoid_exp_overflows,
     "softmax_normalizer_beyond_half_precision": _softmax_normalizer_beyond_half_precision,
     "gaussian_quotient_exceeds_dtype_max": _gaussian_quotient_exceeds_max,
     "cosine_norm_product_below_1e_8": _cosine_norm_product_below_1e_8,

@@ -19,7 +19,7 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ml_dtypes
@@ -405,6 +405,8 @@ MINIMAL_CASES = [
     Minimal("exp-flushes-subnormal-results", "test_matches_oracle",
             _case("softmax", {"input": [[0.0, -88.0]]}, {"dim": 1}), [1.0, 0.0]),
     Minimal("exp-flushes-subnormal-results", "test_matches_oracle", _case("sigmoid", {"input": [-92.0]}), [0.0]),
+    Minimal("float16-sigmoid-exp-overflow", "test_matches_oracle",
+            _case("sigmoid", {"input": [-12.0, -11.0]}, dtype="float16"), [0.0, 1.6689300537109375e-05]),
     Minimal("half-precision-softmax-accumulates-in-the-dtype", "test_matches_oracle",
             _case("softmax", {"input": np.zeros((1, 1000))}, {"dim": 1}, "bfloat16"), [0.00390625] * 1000),
     Minimal("half-precision-softmax-accumulates-in-the-dtype", "test_matches_oracle",
@@ -420,6 +422,19 @@ GRADIENT_CASES = [
     ("logaddexp-gradient-cancels-for-negative-logits",
      _case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
      [4.5418739318847656e-05, 0.0]),
+    ("float16-sigmoid-exp-overflow-gradient", _case("sigmoid", {"input": [-12.0]}, dtype="float16"), [0.0]),
+    ("regression-weight-gradient-at-overflowed-term",
+     Case("mse_loss", {"input": cast([0.0, 2e19], np.float32), "target": cast([0.0, 0.0], np.float32)},
+          {"weight": cast([1.0, 0.0], np.float32), "reduction": "mean"}, "float32", wrt="weight"), [NAN, NAN]),
+    ("huber-gradient-branch-cotangents-cancel",
+     replace(_case("huber_loss", {"input": [1.0], "target": [1.75]}, {"delta": 513.0, "reduction": "sum"}, "float16"),
+             wrt="input"), [-1.0]),
+    ("huber-gradient-branch-cotangents-cancel",
+     replace(_case("huber_loss", {"input": [0.0], "target": [2.246572806168501e-308]}, {"delta": 2.0, "reduction": "sum"},
+                   "float64"), wrt="input"), [0.0]),
+    ("bce-with-logits-weight-gradient-nan-at-infinite-logit",
+     Case("binary_cross_entropy_with_logits", {"input": cast([INF, -INF], np.float32), "target": cast([1.0, 0.0], np.float32)},
+          {"weight": cast([2.0, 3.0], np.float32), "reduction": "sum"}, "float32", wrt="weight"), [NAN, NAN]),
 ]
 
 
@@ -480,7 +495,7 @@ def test_documented_gradient_deviation_still_exists(mlx_adapter, entry_id, case,
     entry selects the case for the gradient tests only."""
     from suites.gradients import evaluate_gradient
 
-    got = mlx_adapter.grad(case.fn, case.args, case.kwargs)
+    got = mlx_adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt or "input")
     np.testing.assert_array_equal(got.astype(np.float64), np.asarray(gradient, dtype=np.float64).reshape(got.shape))
     exact = evaluate_gradient(case).rounded
     assert not np.array_equal(got.astype(np.float64), exact, equal_nan=True), f"MLX now agrees: retire [{entry_id}]"

@@ -237,6 +237,14 @@ MINIMAL_CASES: list[Minimal] = [
     Minimal("hinge-argument-overflow", "test_edge_cases",
             _case("multi_margin_loss", {"input": [[-3.4028234663852886e38, 3.4028234663852886e38]], "target": [0]},
                   {"reduction": "none"}), [INF]),
+    Minimal("cross-entropy-probability-target-overflowing-logit-spread-nan", "test_matches_oracle",
+            _case("cross_entropy", {"input": [3.4028234663852886e38, -(2.0**103)], "target": [1.0, 0.0]},
+                  {"reduction": "none"}), [NAN]),
+    Minimal("label-smoothing-intermediate-overflow", "test_matches_oracle",
+            _case("cross_entropy", {"input": [[0.0, 1.4099964044844815e38, -5.828685348162604e37]], "target": [0]},
+                  {"reduction": "none", "label_smoothing": 0.1}), [INF]),
+    Minimal("reduction-sum-overflow", "test_matches_oracle",
+            _case("l1_loss", {"input": [3e38, 3e38], "target": [0.0, 0.0]}), [INF]),
 ]  # fmt: skip
 
 
