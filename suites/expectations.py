@@ -22,8 +22,11 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
 
 An entry applies to the gradient tests (``test_gradient_*``) only when its ``tests``
 names them: a documented difference of the forward value does not explain a
-gradient, and ``convention`` does not apply to gradients. The features ``wrt_input``,
-``wrt_target``, ``wrt_var``, ... say which parameter's gradient an entry is about.
+gradient. A gradient entry's ``convention`` must name an oracle convention with a
+gradient (``oracle.conventions.Convention.grad``): the failing gradient is then re-judged
+against the exact derivative of the framework's formula, as below. The features
+``wrt_input``, ``wrt_target``, ``wrt_var``, ... say which parameter's gradient an entry is
+about.
 
 A failing case that matches an entry is recorded as a *deviation* (the report's
 deviation table), not a failure. With ``convention``, the case is re-judged
@@ -1348,6 +1351,13 @@ def load_expectations(path: str | Path, *, default_adapters: tuple[str, ...] = (
 
             if convention not in CONVENTIONS:
                 raise ExpectationsError(f"{where}: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+            gradient_tests = [t for t in _str_list(entry.get("tests", []), where, "tests") if t.startswith("test_gradient")]
+            if gradient_tests and CONVENTIONS[convention].grad is None:
+                with_grad = [n for n, c in CONVENTIONS.items() if c.grad is not None]
+                raise ExpectationsError(
+                    f"{where}: convention {convention!r} has no gradient, so it cannot grade "
+                    f"{', '.join(gradient_tests)}; conventions with one: {', '.join(with_grad)}"
+                )
         out.append(
             Expectation(
                 id=entry["id"], kind=entry["kind"], reason=entry["reason"], citation=entry.get("citation", ""),
