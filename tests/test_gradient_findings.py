@@ -191,6 +191,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cosine_embedding_loss", {"input1": _a([[1e20, 2e20]]), "input2": _a([[2e20, 1e20]]),
                                            "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
         ),
+        "ctc-loss-float64-raises-gradient": (
+            "test_gradient_matches_oracle",
+            # target [1] over four frames of zeros; TensorFlow raises in float64
+            Case("ctc_loss", {"log_probs": np.zeros((4, 1, 3)), "targets": np.array([[1]]),
+                              "input_lengths": np.array([4]), "target_lengths": np.array([1])},
+                 {"reduction": "sum"}, "float64", wrt="log_probs"),
+        ),
         "ctc-loss-impossible-alignment-is-finite-gradient": ("test_gradient_edge_cases", _CTC_IMPOSSIBLE_ZEROED),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
         "keras-unbatched-weighted-regression-mean-not-divided-gradient": (
