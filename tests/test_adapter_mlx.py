@@ -420,6 +420,12 @@ GRADIENT_CASES = [
     ("logaddexp-gradient-cancels-for-negative-logits",
      _case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
      [4.5418739318847656e-05, 0.0]),
+    ("cosine-similarity-zero-vector-nan-gradient",
+     _case("cosine_embedding_loss", {"input1": [[0.0, 0.0]], "input2": [[1.0, 1.0]], "target": [-1.0]},
+           {"margin": -0.5, "reduction": "sum"}), [NAN, NAN]),
+    ("squared-norm-out-of-range-gradient",
+     _case("cosine_embedding_loss", {"input1": [[1e20, 2e20]], "input2": [[2e20, 1e20]], "target": [1.0]},
+           {"reduction": "sum"}), [NAN, NAN]),
 ]
 
 
@@ -480,7 +486,9 @@ def test_documented_gradient_deviation_still_exists(mlx_adapter, entry_id, case,
     entry selects the case for the gradient tests only."""
     from suites.gradients import evaluate_gradient
 
-    got = mlx_adapter.grad(case.fn, case.args, case.kwargs)
+    from suites.registry import spec_for
+
+    got = mlx_adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt or spec_for(case.fn).grad_wrt[0])
     np.testing.assert_array_equal(got.astype(np.float64), np.asarray(gradient, dtype=np.float64).reshape(got.shape))
     exact = evaluate_gradient(case).rounded
     assert not np.array_equal(got.astype(np.float64), exact, equal_nan=True), f"MLX now agrees: retire [{entry_id}]"
