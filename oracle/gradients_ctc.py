@@ -28,12 +28,14 @@ Frames beyond ``T_n`` get 0, and so does a sequence whose infinite loss ``zero_i
 zeroes (PyTorch's backward zeroes it; TensorFlow and optax are composed that way by the
 adapters); ``mean`` scales sequence ``n`` by ``1 / (N max(S_n, 1))``.
 
-Exact zeros: ``q - gamma`` (``q`` = softmax or exp) is formed as ``q`` where ``gamma`` is
-exactly 0, and otherwise as ``(q - 1) + sum_{c' != c} gamma_t(c')`` with ``q - 1`` exact
-where it is 0 (``expm1(x)``; ``-sum_{c' != c} softmax_{c'}``): a class every path uses at a
-frame (``gamma = 1``) with ``exp(x) = 1`` or every other class masked has gradient exactly
-0, which the direct difference of two roundings near 1 would leave as a tiny residue that
-Ziv's loop cannot decide in float64.
+Exact zeros: where every path uses class ``c`` at frame ``t`` (every other class's
+occupation is exactly 0, so ``gamma = 1`` exactly), ``q - gamma`` is formed as ``q - 1``,
+exactly 0 where it is 0 (``expm1(x)`` at ``x = 0``; ``-sum_{c' != c} softmax_{c'}`` with every
+other class masked), not as the difference of two roundings near 1, whose tiny residue Ziv's
+loop could not decide in float64. Elsewhere the direct difference ``q - gamma``: the
+complement form ``(q - 1) + sum_{c' != c} gamma`` would cancel catastrophically for a tiny
+``q`` and round to an exact 0 at every precision (``x = -500``: ``e^-500 - gamma`` is
+``2e-218``, not 0), which Ziv's loop cannot see either.
 
 Error model (``suites/gradients.py``), per component with ``A`` the reduction's factor:
 
@@ -124,11 +126,10 @@ def _grad(log_probs, targets, input_lengths, target_lengths, blank, reduction, z
             row = list(xi[t])
             q, less_one, _, _ = _row_parts(row, normalize)
             for c in range(len(row)):
-                if gamma[t, c] == 0:
-                    g = q[c]
+                if gamma[t, c] != 0 and all(gamma[t, k] == 0 for k in range(len(row)) if k != c):
+                    g = less_one[c]  # gamma is exactly 1: q - 1, exactly 0 where it is 0
                 else:
-                    others = mpmath.fsum(gamma[t, k] for k in range(len(row)) if k != c)
-                    g = less_one[c] + others
+                    g = q[c] - gamma[t, c]
                 grad[t, i, c] = factor * g
     if grad is None:  # no sequences: nothing to differentiate
         grad = np.full(np.shape(log_probs), mpf(0), dtype=object)

@@ -197,3 +197,15 @@ def test_torch_epsilon_cosine_gradient_differs_from_the_documented_one_beyond_th
     assert all(abs(float(torch_like[0, i])) > 50 * bound[0, i] for i in range(2))
     under = evaluate_gradient(case, "torch-cosine-embedding-epsilon")
     assert [float(v) for v in under.rounded.reshape(-1)] == [float(v) for v in torch_like.reshape(-1)]
+
+
+def test_a_tiny_probability_minus_its_tiny_occupation_is_not_rounded_to_zero():
+    """Regression (found by the dev profile against torch, float64): x = -500 at a class a few
+    paths use; exp(x) - gamma is 2.37e-218. Forming it as expm1(x) + sum of the other classes'
+    occupations cancelled to an exact 0 at every precision, so Ziv's loop accepted 0."""
+    x = np.zeros((4, 2, 3))
+    x[3, 0, 1] = -500.0
+    args = (np.array([1]), np.array([4, 0]), np.array([1, 0]))
+    with working_precision(120):
+        g = ctc_loss_exp_minus_occupation_grad(x, *args, reduction="none")
+    assert abs(float(g[3, 0, 1]) - 2.3748588022470953e-218) < 1e-230
