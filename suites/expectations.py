@@ -357,6 +357,22 @@ def _subnormal_gradient(case: Case) -> bool:
     return any(v != 0 and abs(v) < tiny for v in exact.reshape(-1))
 
 
+def _ctc_subnormal_gradient_through_log_softmax(case: Case) -> bool:
+    """``ctc_loss``: some component of the gradient through ``log_softmax`` (the convention
+    ``ctc-gradient-through-log-softmax``, ``softmax(x) - gamma``) is nonzero and below the
+    dtype's smallest normal: hardware in flush-to-zero mode returns 0 there."""
+    if case.fn != "ctc_loss":
+        return False
+    from .gradients import evaluate_gradient
+
+    try:
+        exact = evaluate_gradient(case, "ctc-gradient-through-log-softmax").exact
+    except Exception:  # no gradient to judge (undefined, unsupported), or an invalid case
+        return False
+    tiny = format_of(case.dtype).smallest_normal
+    return any(v != 0 and abs(v) < tiny for v in exact.reshape(-1))
+
+
 def _ignored_row_with_undefined_softmax(case: Case) -> bool:
     """A class-index position whose target is ``ignore_index`` has a softmax row that is
     undefined (a NaN or ``+inf`` logit, or every logit ``-inf``)."""
@@ -378,6 +394,7 @@ FEATURES.update({
     "weighted_logit_overflows": _weighted_logit_overflows,
     "subnormal_gradient_addend": _subnormal_gradient_addend,
     "subnormal_gradient": _subnormal_gradient,
+    "ctc_subnormal_gradient_through_log_softmax": _ctc_subnormal_gradient_through_log_softmax,
     "probability_product_below_1e_12": _probability_product_below_1e_12,
     "subnormal_input": _subnormal_input,
     "subnormal_result": _subnormal_result,

@@ -332,6 +332,14 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  {"reduction": "sum"}, "float32"),
         ),
         "ctc-loss-impossible-alignment-is-log-epsilon-gradient": ("test_gradient_edge_cases", _CTC_IMPOSSIBLE_ZEROED),
+        "xla-cpu-flushes-subnormal-ctc-gradients": (
+            "test_gradient_matches_oracle",
+            # softmax of 200.11 against 936.27 is exp(-736.16) = 1.95e-320, a float64 subnormal: 0
+            Case("ctc_loss", {"log_probs": np.array([[0.0] * 6] * 6 + [[0.0] * 4 + [936.2731015208512, 200.1144436348643]]
+                                                    + [[0.0] * 6] * 2),
+                              "targets": np.array([], dtype=np.int64), "input_lengths": np.array(7),
+                              "target_lengths": np.array(0)}, {"reduction": "none"}, "float64", wrt="log_probs"),
+        ),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
         "optax-huber-gradient-cancels-against-delta": (
             "test_gradient_matches_oracle",
