@@ -9,6 +9,13 @@ the spec loss it replaces (returning :class:`~oracle.reduction.LossTerms`), and
 an expectations entry names it (``convention = "keras-bce-clip"``): a case that
 fails against the spec is then judged against the convention instead.
 
+A convention may also carry the exact gradient of its formula (``grad``, with the
+error model's ``grad_condition``, both called like the spec's ``<loss>_grad`` and
+``<loss>_grad_condition``): an entry of the gradient tests that names it grades the
+framework's autodiff against that derivative (``ctc-gradient-through-log-softmax``:
+TensorFlow's and optax's CTC take logits). A convention without ``grad`` applies to the
+loss value only.
+
 Every convention's docstring cites where the framework documents it.
 """
 
@@ -36,6 +43,8 @@ class Convention:
     loss: str  # the spec function it stands in for
     terms: Callable[..., LossTerms]
     citation: str
+    grad: Callable[..., np.ndarray] | None = None  # the exact gradient of the formula (``wrt=``)
+    grad_condition: Callable[..., object] | None = None  # its GradientCondition (oracle.gradients)
 
 
 def _clip(v: mpf, lo: mpf, hi: mpf) -> mpf:
@@ -308,8 +317,10 @@ CONVENTIONS.update({
 from .embedding import (  # noqa: E402
     optax_triplet_margin_loss_terms,
     paddle_cosine_embedding_loss_terms,
+    torch_cosine_embedding_loss_grad,
     torch_cosine_embedding_loss_terms,
 )
+from .gradients_margin import torch_cosine_embedding_loss_grad_condition  # noqa: E402
 
 CONVENTIONS.update({
     c.name: c
@@ -317,6 +328,8 @@ CONVENTIONS.update({
         Convention(
             "torch-cosine-embedding-epsilon", "cosine_embedding_loss", torch_cosine_embedding_loss_terms,
             "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/Loss.cpp",
+            grad=torch_cosine_embedding_loss_grad,
+            grad_condition=torch_cosine_embedding_loss_grad_condition,
         ),
         Convention(
             "paddle-cosine-embedding-epsilon", "cosine_embedding_loss", paddle_cosine_embedding_loss_terms,
@@ -335,6 +348,29 @@ from .ctc import ctc_loss_of_logits_terms  # noqa: E402
 CONVENTIONS["ctc-of-logits"] = Convention(
     "ctc-of-logits", "ctc_loss", ctc_loss_of_logits_terms,
     "https://www.tensorflow.org/api_docs/python/tf/nn/ctc_loss",
+)
+
+# CTC gradients (issue 6): oracle/gradients_ctc.py. TensorFlow, optax and Paddle's warp-ctc
+# differentiate CTC(log_softmax(x)); PyTorch's backward returns exp(log_probs) - gamma.
+from .ctc import ctc_loss_terms  # noqa: E402
+from .gradients_ctc import (  # noqa: E402
+    ctc_loss_exp_minus_occupation_grad,
+    ctc_loss_exp_minus_occupation_grad_condition,
+    ctc_loss_through_log_softmax_grad,
+    ctc_loss_through_log_softmax_grad_condition,
+)
+
+CONVENTIONS["ctc-gradient-through-log-softmax"] = Convention(
+    "ctc-gradient-through-log-softmax", "ctc_loss", ctc_loss_of_logits_terms,
+    "https://www.tensorflow.org/api_docs/python/tf/nn/ctc_loss",
+    grad=ctc_loss_through_log_softmax_grad,
+    grad_condition=ctc_loss_through_log_softmax_grad_condition,
+)
+CONVENTIONS["torch-ctc-gradient-exp-minus-occupation"] = Convention(
+    "torch-ctc-gradient-exp-minus-occupation", "ctc_loss", ctc_loss_terms,
+    "https://github.com/pytorch/pytorch/issues/52241",
+    grad=ctc_loss_exp_minus_occupation_grad,
+    grad_condition=ctc_loss_exp_minus_occupation_grad_condition,
 )
 
 # MLX (issue 7): mlx.nn.losses.triplet_loss adds eps to the sum of |a - b|^p, any p.

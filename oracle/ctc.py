@@ -24,6 +24,17 @@ takes ``-log P`` once. (Positive terms only: no cancellation; Ziv's loop in
 delta`` with a tiny ``delta``, whose digits ``-log P`` needs -- is covered by working
 ``-(lowest set bit exponent of any log-probability)`` bits above the caller's precision.)
 
+Exactness: where exactly one alignment has nonzero probability (a target as long as the
+frames once repeats have their blanks, or classes masked by ``-inf``), ``P = e^{s}`` with ``s``
+the sum of that path's log-probabilities, and the loss is ``-s``, a sum of floats, which can be
+exactly halfway between two floats of the dtype. ``-log(exp(s))`` at any working precision
+misses ``-s`` by a rounding error of either sign, so Ziv's loop could neither decide such a tie
+nor see it (its two evaluations fall on either side: undecided; or on the same side: the
+wrong neighbour). The oracle therefore finds the single path (a count of paths, capped at 2,
+along the forward recursion) and returns ``-s`` summed exactly; its occupations are exactly 0
+and 1. With two or more paths ``-log P`` is transcendental (Lindemann-Weierstrass: a sum of
+two or more exponentials of rationals is not the exponential of a rational), never a tie.
+
 Conventions: an impossible alignment (``P = 0``: a target longer than ``T_n`` once repeats
 need a blank between them) gives ``+inf``, or 0 with ``zero_infinity``; an empty target
 (``S_n = 0``) is the all-blank path, ``-sum_t x_{t, blank}``; ``T_n = 0`` with an empty
@@ -49,7 +60,7 @@ import numpy as np
 from mpmath import mpf
 
 from .core import mp_array
-from .reduction import LossTerms, check_reduction
+from .reduction import LossTerms, check_reduction, exact_sum
 
 __all__ = ["ctc_loss", "ctc_loss_grad", "ctc_loss_of_logits_terms", "ctc_loss_terms"]
 
@@ -153,9 +164,47 @@ def _forward_backward(y: np.ndarray, steps: int, label: np.ndarray, blank: int):
     return p, alpha, beta, ext
 
 
-def _occupation(p, alpha, beta, ext, y, steps: int, n_classes: int) -> np.ndarray:
-    """``gamma_t(c) = P^-1 sum_{s: l'_s = c} alpha_t(s) beta_t(s) / y_t(c)``: ``-dl/dx_{t,c}``."""
+def _single_path(y: np.ndarray, steps: int, ext: list[int], blank: int) -> list[int] | None:
+    """The classes of the one alignment with nonzero probability, frame by frame, or None
+    when there are none or several (module docstring: exactness).
+
+    The forward recursion over path *counts* (capped at 2) instead of probabilities, with a
+    back-pointer per state that one path reaches."""
+    m = len(ext)
+    if steps == 0:
+        return None
+    count = [[0] * m for _ in range(steps)]
+    back = [[-1] * m for _ in range(steps)]
+    count[0][0] = 1 if y[0, ext[0]] else 0
+    if m > 1:
+        count[0][1] = 1 if y[0, ext[1]] else 0
+    for t in range(1, steps):
+        for s in range(m):
+            if not y[t, ext[s]]:
+                continue
+            sources = [s, s - 1] + ([s - 2] if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2] else [])
+            live = [q for q in sources if q >= 0 and count[t - 1][q]]
+            count[t][s] = min(2, sum(count[t - 1][q] for q in live))
+            if count[t][s] == 1:
+                back[t][s] = live[0]
+    finals = [s for s in (m - 1, m - 2) if s >= 0 and count[steps - 1][s]]
+    if sum(count[steps - 1][s] for s in finals) != 1:
+        return None
+    s, path = finals[0], []
+    for t in range(steps - 1, -1, -1):
+        path.append(ext[s])
+        s = back[t][s]
+    return path[::-1]
+
+
+def _occupation(p, alpha, beta, ext, y, steps: int, n_classes: int, path: list[int] | None = None) -> np.ndarray:
+    """``gamma_t(c) = P^-1 sum_{s: l'_s = c} alpha_t(s) beta_t(s) / y_t(c)``: ``-dl/dx_{t,c}``;
+    exactly 1 on the frames' classes of a single ``path`` and 0 elsewhere."""
     gamma = np.full((steps, n_classes), mpf(0), dtype=object)
+    if path is not None:
+        for t, c in enumerate(path):
+            gamma[t, c] = mpf(1)
+        return gamma
     for t in range(steps):
         for s, c in enumerate(ext):
             if alpha[t][s] and beta[t][s]:
@@ -182,8 +231,13 @@ def ctc_loss_terms(
         with mpmath.workprec(mpmath.mp.prec + _guard_bits(xi, steps)):
             y = np.vectorize(mpmath.exp, otypes=[object])(xi) if xi.size else xi
             p, alpha, beta, ext = _forward_backward(y, steps, label, int(blank))
-            loss = -mpmath.log(p) if p != 0 else None
-            gamma = _occupation(p, alpha, beta, ext, y, steps, xi.shape[1]) if steps and p != 0 else np.zeros((0, 0), dtype=object)
+            path = _single_path(y, steps, ext, int(blank)) if p != 0 else None
+            if path is not None:
+                # one alignment: the loss is minus the exact sum of its log-probabilities
+                loss = -exact_sum([xi[t, c] for t, c in enumerate(path)])
+            else:
+                loss = -mpmath.log(p) if p != 0 else None
+            gamma = _occupation(p, alpha, beta, ext, y, steps, xi.shape[1], path) if steps and p != 0 else np.zeros((0, 0), dtype=object)
         used = [abs(v) for row in xi[:steps] for v in row if mpmath.isfinite(v)]
         frame_max = [max((abs(v) for v in row if mpmath.isfinite(v)), default=mpf(0)) for row in xi[:steps]]
         scale[i] = mpmath.fsum(frame_max) if used else mpf(0)
@@ -242,7 +296,7 @@ def ctc_loss_grad(
                 continue
             if not steps:
                 continue
-            g = -_occupation(p, alpha, beta, ext, y, steps, xi.shape[1])
+            g = -_occupation(p, alpha, beta, ext, y, steps, xi.shape[1], _single_path(y, steps, ext, int(blank)))
         if reduction == "mean":
             g = g / (mpf(max(len(label), 1)) * n)
         grad[:steps, i, :] = g

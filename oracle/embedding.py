@@ -57,6 +57,7 @@ __all__ = [
     "cosine_embedding_loss_terms",
     "paddle_cosine_embedding_loss_terms",
     "pairwise_distance",
+    "torch_cosine_embedding_loss_grad",
     "torch_cosine_embedding_loss_terms",
     "triplet_margin_loss",
     "triplet_margin_loss_grad",
@@ -154,7 +155,7 @@ def torch_cosine_embedding_loss_terms(
 ) -> LossTerms:
     r"""PyTorch's implementation: ``cos = a . b / sqrt((||a||^2 + 1e-12)(||b||^2 + 1e-12))``.
 
-    ``EPSILON = 1e-12`` (the binary64 value, exactly) in ``cosine_embedding_loss``,
+    ``EPSILON = 1e-12`` (held as a float32: :data:`TORCH_COSINE_EMBEDDING_EPSILON`, exactly) in ``cosine_embedding_loss``,
     aten/src/ATen/native/Loss.cpp; undocumented (the docs' formula has none).
     """
     return _cosine_embedding_terms(
@@ -179,10 +180,11 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0, size_averag
     return cosine_embedding_loss_terms(input1, input2, target, margin, size_average, reduce, reduction).value
 
 
-def _cosine_grad_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``d cos / d a = b / (|a| |b|) - cos a / |a|^2``; 0 at a zero vector (cos is 0 there)."""
-    na = mpmath.fsum(x * x for x in a)
-    nb = mpmath.fsum(y * y for y in b)
+def _cosine_grad_a(a: np.ndarray, b: np.ndarray, epsilon: mpf = mpf(0)) -> np.ndarray:
+    """``d cos / d a = b / sqrt(n_a n_b) - cos a / n_a`` with ``n = ||.||^2 + epsilon``; 0 at a
+    zero vector when ``epsilon = 0`` (cos is 0 there)."""
+    na = mpmath.fsum(x * x for x in a) + epsilon
+    nb = mpmath.fsum(y * y for y in b) + epsilon
     if na == 0 or nb == 0:
         return np.full(a.shape, mpf(0), dtype=object)
     root = mpmath.sqrt(na * nb)
@@ -196,7 +198,24 @@ def cosine_embedding_loss_grad(
 ) -> np.ndarray:
     """Gradient w.r.t. ``input1`` (or ``input2``): ``-dcos`` for ``y = 1``; ``dcos`` for
     ``y = -1`` where ``cos - margin >= 0`` (``clamp_min``: active at the kink), else 0."""
-    lt = cosine_embedding_loss_terms(input1, input2, target, margin, size_average, reduce, reduction)
+    return _cosine_embedding_grad(input1, input2, target, margin, size_average, reduce, reduction, wrt, mpf(0))
+
+
+def torch_cosine_embedding_loss_grad(
+    input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean",
+    *, wrt: str = "input1",
+) -> np.ndarray:
+    r"""The exact gradient of PyTorch's formula (:func:`torch_cosine_embedding_loss_terms`,
+    ``n = ||.||^2 + EPSILON`` in the cosine): ``d cos / d a = b / sqrt(n_a n_b) - cos a / n_a``,
+    signs and hinge as :func:`cosine_embedding_loss_grad` (the hinge's kink at the epsilon
+    cosine). Finite at a zero vector: ``b / sqrt(EPSILON n_b)``."""
+    return _cosine_embedding_grad(
+        input1, input2, target, margin, size_average, reduce, reduction, wrt, to_mpf(TORCH_COSINE_EMBEDDING_EPSILON)
+    )
+
+
+def _cosine_embedding_grad(input1, input2, target, margin, size_average, reduce, reduction, wrt: str, epsilon: mpf) -> np.ndarray:
+    lt = _cosine_embedding_terms(input1, input2, target, margin, size_average, reduce, reduction, epsilon)
     a, _ = _vectors("input1", input1)
     b, _ = _vectors("input2", input2)
     if wrt not in ("input1", "input2"):
@@ -207,8 +226,8 @@ def cosine_embedding_loss_grad(
     m = to_mpf(float(margin))
     grad = np.empty(a.shape, dtype=object)
     for r in range(a.shape[0]):
-        g = _cosine_grad_a(a[r], b[r])
-        cos, _ = _cosine_parts(a[r], b[r], mpf(0))
+        g = _cosine_grad_a(a[r], b[r], epsilon)
+        cos, _ = _cosine_parts(a[r], b[r], epsilon)
         factor = mpf(-1) if y[r] == 1 else (mpf(1) if cos - m >= 0 else mpf(0))
         grad[r] = [factor * v for v in g]
     return _scaled(grad, lt).reshape(np.shape(input1))

@@ -49,6 +49,7 @@ from .core import FORMATS, mp_array, to_mpf
 from .embedding import (
     COSINE_SIMILARITY_EPS,
     PAIRWISE_EPS,
+    TORCH_COSINE_EMBEDDING_EPSILON,
     _exact_differences,
     _p_norm,
     _vectors,
@@ -68,6 +69,7 @@ __all__ = [
     "multilabel_soft_margin_loss_grad_condition",
     "soft_margin_loss_grad_condition",
     "triplet_margin_loss_grad_condition",
+    "torch_cosine_embedding_loss_grad_condition",
     "triplet_margin_with_distance_loss_grad_condition",
 ]
 
@@ -319,6 +321,36 @@ def _cosine_second_order(a: np.ndarray, b: np.ndarray, e: mpf):
     return grad, sens, summands
 
 
+def _cosine_epsilon_second_order(a: np.ndarray, b: np.ndarray, eps: mpf):
+    r"""For PyTorch's ``f = s / R``, ``R = sqrt(N_a N_b)``, ``N = ||.||^2 + eps``, ``s = a . b``:
+    ``(df/da, sens, summands)`` as :func:`_cosine_second_order` (which has ``max(||.||, e)``
+    instead), from ``g_i = df/da_i = b_i / R - f a_i / N_a`` and
+
+    * ``d g_i/da_k = -b_i a_k / (R N_a) - g_k a_i / N_a - f [i=k] / N_a + 2 f a_i a_k / N_a^2``
+    * ``d g_i/db_k = [i=k] / R - b_i b_k / (R N_b) - a_i / N_a (a_k / R - f b_k / N_b)``
+
+    (``eps`` is a constant of the formula, not an input: not perturbed). ``eps = 0`` gives the
+    plain cosine's (``tests/test_oracle_margin_gradients.py`` checks both against
+    :func:`_cosine_second_order` and numerical differentiation).
+    """
+    na = mpmath.fsum(v * v for v in a) + eps
+    nb = mpmath.fsum(v * v for v in b) + eps
+    root = mpmath.sqrt(na * nb)
+    f = mpmath.fsum(x * y for x, y in zip(a, b)) / root
+    dim = len(a)
+    grad = [b[i] / root - f * a[i] / na for i in range(dim)]
+    summands = [abs(b[i] / root) + abs(f * a[i] / na) for i in range(dim)]
+    sens = []
+    for i in range(dim):
+        total = mpf(0)
+        for k in range(dim):
+            daa = -b[i] * a[k] / (root * na) - grad[k] * a[i] / na - (f / na if i == k else 0) + 2 * f * a[i] * a[k] / na ** 2
+            dab = (1 / root if i == k else 0) - b[i] * b[k] / (root * nb) - a[i] / na * (a[k] / root - f * b[k] / nb)
+            total += abs(a[k] * daa) + abs(b[k] * dab)
+        sens.append(total)
+    return grad, sens, summands
+
+
 def cosine_embedding_loss_grad_condition(
     input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean",
     *, wrt: str = "input1",
@@ -331,6 +363,23 @@ def cosine_embedding_loss_grad_condition(
     (``2 (sigma + |cos|) + |cos| + |margin| + (ceil(log2 D) + 2)(sigma + |cos|)``,
     ``sigma = sum |a_i b_i| / (|a| |b|)``: the roundings of the dot product and norms,
     ``oracle.embedding``). A zero vector: ``inf`` (module docstring)."""
+    return _cosine_embedding_condition(input1, input2, target, margin, size_average, reduce, reduction, wrt, mpf(0))
+
+
+def torch_cosine_embedding_loss_grad_condition(
+    input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean",
+    *, wrt: str = "input1",
+) -> GradientCondition:
+    r"""The error model of :func:`oracle.embedding.torch_cosine_embedding_loss_grad`: as
+    :func:`cosine_embedding_loss_grad_condition`, of PyTorch's epsilon cosine
+    (:func:`_cosine_epsilon_second_order`); finite at a zero vector, where that cosine is
+    smooth."""
+    return _cosine_embedding_condition(
+        input1, input2, target, margin, size_average, reduce, reduction, wrt, to_mpf(TORCH_COSINE_EMBEDDING_EPSILON)
+    )
+
+
+def _cosine_embedding_condition(input1, input2, target, margin, size_average, reduce, reduction, wrt, eps: mpf) -> GradientCondition:
     _check_wrt(wrt, ("input1", "input2"), "cosine_embedding_loss")
     reduction = resolve_reduction(size_average, reduce, reduction)
     a, _ = _vectors("input1", input1)
@@ -343,11 +392,14 @@ def cosine_embedding_loss_grad_condition(
     d = _denominator(reduction, n)
     cond = _zeros(a.shape)
     for r in range(n):
-        if all(v == 0 for v in a[r]) or all(v == 0 for v in b[r]):
+        if eps == 0 and (all(v == 0 for v in a[r]) or all(v == 0 for v in b[r])):
             cond[r] = [mpmath.inf] * a.shape[1]
             continue
-        grad, sens, summands = _cosine_second_order(a[r], b[r], mpf(0))
-        norm = mpmath.sqrt(mpmath.fsum(v * v for v in a[r]) * mpmath.fsum(v * v for v in b[r]))
+        if eps == 0:
+            grad, sens, summands = _cosine_second_order(a[r], b[r], mpf(0))
+        else:
+            grad, sens, summands = _cosine_epsilon_second_order(a[r], b[r], eps)
+        norm = mpmath.sqrt((mpmath.fsum(v * v for v in a[r]) + eps) * (mpmath.fsum(v * v for v in b[r]) + eps))
         cos = mpmath.fsum(p * q for p, q in zip(a[r], b[r])) / norm
         spread = mpmath.fsum(abs(p * q) for p, q in zip(a[r], b[r])) / norm
         size = 2 * (spread + abs(cos)) + abs(cos) + abs(m) + (_sum_error_factor(a.shape[1]) + 2) * (spread + abs(cos))

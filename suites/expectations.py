@@ -22,8 +22,11 @@ An expectations file is TOML, one ``[[expected]]`` table per entry::
 
 An entry applies to the gradient tests (``test_gradient_*``) only when its ``tests``
 names them: a documented difference of the forward value does not explain a
-gradient, and ``convention`` does not apply to gradients. The features ``wrt_input``,
-``wrt_target``, ``wrt_var``, ... say which parameter's gradient an entry is about.
+gradient. A gradient entry's ``convention`` must name an oracle convention with a
+gradient (``oracle.conventions.Convention.grad``): the failing gradient is then re-judged
+against the exact derivative of the framework's formula, as below. The features
+``wrt_input``, ``wrt_target``, ``wrt_var``, ... say which parameter's gradient an entry is
+about.
 
 A failing case that matches an entry is recorded as a *deviation* (the report's
 deviation table), not a failure. With ``convention``, the case is re-judged
@@ -354,6 +357,22 @@ def _subnormal_gradient(case: Case) -> bool:
     return any(v != 0 and abs(v) < tiny for v in exact.reshape(-1))
 
 
+def _ctc_subnormal_gradient_through_log_softmax(case: Case) -> bool:
+    """``ctc_loss``: some component of the gradient through ``log_softmax`` (the convention
+    ``ctc-gradient-through-log-softmax``, ``softmax(x) - gamma``) is nonzero and below the
+    dtype's smallest normal: hardware in flush-to-zero mode returns 0 there."""
+    if case.fn != "ctc_loss":
+        return False
+    from .gradients import evaluate_gradient
+
+    try:
+        exact = evaluate_gradient(case, "ctc-gradient-through-log-softmax").exact
+    except Exception:  # no gradient to judge (undefined, unsupported), or an invalid case
+        return False
+    tiny = format_of(case.dtype).smallest_normal
+    return any(v != 0 and abs(v) < tiny for v in exact.reshape(-1))
+
+
 def _ignored_row_with_undefined_softmax(case: Case) -> bool:
     """A class-index position whose target is ``ignore_index`` has a softmax row that is
     undefined (a NaN or ``+inf`` logit, or every logit ``-inf``)."""
@@ -375,6 +394,7 @@ FEATURES.update({
     "weighted_logit_overflows": _weighted_logit_overflows,
     "subnormal_gradient_addend": _subnormal_gradient_addend,
     "subnormal_gradient": _subnormal_gradient,
+    "ctc_subnormal_gradient_through_log_softmax": _ctc_subnormal_gradient_through_log_softmax,
     "probability_product_below_1e_12": _probability_product_below_1e_12,
     "subnormal_input": _subnormal_input,
     "subnormal_result": _subnormal_result,
@@ -1477,6 +1497,13 @@ def load_expectations(path: str | Path, *, default_adapters: tuple[str, ...] = (
 
             if convention not in CONVENTIONS:
                 raise ExpectationsError(f"{where}: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+            gradient_tests = [t for t in _str_list(entry.get("tests", []), where, "tests") if t.startswith("test_gradient")]
+            if gradient_tests and CONVENTIONS[convention].grad is None:
+                with_grad = [n for n, c in CONVENTIONS.items() if c.grad is not None]
+                raise ExpectationsError(
+                    f"{where}: convention {convention!r} has no gradient, so it cannot grade "
+                    f"{', '.join(gradient_tests)}; conventions with one: {', '.join(with_grad)}"
+                )
         out.append(
             Expectation(
                 id=entry["id"], kind=entry["kind"], reason=entry["reason"], citation=entry.get("citation", ""),

@@ -152,15 +152,17 @@ def _finite_total(case: Case) -> bool:
         return bool(mpmath.isfinite(value))
 
 
-def evaluate_gradient(case: Case) -> GradientEvaluation:
+def evaluate_gradient(case: Case, convention: str | None = None) -> GradientEvaluation:
     """Exact gradient of the output's sum w.r.t. ``case.wrt`` (default the first
     parameter) and its bound.
 
-    Raises :class:`GradientUndefined` where the output's sum is not finite, and
-    :class:`Unsupported` for a loss without an oracle gradient or a case too large
-    for the numerical condition.
+    ``convention`` differentiates a framework's documented formula instead of the spec's
+    (an :mod:`oracle.conventions` entry with a ``grad``), to grade that framework's
+    autodiff under its own semantics. Raises :class:`GradientUndefined` where the
+    output's sum is not finite, and :class:`Unsupported` for a loss without an oracle
+    gradient or a case too large for the numerical condition.
     """
-    return _evaluate_cached(_CaseKey(case))
+    return _evaluate_cached(_CaseKey(case, convention))
 
 
 #: Losses without an analytic ``<loss>_grad_condition`` whose gradient may be bounded by
@@ -182,11 +184,28 @@ def _evaluate_cached(key: _CaseKey) -> GradientEvaluation:
     return evaluation
 
 
+def _convention_gradient_functions(name: str, case: Case, wrt: str):
+    """``(grad, grad_condition)`` of an oracle convention, for ``wrt`` as the spec's are called."""
+    from functools import partial
+
+    from oracle.conventions import convention_for
+
+    convention = convention_for(name)
+    if convention.loss != case.fn or convention.grad is None or convention.grad_condition is None:
+        raise ValueError(f"oracle convention {name!r} has no gradient of {case.fn}")
+    if wrt == spec_for(case.fn).grad_wrt[0]:
+        return convention.grad, convention.grad_condition
+    return partial(convention.grad, wrt=wrt), partial(convention.grad_condition, wrt=wrt)
+
+
 def _evaluate(key: _CaseKey) -> GradientEvaluation:
     case = key.case
     spec = spec_for(case.fn)
     wrt = _wrt(case)
-    grad, grad_condition = spec.gradient_functions(wrt)
+    if key.convention is not None:
+        grad, grad_condition = _convention_gradient_functions(key.convention, case, wrt)
+    else:
+        grad, grad_condition = spec.gradient_functions(wrt)
     if grad is None:
         raise Unsupported(f"the oracle has no gradient of {case.fn} w.r.t. {wrt}")
     if not differentiable(case, wrt):
@@ -249,11 +268,14 @@ def call_adapter_grad(adapter, case: Case) -> np.ndarray:
     return result
 
 
-def _message(adapter, case: Case, problem: str, evaluation: GradientEvaluation, verdict, observed) -> str:
+def _message(adapter, case: Case, problem: str, evaluation: GradientEvaluation, verdict, observed,
+             convention: str | None = None) -> str:
     text = failure_message(adapter, case, problem, evaluation, verdict, observed)
     head, _, rest = text.partition("\n")
     wrt = _wrt(case)
     head = head.replace(f"{case.fn} [", f"gradient d sum({case.fn}(...))/d {wrt} [", 1)
+    if convention is not None:
+        head = head.replace("does not conform to the spec", f"does not conform to oracle convention {convention!r}", 1)
     note = (
         "  gradient: the adapter's grad(), i.e. the framework's autodiff of the output's sum "
         f"w.r.t. {wrt}; differentiate the repro's output the same way"
@@ -261,17 +283,18 @@ def _message(adapter, case: Case, problem: str, evaluation: GradientEvaluation, 
     return "\n".join([head, rest, note])
 
 
-def check_gradient_case(adapter, case: Case) -> Outcome:
-    """Judge ``adapter``'s gradient on ``case`` against the oracle's exact one.
+def check_gradient_case(adapter, case: Case, *, convention: str | None = None) -> Outcome:
+    """Judge ``adapter``'s gradient on ``case`` against the oracle's exact one (the exact
+    derivative of a documented framework formula instead when ``convention`` names one).
 
     Raises :class:`Unsupported` and :class:`GradientUndefined` (nothing to judge)."""
-    evaluation = evaluate_gradient(case)
+    evaluation = evaluate_gradient(case, convention)
     try:
         observed = call_adapter_grad(adapter, case)
     except (AdapterFailure, AdapterContractError) as exc:
-        return Outcome(case, False, None, None, _message(adapter, case, str(exc), evaluation, None, None))
+        return Outcome(case, False, None, None, _message(adapter, case, str(exc), evaluation, None, None, convention))
     fmt = format_of(case.dtype)
     verdict = judge(observed.astype(np.float64), evaluation.exact, evaluation.rounded, evaluation.bound, fmt)
-    message = "" if verdict.passed else _message(adapter, case, "", evaluation, verdict, observed)
+    message = "" if verdict.passed else _message(adapter, case, "", evaluation, verdict, observed, convention)
     return Outcome(case, verdict.passed, verdict, observed, message)
 

@@ -239,10 +239,7 @@ def expected_gradient_deviation(request, adapter):
     test = request.node.originalname
 
     def lookup(case):
-        return next(
-            (e for e in entries if e.tests and not e.convention and e.matches(adapter.name, test, case)),
-            None,
-        )
+        return next((e for e in entries if e.tests and e.matches(adapter.name, test, case)), None)
 
     return lookup
 
@@ -265,6 +262,16 @@ def _check_gradient(adapter, case: Case, recorder, expected_deviation) -> bool:
         recorder.add_unsupported(str(exc))
         return True
     if not outcome.passed and (expectation := expected_deviation(case)) is not None:
+        if expectation.convention:
+            # graded exactly under the framework's formula: a deviation only if accurate there
+            under = check_gradient_case(adapter, case, convention=expectation.convention)
+            if not under.passed:
+                raise ConformanceFailure(
+                    f"{outcome.message}\n\nThe expected deviation [{expectation.id}] applies, but "
+                    f"the gradient is wrong under {adapter.name}'s own formula too "
+                    f"(oracle convention {expectation.convention!r}):\n{under.message}"
+                )
+            outcome = under
         recorder.add_deviation(expectation, outcome)
         return True
     recorder.add(outcome)

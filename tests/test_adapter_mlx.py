@@ -435,6 +435,12 @@ GRADIENT_CASES = [
     ("bce-with-logits-weight-gradient-nan-at-infinite-logit",
      Case("binary_cross_entropy_with_logits", {"input": cast([INF, -INF], np.float32), "target": cast([1.0, 0.0], np.float32)},
           {"weight": cast([2.0, 3.0], np.float32), "reduction": "sum"}, "float32", wrt="weight"), [NAN, NAN]),
+    ("cosine-similarity-zero-vector-nan-gradient",
+     _case("cosine_embedding_loss", {"input1": [[0.0, 0.0]], "input2": [[1.0, 1.0]], "target": [-1.0]},
+           {"margin": -0.5, "reduction": "sum"}), [NAN, NAN]),
+    ("squared-norm-out-of-range-gradient",
+     _case("cosine_embedding_loss", {"input1": [[1e20, 2e20]], "input2": [[2e20, 1e20]], "target": [1.0]},
+           {"reduction": "sum"}), [NAN, NAN]),
 ]
 
 
@@ -495,7 +501,9 @@ def test_documented_gradient_deviation_still_exists(mlx_adapter, entry_id, case,
     entry selects the case for the gradient tests only."""
     from suites.gradients import evaluate_gradient
 
-    got = mlx_adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt or "input")
+    from suites.registry import spec_for
+
+    got = mlx_adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt or spec_for(case.fn).grad_wrt[0])
     np.testing.assert_array_equal(got.astype(np.float64), np.asarray(gradient, dtype=np.float64).reshape(got.shape))
     exact = evaluate_gradient(case).rounded
     assert not np.array_equal(got.astype(np.float64), exact, equal_nan=True), f"MLX now agrees: retire [{entry_id}]"

@@ -1,7 +1,9 @@
 """The gradient findings stay true: every expectations entry for the gradient tests
 (``tests = ["test_gradient_*"]`` in ``adapters/expectations/<framework>.toml``) has a
 minimal case here, the framework still gets that case wrong, and the entry is the one
-that explains it (the suite's gradient lookup: entries naming the gradient tests).
+that explains it (the suite's gradient lookup: entries naming the gradient tests). An
+entry that names an oracle ``convention`` grades the framework exactly under it: its
+minimal case must pass there (and a perturbed gradient must not: tests/test_teeth.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ _CTC_ONE_PATH = Case(
     {"log_probs": np.log(_a([[[0.5, 0.5]]])), "targets": np.array([[1]]), "input_lengths": np.array([1]),
      "target_lengths": np.array([1])},
     {"reduction": "sum"}, "float32", wrt="log_probs",
+)
+
+# four frames, target [1, 1, 1] needs five (the repeats' blanks): no alignment, loss +inf,
+# zeroed by zero_infinity with gradient 0; TensorFlow's and optax's finite log-zero keep it
+_CTC_X = [[[-0.5, -1.5, -2.0]], [[-1.0, -0.75, -2.5]], [[-2.0, -1.0, -0.5]], [[-0.25, -2.0, -3.0]]]
+_CTC_IMPOSSIBLE_ZEROED = Case(
+    "ctc_loss",
+    {"log_probs": _a(_CTC_X), "targets": np.array([[1, 1, 1]]), "input_lengths": np.array([4]),
+     "target_lengths": np.array([3])},
+    {"reduction": "none", "zero_infinity": True}, "float32", wrt="log_probs",
 )
 
 _BCEL = "binary_cross_entropy_with_logits"
@@ -186,6 +198,14 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cosine_embedding_loss", {"input1": _a([[1e20, 2e20]]), "input2": _a([[2e20, 1e20]]),
                                            "target": _a([1.0])}, {"reduction": "sum"}, "float32"),
         ),
+        "ctc-loss-float64-raises-gradient": (
+            "test_gradient_matches_oracle",
+            # target [1] over four frames of zeros; TensorFlow raises in float64
+            Case("ctc_loss", {"log_probs": np.zeros((4, 1, 3)), "targets": np.array([[1]]),
+                              "input_lengths": np.array([4]), "target_lengths": np.array([1])},
+                 {"reduction": "sum"}, "float64", wrt="log_probs"),
+        ),
+        "ctc-loss-impossible-alignment-is-finite-gradient": ("test_gradient_edge_cases", _CTC_IMPOSSIBLE_ZEROED),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
         "keras-unbatched-weighted-regression-mean-not-divided-gradient": (
             "test_gradient_matches_oracle",
@@ -318,6 +338,15 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("triplet_margin_loss", {"anchor": _a([[0.0]]), "positive": _a([[0.0]]), "negative": _a([[0.125]])},
                  {"reduction": "sum"}, "float32"),
         ),
+        "ctc-loss-impossible-alignment-is-log-epsilon-gradient": ("test_gradient_edge_cases", _CTC_IMPOSSIBLE_ZEROED),
+        "xla-cpu-flushes-subnormal-ctc-gradients": (
+            "test_gradient_matches_oracle",
+            # softmax of 200.11 against 936.27 is exp(-736.16) = 1.95e-320, a float64 subnormal: 0
+            Case("ctc_loss", {"log_probs": np.array([[0.0] * 6] * 6 + [[0.0] * 4 + [936.2731015208512, 200.1144436348643]]
+                                                    + [[0.0] * 6] * 2),
+                              "targets": np.array([], dtype=np.int64), "input_lengths": np.array(7),
+                              "target_lengths": np.array(0)}, {"reduction": "none"}, "float64", wrt="log_probs"),
+        ),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
         "optax-huber-gradient-cancels-against-delta": (
             "test_gradient_matches_oracle",
@@ -414,6 +443,27 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case(_BCEL, {"input": _a([-40.0], "float64"), "target": _a([0.25], "float64")},
                  {"pos_weight": _a([0.01], "float64"), "reduction": "sum"}, "float64", wrt="input"),
         ),
+        "ctc-loss-all-empty-targets-kill-the-process-gradient": (
+            "test_gradient_edge_cases",
+            # the all-blank path: -1 at the blank of each frame; warp-ctc would die with SIGFPE
+            Case("ctc_loss", {"log_probs": _a(_CTC_X), "targets": np.array([[1]]), "input_lengths": np.array([4]),
+                              "target_lengths": np.array([0])}, {"reduction": "none"}, "float32", wrt="log_probs"),
+        ),
+        "ctc-loss-empty-input-and-target-corrupts-heap-gradient": (
+            "test_gradient_matches_oracle",
+            # the second sequence has no frames and no target (gradient 0); warp-ctc corrupts the heap
+            Case("ctc_loss", {"log_probs": np.zeros((7, 2, 6), np.float32), "targets": np.array([1]),
+                              "input_lengths": np.array([1, 0]), "target_lengths": np.array([1, 0])},
+                 {"reduction": "none"}, "float32", wrt="log_probs"),
+        ),
+        "ctc-loss-mean-divides-by-zero-target-length-gradient": (
+            "test_gradient_matches_oracle",
+            # an empty target's loss divided by its length 0: -inf where the spec clamps it to 1
+            Case("ctc_loss", {"log_probs": np.zeros((9, 3, 2), np.float32), "targets": np.array([1]),
+                              "input_lengths": np.array([9, 0, 9]), "target_lengths": np.array([0, 1, 0])},
+                 {"reduction": "mean", "zero_infinity": True}, "float32", wrt="log_probs"),
+        ),
+        "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
     },
 }
 
@@ -426,7 +476,7 @@ def _entries(framework: str) -> dict:
 
 def _lookup(entries, adapter: str, test: str, case: Case):
     """The suite's gradient lookup (suites/test_conformance.py): entries naming the test."""
-    return next((e for e in entries if e.tests and not e.convention and e.matches(adapter, test, case)), None)
+    return next((e for e in entries if e.tests and e.matches(adapter, test, case)), None)
 
 
 @pytest.mark.parametrize("framework", sorted(MINIMAL_CASES))
@@ -434,8 +484,46 @@ def test_every_gradient_entry_has_a_minimal_case(framework):
     assert set(MINIMAL_CASES[framework]) == set(_entries(framework))
 
 
+#: Frameworks checked in a child process: Paddle loaded into a process that already holds
+#: TensorFlow, JAX and PyTorch (this module's other parameters) dies with SIGSEGV.
+_SEPARATE_PROCESS = ("paddle",)
+
+_CHILD = """
+import json, sys
+from adapters import load_adapter
+from suites.expectations import builtin_expectations_file, load_expectations
+from suites.gradients import check_gradient_case
+from tests.test_gradient_findings import MINIMAL_CASES, _lookup
+framework, entry_id, convention = sys.argv[1], sys.argv[2], sys.argv[3] or None
+adapter = load_adapter(framework)
+test, case = MINIMAL_CASES[framework][entry_id]
+outcome = check_gradient_case(adapter, case, convention=convention)
+entries = load_expectations(builtin_expectations_file(framework), default_adapters=(framework,))
+found = _lookup(entries, adapter.name, test, case)
+print(json.dumps({"passed": outcome.passed, "message": outcome.message, "found": found.id if found else None}))
+"""
+
+
+def _in_subprocess(framework: str, entry_id: str, convention: str | None) -> dict:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import importlib.util
+
+    if importlib.util.find_spec(framework) is None:  # never imported here (see _SEPARATE_PROCESS)
+        pytest.skip(f"{framework} is not installed")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", _CHILD, framework, entry_id, convention or ""],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"the {framework} check died ({done.returncode}):\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _adapter(framework: str):
-    pytest.importorskip({"torch": "torch", "torch-compile": "torch", "tensorflow": "tensorflow", "jax": "jax", "paddle": "paddle"}[framework])
+    pytest.importorskip({"torch": "torch", "torch-compile": "torch", "tensorflow": "tensorflow", "jax": "jax",
+                         "paddle": "paddle"}[framework])
     from adapters import load_adapter
 
     return load_adapter(framework)
@@ -446,6 +534,11 @@ def _adapter(framework: str):
     [(f, e) for f, cases in MINIMAL_CASES.items() for e in cases],
 )
 def test_gradient_entry_still_describes_the_framework(framework, entry_id):
+    if framework in _SEPARATE_PROCESS:
+        result = _in_subprocess(framework, entry_id, None)
+        assert not result["passed"], f"{framework} now gets the minimal case of {entry_id} right: drop the entry"
+        assert result["found"] == entry_id, f"{entry_id} does not explain its own minimal case: {result['found']}"
+        return
     adapter = _adapter(framework)
     test, case = MINIMAL_CASES[framework][entry_id]
     outcome = check_gradient_case(adapter, case)
@@ -453,3 +546,23 @@ def test_gradient_entry_still_describes_the_framework(framework, entry_id):
     all_entries = load_expectations(builtin_expectations_file(framework), default_adapters=(framework,))
     found = _lookup(all_entries, adapter.name, test, case)
     assert found is not None and found.id == entry_id, f"{entry_id} does not explain its own minimal case: {found}"
+
+
+@pytest.mark.parametrize(
+    ("framework", "entry_id"),
+    [(f, e) for f, cases in MINIMAL_CASES.items() for e in cases],
+)
+def test_convention_entries_grade_their_minimal_case_exactly(framework, entry_id):
+    """An entry with an oracle convention is not a blanket excuse: on its minimal case the
+    framework fails the spec (above) and is accurate under the convention's exact gradient."""
+    entry = _entries(framework)[entry_id]
+    if not entry.convention:
+        pytest.skip(f"{entry_id} names no convention")
+    if framework in _SEPARATE_PROCESS:
+        result = _in_subprocess(framework, entry_id, entry.convention)
+        assert result["passed"], f"{framework} is not accurate under {entry.convention!r} on {entry_id}'s case:\n{result['message']}"
+        return
+    adapter = _adapter(framework)
+    test, case = MINIMAL_CASES[framework][entry_id]
+    under = check_gradient_case(adapter, case, convention=entry.convention)
+    assert under.passed, f"{framework} is not accurate under {entry.convention!r} on {entry_id}'s case:\n{under.message}"

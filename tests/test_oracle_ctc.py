@@ -142,6 +142,61 @@ def test_ctc_loss_gradient(data, reduction):
     assert_gradients_agree(oracle.ctc_loss, oracle.ctc_loss_grad, x, padded(seqs), il, tl, blank=blank, reduction=reduction)
 
 
+def _single_path_midpoint_case(f: float, g: float, extra: bool):
+    """log_probs (4, 1, 3) whose one alignment of targets [1, 1, 2] (``1 _ 1 2``: the repeat
+    needs its blank, T = 4) sums to ``-(f + ulp(f) / 2)``, exactly halfway between two
+    float32 values; every other frame entry random but irrelevant to the path."""
+    x = np.random.default_rng(7).uniform(-3, 0, size=(4, 1, 3)).astype(np.float32)
+    f32 = np.float32(f)
+    x[0, 0, 1], x[1, 0, 0] = -f32, -np.spacing(f32) / 2
+    x[2, 0, 1], x[3, 0, 2] = (-np.float32(g), np.float32(g)) if extra else (0.0, 0.0)
+    return x
+
+
+@pytest.mark.parametrize("f, g, extra", [(4.8498235, 0.5, True), (4.062367, 1.25, True), (2.045417, 0.0, False), (1.0, 0.0, False)])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_ctc_single_path_loss_at_a_float32_midpoint_is_decided_ties_to_even(f, g, extra, reduction):
+    """Regression: with one alignment the loss is minus a sum of floats, which can be a float32
+    midpoint; -log(exp(s)) at working precision falls on either side of it, so the oracle was
+    undecided at 16384 bits or (both Ziv evaluations on one side) rounded to the wrong neighbour
+    (6 of 40 random such cases wrong, 3 undecided). Now: the exact sum, ties-to-even."""
+    from fractions import Fraction
+
+    from oracle.core import correctly_rounded
+
+    x = _single_path_midpoint_case(f, g, extra)
+    path = [x[0, 0, 1], x[1, 0, 0], x[2, 0, 1], x[3, 0, 2]]
+    exact = -sum(Fraction(float(v)) for v in path)
+    assert Fraction(float(exact)) == exact  # a float64 value, exactly halfway between two float32s
+    lower = np.float32(float(exact))
+    assert exact not in (Fraction(float(lower)),), "the case must be a true float32 midpoint"
+    divide = {"none": 1, "sum": 1, "mean": 3}[reduction]
+    want = float(np.float32(float(exact) / divide)) if divide == 1 else None
+
+    def loss():
+        return oracle.ctc_loss(x, np.array([[1, 1, 2]]), np.array([4]), np.array([3]), reduction=reduction)
+
+    value, rounded = correctly_rounded(loss, "float32")
+    if want is not None:
+        assert float(np.asarray(rounded).reshape(-1)[0]) == want  # NumPy's cast: ties-to-even
+        assert mpf(np.asarray(value, dtype=object).reshape(-1)[0]) == mpf(exact.numerator) / exact.denominator
+    else:
+        with working_precision(200):
+            assert float(np.asarray(rounded).reshape(-1)[0]) == float(np.float32(mpf(exact.numerator) / exact.denominator / 3))
+
+
+def test_ctc_single_path_occupation_is_exactly_zero_or_one():
+    """The gradient of a single-alignment loss is exactly -1 on the path's classes and 0
+    elsewhere (no rounding residue that a tiny float64 gradient could expose)."""
+    x = _single_path_midpoint_case(3.0, 0.5, True).astype(np.float64)
+    with working_precision(64):
+        g = oracle.ctc_loss_grad(x, np.array([[1, 1, 2]]), np.array([4]), np.array([3]), reduction="sum")
+    want = np.zeros((4, 1, 3), dtype=object)
+    for t, c in enumerate([1, 0, 1, 2]):
+        want[t, 0, c] = -1
+    assert all(g[i] == want[i] for i in np.ndindex(g.shape))
+
+
 X = np.log(np.full((4, 1, 3), 1 / 3))
 
 

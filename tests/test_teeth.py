@@ -389,3 +389,129 @@ def test_torch_control_passes(tmp_path):
     assert not bad, "\n\n".join(bad)
     assert run.returncode == 0, run.tail()
     assert {r["loss"] for r in run.records if r["verdict"] == "pass"} == {"nll_loss", "log_softmax", "softmax"}
+
+
+# ------------------------------------------------------------------ gradient conventions (issue 6)
+# In process: an entry naming an oracle convention grades the framework exactly under it, so a
+# gradient that is wrong in a way the convention does not describe still fails the suite.
+
+
+class _TorchWithPerturbedGradient:
+    """PyTorch, as the suite sees it (name "torch": torch.toml's entries apply), with a seeded
+    defect in its gradients: ``perturb(case_args, kwargs, grad) -> grad``."""
+
+    name = "torch"
+    version = "perturbed"
+    supports_grad = True
+
+    def __init__(self, perturb):
+        from adapters import load_adapter
+
+        self._torch = load_adapter("torch")
+        self._perturb = perturb
+
+    def grad(self, fn_name, args, kwargs, wrt="input"):
+        return self._perturb(args, kwargs, self._torch.grad(fn_name, args, kwargs, wrt=wrt))
+
+    def repro(self, fn_name, args, kwargs):
+        return ""
+
+
+class _Recorder:
+    """What the suite's gradient check records (suites/recording.py's ItemRecorder, reduced)."""
+
+    def __init__(self):
+        self.deviations, self.outcomes, self.unsupported = [], [], []
+
+    def add_unsupported(self, text):
+        self.unsupported.append(text)
+
+    def add_deviation(self, expectation, outcome):
+        self.deviations.append((expectation.id, outcome))
+
+    def add(self, outcome):
+        self.outcomes.append(outcome)
+
+
+def _suite_check(adapter, case):
+    """The suite's own gradient check and lookup (suites/test_conformance.py) for torch.toml."""
+    from suites.expectations import builtin_expectations_file, load_expectations
+    from suites.test_conformance import _check_gradient
+
+    entries = load_expectations(builtin_expectations_file("torch"), default_adapters=("torch",))
+
+    def lookup(case):
+        return next((e for e in entries if e.tests and e.matches(adapter.name, "test_gradient_matches_oracle", case)), None)
+
+    recorder = _Recorder()
+    _check_gradient(adapter, case, recorder, lookup)
+    return recorder
+
+
+def _ctc_case(dtype="float32"):
+    from suites.cases import Case
+
+    # two normalized frames of three classes, target [1, 2]: several alignments, gamma in (0, 1)
+    x = np.log(np.array([[[0.5, 0.3, 0.2]], [[0.2, 0.3, 0.5]], [[0.4, 0.4, 0.2]]])).astype(dtype)
+    return Case("ctc_loss", {"log_probs": x, "targets": np.array([[1, 2]]), "input_lengths": np.array([3]),
+                             "target_lengths": np.array([2])}, {"reduction": "sum"}, dtype, wrt="log_probs")
+
+
+def test_ctc_gradient_convention_passes_torch_and_records_a_deviation():
+    pytest.importorskip("torch")
+    recorder = _suite_check(_TorchWithPerturbedGradient(lambda a, k, g: g), _ctc_case())
+    assert [d[0] for d in recorder.deviations] == ["ctc-loss-gradient-assumes-log-softmax"]
+    assert recorder.deviations[0][1].passed  # accurate under torch-ctc-gradient-exp-minus-occupation
+
+
+@pytest.mark.parametrize("defect", ["gamma_scaled_by_1.001", "gamma_of_the_wrong_target"])
+def test_ctc_gradient_with_a_wrong_gamma_fails_under_the_convention(defect):
+    """torch's exp(x) - gamma with a wrong gamma: scaled by 1.001, or torch's own gamma for the
+    target [2, 1] instead of [1, 2]. The entry applies (the spec's -gamma differs anyway), but
+    the convention's exact exp(x) - gamma does not match: a failure naming both judgements."""
+    pytest.importorskip("torch")
+    from suites.checks import ConformanceFailure
+
+    def perturb(args, kwargs, g):
+        x = np.asarray(args["log_probs"], dtype=np.float64)
+        if defect == "gamma_scaled_by_1.001":
+            gamma = np.exp(x) - g.astype(np.float64)
+            return (np.exp(x) - 1.001 * gamma).astype(g.dtype)
+        from adapters import load_adapter
+
+        swapped = dict(args, targets=np.asarray(args["targets"])[:, ::-1].copy())
+        return load_adapter("torch").grad("ctc_loss", swapped, kwargs, wrt="log_probs")
+
+    with pytest.raises(ConformanceFailure) as info:
+        _suite_check(_TorchWithPerturbedGradient(perturb), _ctc_case())
+    message = str(info.value)
+    assert "[ctc-loss-gradient-assumes-log-softmax] applies" in message
+    assert "does not conform to oracle convention 'torch-ctc-gradient-exp-minus-occupation'" in message
+
+
+def test_cosine_epsilon_convention_still_catches_a_gradient_error():
+    """In float64 PyTorch's EPSILON makes almost every cosine gradient differ from the documented
+    one; the entry grades it under the epsilon cosine's exact gradient, so a relative error of
+    1e-9 in one component (far below what the entry used to wave through) fails."""
+    pytest.importorskip("torch")
+    from suites.cases import Case
+    from suites.checks import ConformanceFailure
+
+    case = Case("cosine_embedding_loss", {"input1": np.array([[1.0, 2.0]]), "input2": np.array([[2.0, 4.5]]),
+                                          "target": np.array([1.0])}, {"reduction": "sum"}, "float64", wrt="input1")
+    honest = _suite_check(_TorchWithPerturbedGradient(lambda a, k, g: g), case)
+    assert not honest.outcomes or all(o.passed for o in honest.outcomes)
+
+    def perturb(args, kwargs, g):
+        g = g.copy()
+        g[0, 0] *= 1 + 1e-9
+        return g
+
+    tiny = Case("cosine_embedding_loss", {"input1": np.array([[1e-4, 2e-4]]), "input2": np.array([[2e-4, 4.5e-4]]),
+                                          "target": np.array([1.0])}, {"reduction": "sum"}, "float64", wrt="input1")
+    control = _suite_check(_TorchWithPerturbedGradient(lambda a, k, g: g), tiny)
+    assert [d[0] for d in control.deviations] == ["cosine-embedding-epsilon-gradient"]  # eps visible, graded
+    assert control.deviations[0][1].passed
+    with pytest.raises(ConformanceFailure) as info:
+        _suite_check(_TorchWithPerturbedGradient(perturb), tiny)
+    assert "oracle convention 'torch-cosine-embedding-epsilon'" in str(info.value)
