@@ -419,8 +419,11 @@ from .specs_regression import specs as regression_specs  # noqa: E402  (needs Lo
 REGISTRY: dict[str, LossSpec] = {
     spec.name: spec
     for spec in [
-        LossSpec("cross_entropy", oracle.cross_entropy_terms, cross_entropy_cases, CROSS_ENTROPY_EDGES, CROSS_ENTROPY_INVALID),
-        LossSpec("nll_loss", oracle.nll_loss_terms, nll_loss_cases, NLL_EDGES, NLL_INVALID),
+        LossSpec(
+            "cross_entropy", oracle.cross_entropy_terms, cross_entropy_cases, CROSS_ENTROPY_EDGES, CROSS_ENTROPY_INVALID,
+            grad_wrt=("input", "target", "weight"),
+        ),
+        LossSpec("nll_loss", oracle.nll_loss_terms, nll_loss_cases, NLL_EDGES, NLL_INVALID, grad_wrt=("input", "weight")),
         LossSpec("binary_cross_entropy", oracle.binary_cross_entropy_terms, binary_cross_entropy_cases, BCE_EDGES, BCE_INVALID),
         LossSpec(
             "binary_cross_entropy_with_logits", oracle.binary_cross_entropy_with_logits_terms,
