@@ -48,10 +48,11 @@ appears in numerator and denominator, ``F = S / D``:
     \quad(\text{mean}), \qquad
     \frac{\partial F}{\partial w_c} = A_c \quad(\text{sum, none})
 
-The second form drops the ``k = c`` term, which is identically 0: it is evaluated with
-exact products and sums, so the derivative is exactly 0 where it is (one kept row and
-``eps = 0``: ``F = r_y`` whatever ``w_y``; all kept rows of one class), and the only
-rounding is the division. A ``mean`` over nothing (all rows ignored, or every selected
+The second form shows which terms cancel (``k = c`` identically): the numerator is
+evaluated with exact products and sums (``A_c D - n_c S``, equal to it), so the derivative
+is exactly 0 where it is (one kept row and ``eps = 0``: ``F = r_y`` whatever ``w_y``; all
+kept rows of one class), and the only rounding is the division (correct rounding of an
+exact 0 terminates; of a rounded near-0 it would not). A ``mean`` over nothing (all rows ignored, or every selected
 weight 0) is ``0/0 = NaN``: undefined, and so is its gradient (NaN here; the suite does
 not judge it). ``sum`` over all-ignored rows is 0 for every ``w``: gradient 0.
 
@@ -260,10 +261,8 @@ def _index_weight(fn, input, target, weight, ignore_index, reduction, label_smoo
     SS = mpmath.fsum(W[k] * Ws[k] for k in range(n_classes))
     grad, cond, scale, summation = (_zeros((n_classes,)) for _ in range(4))
     for c in range(n_classes):
-        numerator = exact_sum([
-            _mul(w[k], mpmath.fsub(_mul(A[c], n[k]), _mul(n[c], A[k]), exact=True))
-            for k in range(n_classes) if k != c and w[k] != 0
-        ])
+        # exact: equal to sum_{k != c} w_k (A_c n_k - n_c A_k), so 0 where that is identically 0
+        numerator = mpmath.fsub(_mul(A[c], D), _mul(n[c], S), exact=True)
         grad[c] = divide(numerator, D2)
         if D == 0:
             cond[c] = scale[c] = summation[c] = mpmath.nan
