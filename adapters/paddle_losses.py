@@ -497,7 +497,11 @@ class PaddleLosses(SpecFunctions):
         """Gradient of ``fn_name(*args, **kwargs)``'s sum w.r.t. argument ``wrt``.
 
         ``paddle.grad`` over the same eager program the forward pass runs, in the
-        case's dtype; an argument the output does not depend on gets zeros.
+        case's dtype. Where ``paddle.grad`` returns None (``allow_unused``): zeros for the
+        loss's first parameter (an output that does not depend on it), and
+        NotImplementedError -- unsupported, never a silent zero gradient -- for any
+        other (Paddle's kernels treat e.g. soft labels and ``nll_loss``'s weight as
+        constants).
         """
         arguments = self._bind(fn_name, args, kwargs)
         value = arguments.get(wrt)
@@ -516,6 +520,11 @@ class PaddleLosses(SpecFunctions):
         except (RuntimeError, ValueError) as error:
             raise _unsupported_dtype(error) or error
         if gradient is None:
+            if wrt != next(iter(arguments)):
+                raise NotImplementedError(
+                    f"{fn_name}: Paddle's graph does not connect {wrt!r} to the output "
+                    "(paddle.grad returns None): not differentiated"
+                )
             gradient = paddle.zeros_like(variable)
         return to_numpy(gradient)
 

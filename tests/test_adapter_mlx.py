@@ -19,7 +19,7 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ml_dtypes
@@ -420,6 +420,12 @@ GRADIENT_CASES = [
     ("logaddexp-gradient-cancels-for-negative-logits",
      _case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
      [4.5418739318847656e-05, 0.0]),
+    ("cross-entropy-probability-target-gradient-assumes-normalized-target",
+     replace(_case("cross_entropy", {"input": [[1.0, 2.0, 3.0]], "target": [[0.0, 0.0, 1.0]]}, {"reduction": "sum"}),
+             wrt="target"), [2.0, 1.0, -0.0]),
+    ("ignored-position-nonfinite-term-nan-weight-gradient",
+     replace(_case("nll_loss", {"input": [[-np.inf, 0.0], [0.0, 0.0]], "target": [-100, 0]},
+                   {"weight": [1.0, 1.0], "reduction": "sum"}), wrt="weight"), [NAN, 0.0]),
 ]
 
 
@@ -480,7 +486,7 @@ def test_documented_gradient_deviation_still_exists(mlx_adapter, entry_id, case,
     entry selects the case for the gradient tests only."""
     from suites.gradients import evaluate_gradient
 
-    got = mlx_adapter.grad(case.fn, case.args, case.kwargs)
+    got = mlx_adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt or "input")
     np.testing.assert_array_equal(got.astype(np.float64), np.asarray(gradient, dtype=np.float64).reshape(got.shape))
     exact = evaluate_gradient(case).rounded
     assert not np.array_equal(got.astype(np.float64), exact, equal_nan=True), f"MLX now agrees: retire [{entry_id}]"
