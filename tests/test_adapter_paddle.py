@@ -425,6 +425,25 @@ def _softmax_clip_weight_gradient(adapter):
     return case
 
 
+def _weight_gradient_deviates(adapter, case, observed, exact):
+    np.testing.assert_allclose(adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt), observed, rtol=1e-12)
+    np.testing.assert_allclose(evaluate_gradient(case).rounded, exact, rtol=1e-15)
+    assert not check_gradient_case(adapter, case).passed
+    return case
+
+
+def _soft_label_weights_gradient(adapter):
+    case = Case("cross_entropy", {"input": a([[0.0, 1.0]], "float64"), "target": a([[0.25, 0.75]], "float64")},
+                {"weight": a([1.0, 2.0], "float64"), "reduction": "sum"}, "float64", wrt="weight")
+    return _weight_gradient_deviates(adapter, case, [0.1408154218795557, 0.4224462656386671], [0.3283154218795557, 0.23494626563866713])
+
+
+def _smoothing_weights_gradient(adapter):
+    case = Case("cross_entropy", {"input": a([[0.0, 1.0]], "float64"), "target": i([0])},
+                {"weight": a([1.0, 2.0], "float64"), "reduction": "sum", "label_smoothing": 0.2}, "float64", wrt="weight")
+    return _weight_gradient_deviates(adapter, case, [1.0919356048454458, 0.12132617530299254], [1.1819355187664005, 0.031326168751822286])
+
+
 def _smoothing_float32_labels(adapter):
     case = _case("cross_entropy", {"input": a([[1.0, 2.0, 3.0]], "float64"), "target": i([0])}, {"label_smoothing": 1.0}, "float64")
     _deviates(adapter, case, 1.4076060063943074, 1.4076059644443804)
@@ -560,6 +579,8 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "reduction-intermediate-overflow": ("test_matches_oracle", _reduction_overflow),
     "softmax-clips-shifted-logits-at-minus-64": ("test_edge_cases", _softmax_clip),
     "softmax-clips-shifted-logits-at-minus-64-weight-gradient": ("test_gradient_matches_oracle", _softmax_clip_weight_gradient),
+    "soft-label-class-weights-scale-the-sample-gradient": ("test_gradient_matches_oracle", _soft_label_weights_gradient),
+    "label-smoothing-class-weights-scale-the-sample-gradient": ("test_gradient_matches_oracle", _smoothing_weights_gradient),
     "label-smoothing-labels-formed-in-float32": ("test_edge_cases", _smoothing_float32_labels),
     "bce-log-of-rounded-one-minus-p": ("test_matches_oracle", _bce_one_minus),
     "sigmoid-bce-infinite-logit-nan": ("test_edge_cases", _bce_logits_infinite),
