@@ -444,6 +444,15 @@ def _smoothing_weights_gradient(adapter):
     return _weight_gradient_deviates(adapter, case, [1.0919356048454458, 0.12132617530299254], [1.1819355187664005, 0.031326168751822286])
 
 
+def _nll_3d_ignored_gradient(adapter):
+    case = Case("nll_loss", {"input": a(np.zeros((4, 3, 1)), "float32"), "target": i([[-100]] * 4)},
+                {"weight": a([0.0, 0.0, 0.0], "float32"), "reduction": "none"}, "float32", wrt="weight")
+    with pytest.raises(RuntimeError, match="corrupts the heap"):
+        adapter.grad(case.fn, case.args, case.kwargs, wrt="weight")
+    assert not check_gradient_case(adapter, case).passed
+    return case
+
+
 def _smoothing_float32_labels(adapter):
     case = _case("cross_entropy", {"input": a([[1.0, 2.0, 3.0]], "float64"), "target": i([0])}, {"label_smoothing": 1.0}, "float64")
     _deviates(adapter, case, 1.4076060063943074, 1.4076059644443804)
@@ -580,6 +589,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "softmax-clips-shifted-logits-at-minus-64": ("test_edge_cases", _softmax_clip),
     "softmax-clips-shifted-logits-at-minus-64-weight-gradient": ("test_gradient_matches_oracle", _softmax_clip_weight_gradient),
     "soft-label-class-weights-scale-the-sample-gradient": ("test_gradient_matches_oracle", _soft_label_weights_gradient),
+    "nll-loss-3d-input-ignored-position-corrupts-heap-gradient": ("test_gradient_matches_oracle", _nll_3d_ignored_gradient),
     "label-smoothing-class-weights-scale-the-sample-gradient": ("test_gradient_matches_oracle", _smoothing_weights_gradient),
     "label-smoothing-labels-formed-in-float32": ("test_edge_cases", _smoothing_float32_labels),
     "bce-log-of-rounded-one-minus-p": ("test_matches_oracle", _bce_one_minus),

@@ -265,7 +265,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "cross-entropy-probability-target-masked-class-nan-weight-gradient": (
             "test_gradient_edge_cases", _CE_MASKED_CLASS_WEIGHT,
         ),
-        "cross-entropy-overflowing-logit-spread-target-gradient": ("test_gradient_matches_oracle", _CE_SPREAD_TARGET),
+        "cross-entropy-overflowing-logit-spread-gradient": ("test_gradient_matches_oracle", _CE_SPREAD_TARGET),
         "ignored-position-nonfinite-term-nan-weight-gradient": (
             "test_gradient_matches_oracle",
             # the ignored row is never read: d/dweight = [-0, 0]; where's masked product: 0 * inf = NaN
