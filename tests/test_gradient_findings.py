@@ -129,6 +129,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         ),
     },
     "tensorflow": {
+        "keras-unbatched-weighted-mean-not-divided-gradient": (
+            "test_gradient_matches_oracle",
+            # the mean of one position is its loss whatever its weight: d/dweight = 0; Keras: w_y l, so log 6
+            Case("cross_entropy", {"input": np.zeros(6), "target": np.array(3)},
+                 {"weight": np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])}, "float64", wrt="weight"),
+        ),
         "softmax-cross-entropy-overflowing-logit-spread-target-gradient": (
             "test_gradient_matches_oracle",
             # d/dtarget_1 = 0.5 (lse - x_1) = 2e38; x - max = -4e38 overflows to -inf in float32: inf
