@@ -522,10 +522,11 @@ class PaddleLosses(SpecFunctions):
         """Gradient of ``fn_name(*args, **kwargs)``'s sum w.r.t. argument ``wrt``.
 
         ``paddle.grad`` over the same eager program the forward pass runs, in the
-        case's dtype. Where Paddle has no backward path to ``wrt`` (``paddle.grad``
-        returns None: BCE-with-logits' ``target`` and ``pos_weight``, which its kernel
-        takes as constants) the gradient is unsupported, not zeros: the loss does
-        depend on them.
+        case's dtype. Where ``paddle.grad`` returns None (``allow_unused``): zeros for the
+        loss's first parameter (an output that does not depend on it), and
+        NotImplementedError -- unsupported, never a silent zero gradient -- for any
+        other: Paddle's kernels take e.g. BCE-with-logits' ``target`` and ``pos_weight``,
+        soft labels and ``nll_loss``'s weight as constants, although the loss depends on them.
         """
         arguments = self._bind(fn_name, args, kwargs)
         value = arguments.get(wrt)
@@ -545,12 +546,14 @@ class PaddleLosses(SpecFunctions):
             _raise_unsupported_dtype(error)
             raise
         if gradient is None:
-            # the output depends on it (the spec declares it), but Paddle's graph has no
-            # backward path to it: its kernel takes it as a constant (a label, pos_weight)
-            raise NotImplementedError(
-                f"{fn_name}: paddle.grad gives no gradient w.r.t. {wrt!r}: Paddle's loss treats "
-                "that argument as a constant (no backward path to it)"
-            )
+            if wrt != next(iter(arguments)):
+                # the output depends on it (the spec declares it), but Paddle's graph has no
+                # backward path to it: its kernel takes it as a constant (a label, pos_weight)
+                raise NotImplementedError(
+                    f"{fn_name}: paddle.grad gives no gradient w.r.t. {wrt!r}: Paddle's loss treats "
+                    "that argument as a constant (no backward path to it)"
+                )
+            gradient = paddle.zeros_like(variable)
         return to_numpy(gradient)
 
     def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:

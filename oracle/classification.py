@@ -295,13 +295,23 @@ def cross_entropy_grad(
     reduce=None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    wrt: str = "input",
 ) -> np.ndarray:
     """Exact gradient of the output's sum with respect to ``input`` (input's shape).
 
     Per position, ``d t_n / d x_{n,j}`` is ``(1-eps) w_y (p_j - [j=y]) + eps/C (W p_j
     - w_j)`` for class indices and ``p_j sum_c w_c q_c - w_j q_j`` for probabilities;
     ignored positions get 0; ``mean`` divides by the same denominator as the value.
+
+    ``wrt``: ``"input"`` (this formula), or ``"target"`` (class probabilities) /
+    ``"weight"`` (``oracle.gradients_classification``).
     """
+    if wrt != "input":
+        from .gradients_classification import cross_entropy_grad_wrt
+
+        return cross_entropy_grad_wrt(
+            input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing, wrt=wrt
+        )
     reduction = resolve_reduction(size_average, reduce, reduction)
     lt = cross_entropy_terms(input, target, weight, None, ignore_index, None, reduction, label_smoothing)
     input, target = np.asarray(input), np.asarray(target)
@@ -393,8 +403,16 @@ def nll_loss_grad(
     ignore_index: int = -100,
     reduce=None,
     reduction: str = "mean",
+    wrt: str = "input",
 ) -> np.ndarray:
-    """Exact gradient of the output's sum w.r.t. ``input``: ``-w_y`` at ``[n, y_n]``, else 0."""
+    """Exact gradient of the output's sum w.r.t. ``input``: ``-w_y`` at ``[n, y_n]``, else 0.
+
+    ``wrt``: ``"input"`` (this formula), or ``"weight"`` (``oracle.gradients_classification``).
+    """
+    if wrt != "input":
+        from .gradients_classification import nll_loss_grad_wrt
+
+        return nll_loss_grad_wrt(input, target, weight, size_average, ignore_index, reduce, reduction, wrt=wrt)
     lt = nll_loss_terms(input, target, weight, size_average, ignore_index, reduce, reduction)
     input, target = np.asarray(input), np.asarray(target)
     layout = _layout(input)

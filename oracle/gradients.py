@@ -231,6 +231,7 @@ def cross_entropy_grad_condition(
     reduce=None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    wrt: str = "input",
 ) -> GradientCondition:
     r"""Per row, ``g_j = A p_j - b_j`` (:func:`oracle.cross_entropy_grad`):
 
@@ -245,7 +246,15 @@ def cross_entropy_grad_condition(
     and ``|A| p_j h_j + 2 m_j`` (probabilities). Scale ``|A|' p_j`` times the row's working
     scale. ``mean`` divides everything by the denominator; a weighted denominator is a
     sum of ``count`` weights.
+
+    ``wrt``: ``target`` (class probabilities) / ``weight`` -- ``oracle.gradients_classification``.
     """
+    if wrt != "input":
+        from .gradients_classification import cross_entropy_wrt_condition
+
+        return cross_entropy_wrt_condition(
+            input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing, wrt=wrt
+        )
     reduction = resolve_reduction(size_average, reduce, reduction)
     input, target = np.asarray(input), np.asarray(target)
     layout = _layout(input)
@@ -311,10 +320,17 @@ def nll_loss_grad_condition(
     ignore_index: int = -100,
     reduce=None,
     reduction: str = "mean",
+    wrt: str = "input",
 ) -> GradientCondition:
     """``g = -w_y / D`` at ``[n, y_n]``, else 0: no dependence on ``input``; the weight's
     perturbation gives ``c = |g|``, twice for a ``mean`` (``D = sum_n w_{y_n}`` moves too),
-    whose denominator is a sum of ``count`` weights."""
+    whose denominator is a sum of ``count`` weights.
+
+    ``wrt="weight"``: ``oracle.gradients_classification``."""
+    if wrt != "input":
+        from .gradients_classification import nll_loss_wrt_condition
+
+        return nll_loss_wrt_condition(input, target, weight, size_average, ignore_index, reduce, reduction, wrt=wrt)
     reduction = resolve_reduction(size_average, reduce, reduction)
     input, target = np.asarray(input), np.asarray(target)
     layout = _layout(input)

@@ -387,7 +387,31 @@ def _ignored_row_with_undefined_softmax(case: Case) -> bool:
     return bool(np.any(ignored & undefined))
 
 
+def _zero_target_on_masked_class(case: Case) -> bool:
+    """A probability-target ``cross_entropy`` position puts target 0 on a class whose
+    log-softmax is ``-inf`` in the dtype: its logit is ``-inf`` (a masked class), or its gap
+    to the row's largest finite logit exceeds the dtype's max (``x - max`` overflows). The
+    spec's ``0 log 0 = 0`` makes that class's term identically 0; ``target * log_softmax``
+    in the dtype is ``0 * -inf = NaN``."""
+    target = np.asarray(case.args.get("target"))
+    if case.fn != "cross_entropy" or np.issubdtype(target.dtype, np.integer):
+        return False
+    x = _input(case)
+    if x.ndim == 0 or target.shape != x.shape:
+        return False
+    n_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    rows = _class_axis_last(x).reshape(-1, n_classes)
+    zero = _class_axis_last(np.asarray(target, dtype=np.float64)).reshape(-1, n_classes) == 0
+    limit = format_of(case.dtype).max_finite
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.where(np.isfinite(rows), rows, -np.inf)
+        top = finite.max(axis=-1, keepdims=True)
+        masked = np.isneginf(rows) | (np.isfinite(top) & np.isfinite(rows) & (top - rows > limit))
+    return bool(np.any(zero & masked))
+
+
 FEATURES.update({
+    "zero_target_on_masked_class": _zero_target_on_masked_class,
     "ignored_row_with_undefined_softmax": _ignored_row_with_undefined_softmax,
     "bce_log_derivative_overflows": _bce_log_derivative_overflows,
     "pos_weight_with_zero_logit": _pos_weight_with_zero_logit,

@@ -182,6 +182,20 @@ CROSS_ENTROPY_EDGES: dict[str, EdgeBuilder] = {
         [[1.0, -np.inf, 2.0]], [[0.5, 0.0, 0.5]], d, "probability_target_zero_mass_on_masked_class", reduction="none"
     ),
     "all_classes_masked_is_nan": lambda d: _ce([[-np.inf, -np.inf]], [0], d, "all_classes_masked_is_nan", reduction="none"),
+    # the gradients w.r.t. target and weight: smoothing, a class weight of 0, a mean over positions
+    "probability_target_weighted_smoothed": lambda d: _ce(
+        [[1.0, 2.0, 3.0], [3.0, 4.0, 0.5]], [[0.25, 0.25, 0.5], [0.0, 1.0, 0.0]], d,
+        "probability_target_weighted_smoothed", weight=_a([0.5, 0.0, 2.0], d), label_smoothing=0.25,
+    ),
+    # d/dweight of the masked class is 0 (0 log 0 = 0), d/dtarget there +inf
+    "probability_target_masked_class_weighted": lambda d: _ce(
+        [[1.0, -np.inf, 2.0]], [[0.5, 0.0, 0.5]], d, "probability_target_masked_class_weighted",
+        weight=_a([1.0, 2.0, 0.5], d), reduction="sum",
+    ),
+    # one kept row, no smoothing: the weighted mean is r_y whatever the weights, d/dweight = 0
+    "one_kept_row_weighted_mean": lambda d: _ce(
+        [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], [2, -100], d, "one_kept_row_weighted_mean", weight=_a([0.5, 1.0, 2.0], d)
+    ),
 }
 
 CROSS_ENTROPY_INVALID: dict[str, EdgeBuilder] = {
@@ -210,6 +224,11 @@ NLL_EDGES: dict[str, EdgeBuilder] = {
         [[-1.0, -2.0, -3.0], [-0.5, -4.0, -0.25]], [0, 2], d, "weighted_mean_denominator", weight=_a([0.25, 1.0, 4.0], d)
     ),
     "ignored_row_with_nan_is_ignored": lambda d: _nll([[np.nan, -1.0], [-0.5, -2.0]], [-100, 1], d, "ignored_row_with_nan_is_ignored"),
+    # d/dweight of the weighted mean: (A_c D - S n_c) / D^2, an ignored row left out of both
+    "weighted_mean_with_ignored_row": lambda d: _nll(
+        [[-1.0, -2.0, -3.0], [-0.5, -4.0, -0.25], [-2.0, -1.0, -0.5]], [0, 2, -100], d,
+        "weighted_mean_with_ignored_row", weight=_a([0.25, 1.0, 4.0], d),
+    ),
 }
 
 NLL_INVALID: dict[str, EdgeBuilder] = {
@@ -419,8 +438,11 @@ from .specs_regression import specs as regression_specs  # noqa: E402  (needs Lo
 REGISTRY: dict[str, LossSpec] = {
     spec.name: spec
     for spec in [
-        LossSpec("cross_entropy", oracle.cross_entropy_terms, cross_entropy_cases, CROSS_ENTROPY_EDGES, CROSS_ENTROPY_INVALID),
-        LossSpec("nll_loss", oracle.nll_loss_terms, nll_loss_cases, NLL_EDGES, NLL_INVALID),
+        LossSpec(
+            "cross_entropy", oracle.cross_entropy_terms, cross_entropy_cases, CROSS_ENTROPY_EDGES, CROSS_ENTROPY_INVALID,
+            grad_wrt=("input", "target", "weight"),
+        ),
+        LossSpec("nll_loss", oracle.nll_loss_terms, nll_loss_cases, NLL_EDGES, NLL_INVALID, grad_wrt=("input", "weight")),
         LossSpec("binary_cross_entropy", oracle.binary_cross_entropy_terms, binary_cross_entropy_cases, BCE_EDGES, BCE_INVALID),
         LossSpec(
             "binary_cross_entropy_with_logits", oracle.binary_cross_entropy_with_logits_terms,

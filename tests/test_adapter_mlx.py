@@ -441,6 +441,12 @@ GRADIENT_CASES = [
     ("squared-norm-out-of-range-gradient",
      _case("cosine_embedding_loss", {"input1": [[1e20, 2e20]], "input2": [[2e20, 1e20]], "target": [1.0]},
            {"reduction": "sum"}), [NAN, NAN]),
+    ("cross-entropy-probability-target-gradient-assumes-normalized-target",
+     replace(_case("cross_entropy", {"input": [[1.0, 2.0, 3.0]], "target": [[0.0, 0.0, 1.0]]}, {"reduction": "sum"}),
+             wrt="target"), [2.0, 1.0, -0.0]),
+    ("ignored-position-nonfinite-term-nan-weight-gradient",
+     replace(_case("nll_loss", {"input": [[-np.inf, 0.0], [0.0, 0.0]], "target": [-100, 0]},
+                   {"weight": [1.0, 1.0], "reduction": "sum"}), wrt="weight"), [NAN, 0.0]),
 ]
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import ml_dtypes
@@ -36,6 +37,7 @@ from suites.cases import Case
 from suites.checks import check_case, evaluate_oracle
 from suites.expectations import Expectation, load_expectations
 from suites.properties import PROPERTIES, PropertyViolation
+from suites.gradients import check_gradient_case, evaluate_gradient
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = {"float16": np.dtype(np.float16), "bfloat16": BF16, "float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -461,6 +463,34 @@ def _softmax_clip(adapter):
     return case
 
 
+def _softmax_clip_weight_gradient(adapter):
+    case = replace(_case("cross_entropy", {"input": a([[0.0, 65.0]], "float32"), "target": i([0])},
+                         {"weight": a([1.0, 1.0], "float32"), "reduction": "sum"}, "float32"), wrt="weight")
+    np.testing.assert_array_equal(adapter.grad(case.fn, case.args, case.kwargs, wrt="weight"), [64.0, 0.0])
+    np.testing.assert_array_equal(evaluate_gradient(case).rounded, [65.0, 0.0])
+    assert not check_gradient_case(adapter, case).passed
+    return case
+
+
+def _weight_gradient_deviates(adapter, case, observed, exact):
+    np.testing.assert_allclose(adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt), observed, rtol=1e-12)
+    np.testing.assert_allclose(evaluate_gradient(case).rounded, exact, rtol=1e-15)
+    assert not check_gradient_case(adapter, case).passed
+    return case
+
+
+def _soft_label_weights_gradient(adapter):
+    case = Case("cross_entropy", {"input": a([[0.0, 1.0]], "float64"), "target": a([[0.25, 0.75]], "float64")},
+                {"weight": a([1.0, 2.0], "float64"), "reduction": "sum"}, "float64", wrt="weight")
+    return _weight_gradient_deviates(adapter, case, [0.1408154218795557, 0.4224462656386671], [0.3283154218795557, 0.23494626563866713])
+
+
+def _smoothing_weights_gradient(adapter):
+    case = Case("cross_entropy", {"input": a([[0.0, 1.0]], "float64"), "target": i([0])},
+                {"weight": a([1.0, 2.0], "float64"), "reduction": "sum", "label_smoothing": 0.2}, "float64", wrt="weight")
+    return _weight_gradient_deviates(adapter, case, [1.0919356048454458, 0.12132617530299254], [1.1819355187664005, 0.031326168751822286])
+
+
 def _smoothing_float32_labels(adapter):
     case = _case("cross_entropy", {"input": a([[1.0, 2.0, 3.0]], "float64"), "target": i([0])}, {"label_smoothing": 1.0}, "float64")
     _deviates(adapter, case, 1.4076060063943074, 1.4076059644443804)
@@ -664,6 +694,9 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "regression-elementwise-intermediate-overflow": ("test_matches_oracle", _regression_overflow),
     "reduction-intermediate-overflow": ("test_matches_oracle", _reduction_overflow),
     "softmax-clips-shifted-logits-at-minus-64": ("test_edge_cases", _softmax_clip),
+    "softmax-clips-shifted-logits-at-minus-64-weight-gradient": ("test_gradient_matches_oracle", _softmax_clip_weight_gradient),
+    "soft-label-class-weights-scale-the-sample-gradient": ("test_gradient_matches_oracle", _soft_label_weights_gradient),
+    "label-smoothing-class-weights-scale-the-sample-gradient": ("test_gradient_matches_oracle", _smoothing_weights_gradient),
     "label-smoothing-labels-formed-in-float32": ("test_edge_cases", _smoothing_float32_labels),
     "bce-log-of-rounded-one-minus-p": ("test_matches_oracle", _bce_one_minus),
     "sigmoid-bce-infinite-logit-nan": ("test_edge_cases", _bce_logits_infinite),
@@ -687,7 +720,9 @@ def test_every_expectations_entry_has_a_minimal_case():
 
 
 def _first_match(test: str, case: Case) -> Expectation | None:
-    return next((e for e in ENTRIES.values() if e.matches("paddle", test, case)), None)
+    """The suite's lookup: a gradient test only consults entries whose ``tests`` name it."""
+    gradient = test.startswith("test_gradient")
+    return next((e for e in ENTRIES.values() if (e.tests or not gradient) and e.matches("paddle", test, case)), None)
 
 
 @pytest.mark.parametrize("entry_id", list(MINIMAL_CASES))

@@ -50,6 +50,13 @@ _BCEL_HALF_OVERFLOW = Case(_BCEL, {"input": _a([-32768.0], "float16"), "target":
 _BCEL_SUBNORMAL_ADDEND = Case(_BCEL, {"input": _a([[80.0], [88.0]]), "target": _a([[1.0], [1.0]])},
                               {"reduction": "sum", "pos_weight": _a([1.0])}, "float32", wrt="pos_weight")
 
+# a masked class (logit -inf) with target 0: d/dweight_c is 0 (0 log 0 = 0); 0 * -log_softmax = NaN
+_CE_MASKED_CLASS_WEIGHT = Case("cross_entropy", {"input": _a([[1.0, -np.inf, 2.0]]), "target": _a([[0.5, 0.0, 0.5]])},
+                               {"weight": _a([1.0, 2.0, 0.5]), "reduction": "sum"}, "float32", wrt="weight")
+# d/dtarget = w_c (lse - x_c) = [log 2, 2e38, log 2]; x - max = -4e38 overflows to -inf in float32: inf
+_CE_SPREAD_TARGET = Case("cross_entropy", {"input": _a([[3e38, -1e38, 3e38]]), "target": _a([[0.5, 0.0, 0.5]])},
+                         {"weight": _a([1.0, 0.5, 1.0]), "reduction": "sum"}, "float32", wrt="target")
+
 #: framework -> entry id -> (test, minimal case)
 MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
     "torch": {
@@ -119,6 +126,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("poisson_nll_loss", {"input": _a([0.0], "float16"), "target": _a([1.0], "float16")},
                  {"log_input": False, "reduction": "sum"}, "float16", wrt="target"),
         ),
+        # cross_entropy w.r.t. probability targets and class weights
+        "cross-entropy-probability-target-masked-class-nan-weight-gradient": (
+            "test_gradient_edge_cases", _CE_MASKED_CLASS_WEIGHT,
+        ),
+        "cross-entropy-probability-target-overflowing-logit-spread-target-gradient": (
+            "test_gradient_matches_oracle", _CE_SPREAD_TARGET,
+        ),
     },
     "torch-compile": {
         "bce-backward-divides-by-clamped-x-one-minus-x": (
@@ -133,6 +147,18 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # Keras rounds the label 257 to bfloat16 (256): the -1 lands on class 256
             Case("cross_entropy", {"input": np.where(np.arange(300) == 257, 10.0, 0.0)[None, :].astype(ml_dtypes.bfloat16),
                                    "target": np.array([257])}, {"reduction": "sum"}, "bfloat16"),
+        ),
+        "keras-unbatched-weighted-mean-not-divided-gradient": (
+            "test_gradient_matches_oracle",
+            # the mean of one position is its loss whatever its weight: d/dweight = 0; Keras: w_y l, so log 6
+            Case("cross_entropy", {"input": np.zeros(6), "target": np.array(3)},
+                 {"weight": np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])}, "float64", wrt="weight"),
+        ),
+        "softmax-cross-entropy-overflowing-logit-spread-target-gradient": (
+            "test_gradient_matches_oracle",
+            # d/dtarget_1 = 0.5 (lse - x_1) = 2e38; x - max = -4e38 overflows to -inf in float32: inf
+            Case("cross_entropy", {"input": _a([[3e38, -1e38, 3e38]]), "target": _a([[0.5, 0.0, 0.5]])},
+                 {"label_smoothing": 0.5, "reduction": "sum"}, "float32", wrt="target"),
         ),
         "cpu-denormals-are-zero-moves-a-hinge-onto-its-kink": (
             "test_gradient_matches_oracle",
@@ -269,6 +295,16 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
     },
     "jax": {
+        "cross-entropy-probability-target-masked-class-nan-weight-gradient": (
+            "test_gradient_edge_cases", _CE_MASKED_CLASS_WEIGHT,
+        ),
+        "cross-entropy-overflowing-logit-spread-gradient": ("test_gradient_matches_oracle", _CE_SPREAD_TARGET),
+        "ignored-position-nonfinite-term-nan-weight-gradient": (
+            "test_gradient_matches_oracle",
+            # the ignored row is never read: d/dweight = [-0, 0]; where's masked product: 0 * inf = NaN
+            Case("nll_loss", {"input": _a([[-np.inf, 0.0], [0.0, 0.0]]), "target": np.array([-100, 0])},
+                 {"weight": _a([1.0, 1.0]), "reduction": "sum"}, "float32", wrt="weight"),
+        ),
         "xla-cpu-denormals-are-zero-moves-a-hinge-onto-its-kink": (
             "test_gradient_matches_oracle",
             # exact 0 (inactive hinge); the subnormal read as 0 puts it on the kink: 1/2
