@@ -448,13 +448,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             "test_gradient_edge_cases",
             # q_0 = float32(1/3): -0.24330277009706036, exact -0.24330276016295288
             Case("cross_entropy", {"input": _a([[1.0, 2.0, 3.0]], "float64"), "target": np.array([0])},
-                 {"label_smoothing": 1.0}, "float64"),
+                 {"label_smoothing": 1.0}, "float64", wrt="input"),
         ),
         "softmax-clips-shifted-logits-at-minus-64-gradient": (
             "test_gradient_edge_cases",
             # the masked class keeps e^-64 / Z: 1.17e-28, exact 0
             Case("cross_entropy", {"input": _a([[1.0, -np.inf, 2.0]], "float64"), "target": _a([[0.5, 0.0, 0.5]], "float64")},
-                 {"reduction": "sum"}, "float64"),
+                 {"reduction": "sum"}, "float64", wrt="input"),
         ),
         "sigmoid-bce-infinite-logit-nan-gradient": (
             "test_gradient_edge_cases",
@@ -500,6 +500,24 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  {"reduction": "mean", "zero_infinity": True}, "float32", wrt="log_probs"),
         ),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
+        "softmax-clips-shifted-logits-at-minus-64-weight-gradient": (
+            "test_gradient_matches_oracle",
+            # d/dweight_0 is -log softmax_0 = 65 capped by the -64 clip: 64
+            Case("cross_entropy", {"input": _a([[0.0, 65.0]]), "target": np.array([0])},
+                 {"weight": _a([1.0, 1.0]), "reduction": "sum"}, "float32", wrt="weight"),
+        ),
+        "soft-label-class-weights-scale-the-sample-gradient": (
+            "test_gradient_matches_oracle",
+            # [0.14082, 0.42245], exact [0.32832, 0.23495]
+            Case("cross_entropy", {"input": _a([[0.0, 1.0]], "float64"), "target": _a([[0.25, 0.75]], "float64")},
+                 {"weight": _a([1.0, 2.0], "float64"), "reduction": "sum"}, "float64", wrt="weight"),
+        ),
+        "label-smoothing-class-weights-scale-the-sample-gradient": (
+            "test_gradient_matches_oracle",
+            # [1.09194, 0.12133], exact [1.18194, 0.03133]
+            Case("cross_entropy", {"input": _a([[0.0, 1.0]], "float64"), "target": np.array([0])},
+                 {"weight": _a([1.0, 2.0], "float64"), "reduction": "sum", "label_smoothing": 0.2}, "float64", wrt="weight"),
+        ),
     },
 }
 
