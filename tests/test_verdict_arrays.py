@@ -160,3 +160,19 @@ def test_large_gradient_check_passes_a_right_gradient_and_fails_a_wrong_one(dtyp
 
     nan = check_large_gradient_case(_adapter(with_nan), case, describe="tests._case")
     assert not nan.passed and nan.verdict.failing == 1 and "non-finite nan" in nan.verdict.reason
+
+
+def test_a_large_case_is_recorded_by_its_summary():
+    """A results record names an LLM-scale case by label and shapes: its literal would be
+    gigabytes, and its expectation features may call the mpmath oracle."""
+    from suites.checks import Outcome
+    from suites.recording import MAX_RECORDED_ELEMENTS, _case_dict
+
+    x = np.zeros((2, MAX_RECORDED_ELEMENTS), dtype=np.float32)
+    case = Case("cross_entropy", {"input": x, "target": np.array([0, 1])}, {"reduction": "mean"}, "float32", "llm_scale")
+    adapter = SimpleNamespace(repro=lambda *a: pytest.fail("a repro of a large case was written"))
+    record = _case_dict(Outcome(case, False, None, x, "short message"), adapter, features=True)
+    assert record["case"].startswith("[llm_scale] cross_entropy(input: float32 (2, 65536), target: int64 (2,), reduction='mean')")
+    assert record["repro"] == "" and record["features"] == [] and record["observed"] == ""
+    small = Case("cross_entropy", {"input": x[:, :4], "target": np.array([0, 1])}, {}, "float32")
+    assert _case_dict(Outcome(small, True, None, None, ""), None)["case"] == small.describe()
