@@ -55,7 +55,9 @@ def run_gate(adapter: str, workers: int, tmp: Path, cache: str) -> dict:
     ]
     if workers > 1:
         cmd += ["-n", str(workers)]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "LOSSCONF_PROFILE", "LOSSCONF_CACHE_DIR")}
+    # the run's --lossconf-cache decides every cache, the jax adapter's executables included
+    dropped = ("PYTEST_ADDOPTS", "LOSSCONF_PROFILE", "LOSSCONF_CACHE_DIR", "LOSSCONF_JAX_EXECUTABLES")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     load_before = os.getloadavg()[0]
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
