@@ -54,9 +54,11 @@ ENV = "LOSSCONF_JAX_EXECUTABLES"
 #: Bumped whenever an entry's layout or the meaning of its key changes.
 FORMAT = 1
 
-#: Executables held in memory per adapter. Each is a loaded XLA executable (a few hundred
-#: kB to 2 MB); a gate run meets ~900 distinct ones over all its workers.
-_IN_MEMORY = 256
+#: Executables held in memory per adapter: loaded XLA executables cost ~2.5 MB of resident
+#: memory apiece here, and a gate run meets ~900 distinct ones over its workers, while
+#: reuse is near (a property's transformed cases keep the shape); older ones are read
+#: from disk again, ~4 ms each.
+_IN_MEMORY = 32
 
 
 #: Hits, misses and rejected entries of every cache in this process (benchmarks/profile_run.py).
