@@ -19,8 +19,9 @@ one ``jax.jit(f)(*args)`` runs -- so a hit computes the same bits as a miss
 Safe to delete at any time. Each entry repeats its full key, which also names the
 jax/jaxlib versions, the backend's platform version, the device kind, the host's
 architecture and CPU feature flags (an XLA:CPU executable is compiled for the host's
-instruction set; a CI cache restored on another runner must not run it) and this
-module's format number; an entry whose key differs, or that fails to load, is compiled
+instruction set; a CI cache restored on another runner must not run it), ``XLA_FLAGS``,
+the JAX settings that change a program (:data:`_CONFIG_IN_KEY`) and this module's
+format number; an entry whose key differs, or that fails to load, is compiled
 again and replaced. Writes are atomic (a temporary file, then a rename), so xdist
 workers sharing the directory never read half a file.
 
@@ -66,9 +67,12 @@ TOTALS = {"hits": 0, "misses": 0, "rejected": 0}
 
 
 def cache_directory() -> Path | None:
-    """The directory of :data:`ENV`, read at each call so that a run can scope it."""
+    """The directory of :data:`ENV`, read at each call so that a run can scope it; None
+    when unset, or when ``jax.disable_jit`` is on (the user asked for no compilation)."""
     value = os.environ.get(ENV)
-    return Path(value) if value else None
+    if not value or jax.config.jax_disable_jit:
+        return None
+    return Path(value)
 
 
 @lru_cache(maxsize=1)
@@ -86,14 +90,23 @@ def _host() -> str:
     return f"{platform.machine()} {hashlib.sha256(flags.encode()).hexdigest()[:16]}"
 
 
+#: JAX settings that change what a program lowers or compiles to; with ``XLA_FLAGS`` (and
+#: ``LIBTPU_INIT_ARGS``) they enter the key, so a run with other settings compiles anew.
+_CONFIG_IN_KEY = (
+    "jax_enable_x64", "jax_default_matmul_precision", "jax_numpy_dtype_promotion", "jax_numpy_rank_promotion",
+)
+
+
 def _environment(device: jax.Device) -> str:
     import jaxlib
 
     client = device.client
+    settings = ", ".join(f"{name}={getattr(jax.config, name, None)!r}" for name in _CONFIG_IN_KEY)
+    flags = ", ".join(f"{name}={os.environ.get(name, '')!r}" for name in ("XLA_FLAGS", "LIBTPU_INIT_ARGS"))
     return (
         f"format {FORMAT}; jax {jax.__version__}; jaxlib {jaxlib.__version__}; "
         f"{client.platform} {client.platform_version}; device {device.device_kind} #{device.id}; "
-        f"host {_host()}"
+        f"host {_host()}\n{settings}; {flags}"
     )
 
 

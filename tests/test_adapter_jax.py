@@ -371,6 +371,14 @@ def test_executable_key_separates_what_changes_the_program() -> None:
     ]
     assert len({key, *others}) == 6
     assert jax.__version__ in key and executables._host() in key
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=true")
+        assert executables.describe("src", [a], x64=False, device=device) != key
+    with jax.numpy_dtype_promotion("strict"):
+        assert executables.describe("src", [a], x64=False, device=device) != key
+    with pytest.MonkeyPatch.context() as patch, jax.disable_jit():
+        patch.setenv(executables.ENV, "/somewhere")
+        assert executables.cache_directory() is None, "jax.disable_jit must not run compiled programs"
     from suites.caches import JAX_EXECUTABLES
 
     assert executables.ENV == JAX_EXECUTABLES, "suites/caches.py sets the variable the adapter reads"
