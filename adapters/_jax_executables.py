@@ -159,7 +159,7 @@ class ExecutableCache:
                 entry = pickle.load(file)
         except FileNotFoundError:
             return None
-        except Exception:  # noqa: BLE001 -- a truncated or foreign file: compile again
+        except Exception:  # a truncated or foreign file: compile again
             self._reject()
             return None
         try:
@@ -169,7 +169,7 @@ class ExecutableCache:
                 entry["executable"], entry["in_tree"], entry["out_tree"],
                 backend=self.device.client, execution_devices=[self.device],
             )
-        except Exception:  # noqa: BLE001 -- anything this JAX cannot load is compiled again
+        except Exception:  # anything this JAX cannot load is compiled again
             self._reject()
             return None
 
