@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import _jax_executables as executables
 from . import _jax_programs as programs
 from ._repro import is_bfloat16, is_floating, reshape_suffix, values_literal
 from ._spec_methods import SpecFunctions
@@ -137,6 +138,7 @@ class JaxLosses(SpecFunctions):
     def __init__(self, *, device: str = "cpu") -> None:
         self.device = resolve_device(device)
         self._compiled: dict[str, Callable[..., jax.Array]] = {}
+        self._executables = executables.ExecutableCache(self.device)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={str(self.device)!r})"
@@ -187,9 +189,12 @@ class JaxLosses(SpecFunctions):
             raise ValueError(f"{fn_name}: no array argument {wrt!r} to differentiate")
         if not is_floating(arrays[wrt].dtype):
             raise ValueError(f"{fn_name}: argument {wrt!r} is not a floating array")
-        gradient = self._jitted_grad(program, program.params.index(wrt))
-        with jax.enable_x64(_needs_x64(arrays)):
-            return np.array(gradient(*self._device_arrays(arrays)))
+        position = program.params.index(wrt)
+        x64 = _needs_x64(arrays)
+        with jax.enable_x64(x64):
+            return np.array(self._run(
+                f"{program.source()}# grad {position}\n", lambda: self._jitted_grad(program, position), arrays, x64
+            ))
 
     def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:
         """The JAX program that ran, with every array written exactly; prints the output.
@@ -216,11 +221,27 @@ class JaxLosses(SpecFunctions):
     def _forward(self, fn_name: str, arguments: dict[str, object]) -> np.ndarray:
         arguments = {k: v for k, v in arguments.items() if k != "self"}
         program, arrays = self._plan(fn_name, arguments)
-        function = self._jitted(program)
-        with jax.enable_x64(_needs_x64(arrays)):
-            result = function(*self._device_arrays(arrays))
+        x64 = _needs_x64(arrays)
+        with jax.enable_x64(x64):
+            result = self._run(program.source(), lambda: self._jitted(program), arrays, x64)
             # convert inside the scope: the array's dtype belongs to the mode it ran in
             return np.array(result)
+
+    def _run(
+        self, source: str, jitted: Callable[[], Callable[..., jax.Array]], arrays: Mapping[str, np.ndarray], x64: bool
+    ) -> jax.Array:
+        """``jitted()(*arrays)``, inside the caller's 64-bit mode scope. With an executable
+        cache (``LOSSCONF_JAX_EXECUTABLES``, adapters/_jax_executables.py) the executable
+        that call would compile is looked up by ``source`` (the function's text), the
+        arguments' shapes and dtypes and the mode, and loaded without tracing; on a miss
+        it is ``jitted().lower(*values).compile()`` -- what ``jax.jit`` runs -- and stored."""
+        values = self._device_arrays(arrays)
+        directory = executables.cache_directory()
+        if directory is None:
+            return jitted()(*values)
+        key = executables.describe(source, values, x64=x64, device=self.device)
+        executable = self._executables.get(key, lambda: jitted().lower(*values).compile(), directory)
+        return executable(*values)
 
     def _device_arrays(self, arrays: Mapping[str, np.ndarray]) -> list[jax.Array]:
         return [jax.device_put(array, self.device) for array in arrays.values()]

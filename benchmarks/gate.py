@@ -6,10 +6,18 @@
     python benchmarks/gate.py --adapter jax -n 2 --warm
                                                     # jax with empty caches, then again with them warm
 
-Each run gets its own empty ``--lossconf-cache`` (the oracle's results and JAX's compilation
-cache, suites/caches.py) unless ``--cache DIR`` names one (``--cache off``: none); with
-``--warm`` each adapter runs twice, the second time with the first run's cache, as a CI job
-that keeps the directory between runs does.
+Each run gets its own empty ``--lossconf-cache`` (the oracle's results, JAX's compilation
+cache and the jax adapter's compiled programs, suites/caches.py) unless ``--cache DIR`` names
+one (``--cache off``: none); with ``--warm`` each adapter runs twice, the second time with the
+first run's cache, as a CI job that keeps the directory between runs does. A
+``LOSSCONF_JAX_EXECUTABLES`` in the environment is dropped: the run's cache decides.
+
+The figures: wall seconds (monotonic clock), CPU seconds (user + sys of the run and its
+workers, ``getrusage(RUSAGE_CHILDREN)``), and the 1-minute load average before and after.
+On a shared machine the wall time is inflated by the other processes and the CPU time barely:
+a quiet 2-core machine's wall time is then about CPU / 2 (two workers busy) plus the serial
+part and the workers' uneven finish: the quiet runs README "CI" quotes took CPU / 2 + 2.4 s
+(torch), + 3.0 s (tensorflow) and + 25 s (jax, warm, long items at the end).
 
 Each adapter runs in its own ``python -m pytest suites --adapter A --hypothesis-profile
 gate`` subprocess (everything a CI job pays: interpreter and framework start-up,
@@ -55,7 +63,9 @@ def run_gate(adapter: str, workers: int, tmp: Path, cache: str) -> dict:
     ]
     if workers > 1:
         cmd += ["-n", str(workers)]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "LOSSCONF_PROFILE", "LOSSCONF_CACHE_DIR")}
+    # the run's --lossconf-cache decides every cache, the jax adapter's executables included
+    dropped = ("PYTEST_ADDOPTS", "LOSSCONF_PROFILE", "LOSSCONF_CACHE_DIR", "LOSSCONF_JAX_EXECUTABLES")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     load_before = os.getloadavg()[0]
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()

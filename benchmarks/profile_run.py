@@ -15,7 +15,9 @@ its items, CPU and wall seconds, and within them the seconds spent
 * elsewhere (Hypothesis's generation and shrinking, the verdict, the recorder).
 
 For JAX it also prints the compilation events ``jax.monitoring`` reports (number of
-XLA compilations, seconds tracing, lowering and compiling, persistent-cache hits).
+XLA compilations, seconds tracing, lowering and compiling, persistent-cache hits) and
+the hits and misses of the adapter's executable cache (``adapters/_jax_executables.py``:
+a hit is neither traced nor compiled, so it leaves no compilation event).
 CPU seconds are the process's user+sys time, which a shared machine's load barely
 inflates; the load average is printed with them.
 """
@@ -134,6 +136,13 @@ class Profile:
         disk = self.disk
         if disk is not None:
             print(f"oracle on-disk cache ({disk.directory}): {disk.hits} hits, {disk.misses} misses")
+        executables = sys.modules.get("adapters._jax_executables")
+        if executables is not None and any(executables.TOTALS.values()):
+            totals = executables.TOTALS
+            print(
+                f"jax executable cache (adapters/_jax_executables.py): {totals['hits']} hits (no tracing), "
+                f"{totals['misses']} misses (traced, lowered, compiled, stored), {totals['rejected']} entries rejected"
+            )
         if self.jax_events:
             print("\njax.monitoring events (count, wall seconds):")
             for event, (count, seconds) in sorted(self.jax_events.items(), key=lambda kv: -kv[1][1]):

@@ -11,6 +11,13 @@
   since every program here compiles in well under JAX's 1 s default threshold. A
   ``JAX_COMPILATION_CACHE_DIR`` the user set wins. JAX keys its entries on the program,
   the compile options and the jax/jaxlib versions, so a stale entry is never used.
+  To look an entry up JAX must still trace and lower each program, which costs more than
+  the compilation it saves on a warm run; so also:
+* ``DIR/jax-executables``: the ``jax`` adapter's own executable cache
+  (``adapters/_jax_executables.py``, through ``LOSSCONF_JAX_EXECUTABLES``): each compiled
+  program keyed by its source text, argument shapes and dtypes, 64-bit mode and the
+  jax/jaxlib/host versions, loaded without tracing. A ``LOSSCONF_JAX_EXECUTABLES`` the user
+  set wins (empty: off).
 
 Both are safe to delete at any time, and CI may cache the directory between runs
 (docs/github-actions.yml). ``--lossconf-cache off`` turns both off.
@@ -25,7 +32,12 @@ from pathlib import Path
 
 from . import oracle_cache
 
-__all__ = ["JAX_SETTINGS", "configure_caches"]
+__all__ = ["JAX_EXECUTABLES", "JAX_SETTINGS", "configure_caches"]
+
+#: The environment variable the ``jax`` adapter reads its executable cache's directory from
+#: (adapters/_jax_executables.py ``ENV``; not imported from there, which would import JAX).
+JAX_EXECUTABLES = "LOSSCONF_JAX_EXECUTABLES"
+
 
 #: JAX's environment variable -> (config name, value under DIR/jax or fixed).
 JAX_SETTINGS = {
@@ -38,12 +50,18 @@ JAX_SETTINGS = {
 def configure_caches(directory: str | os.PathLike[str] | None, adapters: Iterable[str]) -> Callable[[], None]:
     """Turn the caches under ``directory`` on (None: off); returns the function undoing it."""
     previous = oracle_cache.configure(Path(directory).resolve() if directory is not None else None)
-    undo_jax = _configure_jax(Path(directory).resolve() / "jax") if directory is not None and "jax" in adapters else None
+    jax_selected = directory is not None and "jax" in adapters
+    undo_jax = _configure_jax(Path(directory).resolve() / "jax") if jax_selected else None
+    undo_executables = _set_environment({JAX_EXECUTABLES: str(Path(directory).resolve() / "jax-executables")}) if (
+        jax_selected and JAX_EXECUTABLES not in os.environ
+    ) else None
 
     def undo() -> None:
         oracle_cache.restore(previous)
         if undo_jax is not None:
             undo_jax()
+        if undo_executables is not None:
+            undo_executables()
 
     return undo
 
@@ -56,8 +74,7 @@ def _configure_jax(directory: Path) -> Callable[[], None] | None:
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+    restore_environment = _set_environment(values)
     jax = sys.modules.get("jax")
     saved_config = {}
     if jax is not None:  # imported already (a profiler, a plugin): its config read the environment before
@@ -67,12 +84,23 @@ def _configure_jax(directory: Path) -> Callable[[], None] | None:
             jax.config.update(option, type(saved_config[option])(value) if saved_config[option] is not None else value)
 
     def undo() -> None:
+        restore_environment()
+        for option, value in saved_config.items():
+            jax.config.update(option, value)
+
+    return undo
+
+
+def _set_environment(values: dict[str, str]) -> Callable[[], None]:
+    """Set environment variables (pytest-xdist's workers inherit them); returns the undo."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+
+    def undo() -> None:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        for option, value in saved_config.items():
-            jax.config.update(option, value)
 
     return undo

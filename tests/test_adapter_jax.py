@@ -281,6 +281,109 @@ def test_grad_matches_the_oracle_and_keeps_the_dtype(jax_adapter) -> None:
     assert x64_is_off()
 
 
+# -- the executable cache (adapters/_jax_executables.py) ----------------------------------
+
+#: Programs of several kinds (class indices and weights, a clamp, optax's KL with log targets,
+#: a norm, CTC's scan), as value calls and as gradients with respect to their first argument.
+#: Float lists become the dtype under test; integer arrays stay class indices / lengths.
+CACHED_PROGRAMS = [
+    ("cross_entropy", {"input": [[1.0, -2.5, 0.25], [3.0, 4.0, -0.5]], "target": np.array([0, 2])},
+     {"weight": [0.5, 1.0, 2.0], "ignore_index": 1, "label_smoothing": 0.1, "reduction": "mean"}),
+    ("binary_cross_entropy", {"input": [0.1, 0.999, 1e-3], "target": [0.0, 1.0, 0.5]}, {"reduction": "sum"}),
+    ("kl_div", {"input": [[-1.0, -0.5]], "target": [[-0.7, -0.7]]}, {"reduction": "none", "log_target": True}),
+    ("triplet_margin_loss", {"anchor": [[1.0, 2.0]], "positive": [[0.5, 2.5]], "negative": [[3.0, -1.0]]},
+     {"p": 1.5, "reduction": "mean"}),
+    ("ctc_loss", {"log_probs": np.log(np.full((3, 1, 3), 1.0 / 3.0)).tolist(), "targets": np.array([[1, 2]]),
+                  "input_lengths": np.array([3]), "target_lengths": np.array([2])}, {"reduction": "mean"}),
+]
+
+
+def _run_all(impl, dtype) -> list[np.ndarray]:
+    """Each program's value (through the spec method) and gradient, in ``dtype``."""
+    out = []
+    for fn, arguments, options in CACHED_PROGRAMS:
+        arrays = {k: cast(v, dtype) if isinstance(v, list) else v for k, v in arguments.items()}
+        kwargs = {k: cast(v, dtype) if isinstance(v, list) else v for k, v in options.items()}
+        out.append(getattr(impl, fn)(**arrays, **kwargs))
+        out.append(impl.grad(fn, arrays, kwargs, wrt=next(iter(arrays))))
+    return out
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_IDS)
+def test_executable_cache_gives_the_bits_of_jit(tmp_path, monkeypatch, dtype) -> None:
+    """Stored (a miss: lowered and compiled ahead of time) and loaded from disk in a fresh
+    adapter (a hit: no tracing), every value and gradient has the bits ``jax.jit`` gives."""
+    from adapters import _jax_executables as executables
+
+    monkeypatch.delenv(executables.ENV, raising=False)
+    expected = _run_all(jax_losses.create(device="cpu"), dtype)
+    monkeypatch.setenv(executables.ENV, str(tmp_path))
+    storing = jax_losses.create(device="cpu")
+    stored = _run_all(storing, dtype)
+    assert (storing._executables.misses, storing._executables.hits) == (2 * len(CACHED_PROGRAMS), 0)
+    loading = jax_losses.create(device="cpu")
+    loaded = _run_all(loading, dtype)
+    assert (loading._executables.misses, loading._executables.hits) == (0, 2 * len(CACHED_PROGRAMS))
+    assert not loading._compiled, "a hit traced a program"
+    for want, miss, hit in zip(expected, stored, loaded):
+        assert_same_bits(miss, want)
+        assert_same_bits(hit, want)
+    assert x64_is_off()
+
+
+def test_executable_cache_recompiles_a_corrupt_or_foreign_entry(tmp_path, monkeypatch) -> None:
+    import pickle
+
+    from adapters import _jax_executables as executables
+
+    monkeypatch.setenv(executables.ENV, str(tmp_path))
+    x, t = np.array([[1.0, 2.0, 0.5]], np.float32), np.array([2])
+    want = jax_losses.create(device="cpu").cross_entropy(x, t)
+    (entry,) = tmp_path.glob("*/*.pickle")
+    data = pickle.loads(entry.read_bytes())
+    entry.write_bytes(pickle.dumps({**data, "key": data["key"].replace("jax ", "jax 0.0.1-other ", 1)}))
+    foreign = jax_losses.create(device="cpu")
+    assert_same_bits(foreign.cross_entropy(x, t), want)
+    assert (foreign._executables.rejected, foreign._executables.misses) == (1, 1)
+    assert pickle.loads(entry.read_bytes())["key"] == data["key"], "the foreign entry was not replaced"
+    for damage in (entry.read_bytes()[:100], b"not a pickle", pickle.dumps({**data, "executable": b"garbage"})):
+        entry.write_bytes(damage)
+        damaged = jax_losses.create(device="cpu")
+        assert_same_bits(damaged.cross_entropy(x, t), want)
+        assert (damaged._executables.rejected, damaged._executables.misses) == (1, 1)
+    reloaded = jax_losses.create(device="cpu")
+    assert_same_bits(reloaded.cross_entropy(x, t), want)
+    assert reloaded._executables.hits == 1
+
+
+def test_executable_key_separates_what_changes_the_program() -> None:
+    from adapters import _jax_executables as executables
+
+    device = jax.devices("cpu")[0]
+    a = np.zeros((2, 3), np.float32)
+    key = executables.describe("src", [a], x64=False, device=device)
+    others = [
+        executables.describe("src2", [a], x64=False, device=device),
+        executables.describe("src", [a.astype(np.float16)], x64=False, device=device),
+        executables.describe("src", [a.reshape(3, 2)], x64=False, device=device),
+        executables.describe("src", [a], x64=True, device=device),
+        executables.describe("src", [a, a], x64=False, device=device),
+    ]
+    assert len({key, *others}) == 6
+    assert jax.__version__ in key and executables._host() in key
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=true")
+        assert executables.describe("src", [a], x64=False, device=device) != key
+    with jax.numpy_dtype_promotion("strict"):
+        assert executables.describe("src", [a], x64=False, device=device) != key
+    with pytest.MonkeyPatch.context() as patch, jax.disable_jit():
+        patch.setenv(executables.ENV, "/somewhere")
+        assert executables.cache_directory() is None, "jax.disable_jit must not run compiled programs"
+    from suites.caches import JAX_EXECUTABLES
+
+    assert executables.ENV == JAX_EXECUTABLES, "suites/caches.py sets the variable the adapter reads"
+
+
 # -- every expected deviation still holds on its minimal case --------------------------------
 
 

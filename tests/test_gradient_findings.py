@@ -188,6 +188,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # exact d/dx -log(1 - x) at 0 = 1; the clip's derivative is 0
             Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
         ),
+        "keras-bce-half-precision-reciprocal-overflows-gradient": (
+            "test_gradient_matches_oracle",
+            # float16 1/p = 1/1.0014e-5 overflows; times the zero target: NaN; exact 1/(1 - p) = 1.00001
+            Case("binary_cross_entropy", {"input": _a([1.0014e-5], "float16"), "target": _a([0.0], "float16")},
+                 {"reduction": "sum"}, "float16", wrt="input"),
+        ),
         "keras-label-smoothing-weighted-by-sample-gradient": (
             "test_gradient_edge_cases",
             # Keras weighs the whole smoothed loss by w[y]: -0.74330 at [0, 0], exact -0.71329

@@ -176,10 +176,10 @@ def test_item_seed_depends_on_run_and_key():
 
 
 def test_configure_caches_points_jax_at_dir_and_undoes_it(tmp_path, monkeypatch):
-    from suites.caches import JAX_SETTINGS, configure_caches
+    from suites.caches import JAX_EXECUTABLES, JAX_SETTINGS, configure_caches
 
     monkeypatch.delitem(sys.modules, "jax", raising=False)  # as in a test process before the adapter loads
-    for name in JAX_SETTINGS:
+    for name in (*JAX_SETTINGS, JAX_EXECUTABLES):
         monkeypatch.delenv(name, raising=False)
     before = oracle_cache.current()
     undo = configure_caches(tmp_path, ["torch", "jax"])
@@ -187,22 +187,27 @@ def test_configure_caches_points_jax_at_dir_and_undoes_it(tmp_path, monkeypatch)
         assert oracle_cache.current().directory == tmp_path.resolve() / "oracle"
         assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path.resolve() / "jax")
         assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+        assert os.environ[JAX_EXECUTABLES] == str(tmp_path.resolve() / "jax-executables")
     finally:
         undo()
     assert oracle_cache.current() is before
-    assert not any(name in os.environ for name in JAX_SETTINGS)
+    assert not any(name in os.environ for name in (*JAX_SETTINGS, JAX_EXECUTABLES))
 
 
 def test_configure_caches_leaves_a_users_jax_cache_and_other_adapters_alone(tmp_path, monkeypatch):
-    from suites.caches import configure_caches
+    from suites.caches import JAX_EXECUTABLES, configure_caches
 
     monkeypatch.delitem(sys.modules, "jax", raising=False)
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/the/users/own")
-    configure_caches(tmp_path, ["jax"])()
-    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/the/users/own"
+    monkeypatch.setenv(JAX_EXECUTABLES, "")  # the user's: off
+    undo = configure_caches(tmp_path, ["jax"])
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/the/users/own" and os.environ[JAX_EXECUTABLES] == ""
+    undo()
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    monkeypatch.delenv(JAX_EXECUTABLES)
     configure_caches(tmp_path, ["torch"])()
-    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ and JAX_EXECUTABLES not in os.environ
     undo = configure_caches(None, ["jax"])
     assert oracle_cache.current() is None and "JAX_COMPILATION_CACHE_DIR" not in os.environ
+    assert JAX_EXECUTABLES not in os.environ
     undo()
