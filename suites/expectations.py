@@ -766,7 +766,9 @@ def _vectors_of(case: Case) -> list[np.ndarray]:
 def _squared_norm_out_of_range(case: Case) -> bool:
     """A squared norm the standard algorithm forms in the dtype overflows, or a nonzero one
     underflows below the smallest normal: cosine's ``|a|^2``, ``|b|^2`` and their product,
-    a triplet's ``|a - b|^2`` (PyTorch's, TensorFlow's and optax's norms square first)."""
+    a triplet's ``sum |a - b|^p`` (PyTorch's, TensorFlow's and optax's norms raise to the
+    power ``p`` -- 2 by default -- and sum before the root: float32 ``p = 3`` overflows from
+    components of ~7e12)."""
     fmt = format_of(case.dtype)
     vectors = _vectors_of(case)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -775,7 +777,8 @@ def _squared_norm_out_of_range(case: Case) -> bool:
             sizes = np.concatenate([n1, n2, n1 * n2])
         else:
             a, p, n = vectors
-            sizes = np.concatenate([np.sum(d * d, axis=-1) for d in (a - p, a - n, p - n)])
+            power = float(case.kwargs.get("p", 2.0)) if case.fn == "triplet_margin_loss" else 2.0
+            sizes = np.concatenate([np.sum(np.abs(d) ** power, axis=-1) for d in (a - p, a - n, p - n)])
     sizes = sizes[~np.isnan(sizes)]
     return bool(np.any(sizes > fmt.max_finite) or np.any((sizes > 0) & (sizes < fmt.smallest_normal)))
 
@@ -931,6 +934,8 @@ def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
             return True
         if case.fn in ("huber_loss", "smooth_l1_loss") and np.any(threshold * d > limit):
             return True  # the linear branch's delta |d| (smooth L1 composed as Huber / beta)
+        if case.fn == "gaussian_nll_loss" and _gaussian_quotient_exceeds(case, d, limit):
+            return True
     unweighted = Case(case.fn, case.args, {k: v for k, v in case.kwargs.items() if k != "weight"}, case.dtype)
     try:
         with working_precision(64):
@@ -938,6 +943,21 @@ def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
     except Exception:  # an input the spec rejects
         return False
     return any(abs(t) > limit for t in terms.reshape(-1) if t == t)
+
+
+def _gaussian_quotient_exceeds(case: Case, d: np.ndarray, limit: float) -> bool:
+    """gaussian_nll_loss's ``(x - y)^2 / var`` (var clamped at ``eps``) or ``log var`` plus it,
+    both formed in the dtype before the halving: beyond the max while half of it is not
+    (float16: (x - y)^2 = 40000, var = 0.61 -> inf, exact 32763)."""
+    var = np.maximum(np.asarray(case.args["var"], dtype=np.float64), float(case.kwargs.get("eps", 1e-6)))
+    if var.ndim == d.ndim - 1 and var.shape != d.shape[-var.ndim:] if var.ndim else False:
+        var = var[..., None]  # one variance per row: PyTorch unsqueezes the last dimension
+    try:
+        d2, var = np.broadcast_arrays(d * d, var)
+    except ValueError:
+        return False
+    quotient = d2 / var
+    return bool(np.any(quotient > limit) or np.any(np.abs(np.log(var) + quotient) > limit))
 
 
 def _quadratic_branch_underflows(case: Case) -> bool:

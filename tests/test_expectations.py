@@ -89,3 +89,29 @@ def test_wrt_features_say_which_parameter_a_gradient_case_differentiates():
     assert entry["when"] == ["wrt_target"]
     (forward_entry,) = baseline_entries([dict(record, wrt=None, test="test_matches_oracle")])
     assert forward_entry["when"] == []
+
+
+def test_norm_out_of_range_feature_follows_the_triplet_exponent():
+    """float32 triplet with p = 3: |1e13|^3 = 1e39 overflows the sum of cubes PyTorch forms
+    (F.triplet_margin_loss gives NaN, exact 1) although the squares (1e26) do not."""
+    from suites.expectations import FEATURES
+
+    args = {"anchor": np.array([[1e13, 0.0]], np.float32), "positive": np.array([[0.0, 0.0]], np.float32),
+            "negative": np.array([[2e13, 1.0]], np.float32)}
+    cubes = Case("triplet_margin_loss", args, {"p": 3.0, "reduction": "none"}, "float32")
+    squares = Case("triplet_margin_loss", args, {"p": 2.0, "reduction": "none"}, "float32")
+    assert FEATURES["squared_norm_out_of_range"](cubes)
+    assert not FEATURES["squared_norm_out_of_range"](squares)
+
+
+def test_gaussian_quotient_overflow_is_an_elementwise_intermediate():
+    """float16 gaussian_nll_loss: (x - y)^2 = 40000 fits but 40000 / var = 65574 (var 0.61) does
+    not; PyTorch forms it in the dtype before the halving (-> inf, exact 32763)."""
+    from suites.expectations import FEATURES
+
+    def case(target):
+        return Case("gaussian_nll_loss", {"input": np.array([[0.0, 0.0]], np.float16), "target": np.array([[target, 1.0]], np.float16),
+                                          "var": np.array([0.61], np.float16)}, {}, "float16")
+
+    assert FEATURES["elementwise_intermediate_exceeds_dtype_max"](case(200.0))
+    assert not FEATURES["elementwise_intermediate_exceeds_dtype_max"](case(1.0))
