@@ -1092,6 +1092,7 @@ def _huber_gradient_cancels_in_dtype(case: Case) -> bool:
 
 
 FEATURES.update({
+    "smooth_l1_beta_zero": lambda c: c.fn == "smooth_l1_loss" and float(c.kwargs.get("beta", 1.0)) == 0.0,
     "huber_gradient_cancels_in_dtype": _huber_gradient_cancels_in_dtype,
     "sigmoid_exp_overflows": _sigmoid_exp_overflows,
     "softmax_normalizer_beyond_half_precision": _softmax_normalizer_beyond_half_precision,
