@@ -1155,7 +1155,19 @@ def _huber_gradient_cancels_in_dtype(case: Case) -> bool:
     return bool(np.any(quadratic & (back != e)))
 
 
+def _gaussian_var_below_eps(case: Case) -> bool:
+    """``gaussian_nll_loss``'s gradient w.r.t. ``var`` where some variance is below ``eps``: the
+    spec (PyTorch) clamps under ``no_grad``, so the gradient passes straight through the clamp;
+    an autodiff of ``maximum(var, eps)`` gives 0 there."""
+    if case.fn != "gaussian_nll_loss" or case.wrt != "var":
+        return False
+    var = np.asarray(case.args["var"], dtype=np.float64)
+    return bool(np.any(var < float(case.kwargs.get("eps", 1e-6))))
+
+
 FEATURES.update({
+    "gaussian_var_below_eps": _gaussian_var_below_eps,
+    "smooth_l1_beta_zero": lambda c: c.fn == "smooth_l1_loss" and float(c.kwargs.get("beta", 1.0)) == 0.0,
     "huber_gradient_cancels_in_dtype": _huber_gradient_cancels_in_dtype,
     "sigmoid_exp_overflows": _sigmoid_exp_overflows,
     "softmax_normalizer_beyond_half_precision": _softmax_normalizer_beyond_half_precision,

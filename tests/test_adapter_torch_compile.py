@@ -243,6 +243,8 @@ MINIMAL_CASES: list[Minimal] = [
     Minimal("label-smoothing-intermediate-overflow", "test_matches_oracle",
             _case("cross_entropy", {"input": [[0.0, 1.4099964044844815e38, -5.828685348162604e37]], "target": [0]},
                   {"reduction": "none", "label_smoothing": 0.1}), [INF]),
+    Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
+            _case("mse_loss", {"input": [0.0], "target": [1.8446744073709552e19]}, {"weight": [0.0], "reduction": "none"}), [NAN]),
     Minimal("reduction-sum-overflow", "test_matches_oracle",
             _case("l1_loss", {"input": [3e38, 3e38], "target": [0.0, 0.0]}), [INF]),
 ]  # fmt: skip
