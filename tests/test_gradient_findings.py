@@ -6,8 +6,18 @@ that explains it (the suite's gradient lookup: entries naming the gradient tests
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import numpy as np
 import pytest
+
+# Paddle's native core segfaults when it is loaded after TensorFlow's (paddle 3.3.1 with this
+# TensorFlow: `import tensorflow; import paddle` dies in paddle/base/core.py); the other order
+# works, so Paddle is loaded here, before any test loads TensorFlow.
+with contextlib.suppress(ImportError), warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import paddle  # noqa: F401
 
 from suites.cases import Case
 from suites.expectations import builtin_expectations_file, load_expectations
