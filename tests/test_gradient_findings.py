@@ -447,6 +447,19 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                                          "negative": _a([0.125], "float64")}, {"p": 3.0, "reduction": "sum"}, "float64",
                  wrt="anchor"),
         ),
+        "pnorm-gradient-nan-at-zero-distance": (
+            "test_gradient_matches_oracle",
+            # d(p, n) = 0 with eps = 0: 0/0 in p_norm's backward; exact [-1, 0]
+            Case("triplet_margin_loss", {"anchor": _a([[1.0, 0.0]], "float64"), "positive": _a([[0.0, 0.0]], "float64"),
+                                         "negative": _a([[0.0, 0.0]], "float64")}, {"eps": 0.0, "swap": True, "reduction": "sum"},
+                 "float64", wrt="positive"),
+        ),
+        "poisson-full-zero-target-nan-gradient": (
+            "test_gradient_matches_oracle",
+            # the where's untaken Stirling branch: log(0) * 0; exact -log(1e-8) = 18.42
+            Case("poisson_nll_loss", {"input": _a([0.0], "float64"), "target": _a([0.0], "float64")},
+                 {"log_input": False, "full": True, "reduction": "none"}, "float64", wrt="target"),
+        ),
         "weighted-cross-entropy-input-gradient-factor-cancels": (
             "test_gradient_edge_cases",
             # l = 1 + (0.01 - 1) 0.25 rounded, then l (sigma(x) - 1) + 0.75 cancels: 2e-14 relative
