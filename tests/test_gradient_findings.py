@@ -460,6 +460,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("poisson_nll_loss", {"input": _a([0.0], "float64"), "target": _a([0.0], "float64")},
                  {"log_input": False, "full": True, "reduction": "none"}, "float64", wrt="target"),
         ),
+        "squared-norm-out-of-range-gradient": (
+            "test_gradient_matches_oracle",
+            # |a - p|^2 overflows float32: the norm's direction is lost; exact -2
+            Case("triplet_margin_loss", {"anchor": _a([0.0]), "positive": _a([1.8446744073709552e19]), "negative": _a([0.0])},
+                 {"reduction": "sum"}, "float32", wrt="anchor"),
+        ),
         "weighted-cross-entropy-input-gradient-factor-cancels": (
             "test_gradient_edge_cases",
             # l = 1 + (0.01 - 1) 0.25 rounded, then l (sigma(x) - 1) + 0.75 cancels: 2e-14 relative
