@@ -8,9 +8,19 @@ minimal case must pass there (and a perturbed gradient must not: tests/test_teet
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import ml_dtypes
 import numpy as np
 import pytest
+
+# Paddle's native core segfaults when it is loaded after TensorFlow's (paddle 3.3.1 with this
+# TensorFlow: `import tensorflow; import paddle` dies in paddle/base/core.py); the other order
+# works, so Paddle is loaded here, before any test loads TensorFlow.
+with contextlib.suppress(ImportError), warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import paddle  # noqa: F401
 
 from suites.cases import Case
 from suites.expectations import builtin_expectations_file, load_expectations
@@ -478,6 +488,61 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # l (sigma(-5) - 1) + 1 with l = 1: 0.0066928267, exact 0.006692851
             Case(_BCEL, {"input": _a([-5.0]), "target": _a([0.0])}, {"pos_weight": _a([1.0]), "reduction": "sum"},
                  "float32", wrt="input"),
+        ),
+        "soft-label-class-weights-scale-the-sample-gradient": (
+            "test_gradient_matches_oracle",
+            # (sum_i w_i q_i)(softmax - q) against sum_i w_i q_i (softmax - e_i)
+            Case("cross_entropy", {"input": _a([[1.0, 2.0, 3.0]]), "target": _a([[0.5, 0.0, 0.5]])},
+                 {"weight": _a([1.0, 2.0, 3.0]), "reduction": "none"}, "float32", wrt="input"),
+        ),
+        "huber-delta-rounded-to-float32-gradient": (
+            "test_gradient_matches_oracle",
+            # -delta32 = -1.4864145517349243, exact -1.4864145899726964
+            Case("huber_loss", {"input": _a(0.0, "float64"), "target": _a(2.0, "float64")},
+                 {"delta": 1.4864145899726964, "reduction": "none"}, "float64", wrt="input"),
+        ),
+        "regression-elementwise-intermediate-overflow-gradient": (
+            "test_gradient_matches_oracle",
+            # d^2 overflows float32: (inf - inf) / sum(w) for the weight the mean does not depend on
+            Case("mse_loss", {"input": _a([0.0, 0.0]), "target": _a([0.0, 1.8446744073709552e19])},
+                 {"weight": _a([0.0, 1.0]), "reduction": "mean"}, "float32", wrt="weight"),
+        ),
+        "soft-margin-exp-overflow-gradient": (
+            "test_gradient_matches_oracle",
+            # exp(89) overflows float32: inf / inf
+            Case("soft_margin_loss", {"input": _a(-89.0), "target": _a(1.0)}, {"reduction": "sum"}, "float32", wrt="input"),
+        ),
+        "cosine-embedding-epsilon-gradient": (
+            "test_gradient_matches_oracle",
+            # parallel vectors: cos = 1 is a maximum, exact gradient 0; Paddle's eps: -5.12e-9
+            Case("cosine_embedding_loss", {"input1": _a([[0.0, 0.125]], "float64"), "input2": _a([[0.0, 0.125]], "float64"),
+                                           "target": _a([1.0], "float64")}, {"reduction": "sum"}, "float64", wrt="input1"),
+        ),
+        "pnorm-exponent-in-float32-gradient": (
+            "test_gradient_matches_oracle",
+            # float32 porder: 2.000000947413797, exact 2
+            Case("triplet_margin_loss", {"anchor": _a([0.0], "float64"), "positive": _a([0.0], "float64"),
+                                         "negative": _a([0.125], "float64")}, {"p": 3.0, "reduction": "sum"}, "float64",
+                 wrt="anchor"),
+        ),
+        "pnorm-gradient-nan-at-zero-distance": (
+            "test_gradient_matches_oracle",
+            # d(p, n) = 0 with eps = 0: 0/0 in p_norm's backward; exact [-1, 0]
+            Case("triplet_margin_loss", {"anchor": _a([[1.0, 0.0]], "float64"), "positive": _a([[0.0, 0.0]], "float64"),
+                                         "negative": _a([[0.0, 0.0]], "float64")}, {"eps": 0.0, "swap": True, "reduction": "sum"},
+                 "float64", wrt="positive"),
+        ),
+        "poisson-full-zero-target-nan-gradient": (
+            "test_gradient_matches_oracle",
+            # the where's untaken Stirling branch: log(0) * 0; exact -log(1e-8) = 18.42
+            Case("poisson_nll_loss", {"input": _a([0.0], "float64"), "target": _a([0.0], "float64")},
+                 {"log_input": False, "full": True, "reduction": "none"}, "float64", wrt="target"),
+        ),
+        "squared-norm-out-of-range-gradient": (
+            "test_gradient_matches_oracle",
+            # |a - p|^2 overflows float32: the norm's direction is lost; exact -2
+            Case("triplet_margin_loss", {"anchor": _a([0.0]), "positive": _a([1.8446744073709552e19]), "negative": _a([0.0])},
+                 {"reduction": "sum"}, "float32", wrt="anchor"),
         ),
         "weighted-cross-entropy-input-gradient-factor-cancels": (
             "test_gradient_edge_cases",
