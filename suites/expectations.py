@@ -373,6 +373,27 @@ def _ctc_subnormal_gradient_through_log_softmax(case: Case) -> bool:
     return any(v != 0 and abs(v) < tiny for v in exact.reshape(-1))
 
 
+def _ctc_softmax_below_smallest_normal(case: Case) -> bool:
+    """``ctc_loss``: some used frame's softmax probability (of its ``log_softmax``) is below the
+    dtype's smallest normal (subnormal or zero when rounded): where a kernel that floors
+    probabilities at it (warp-ctc) differs."""
+    if case.fn != "ctc_loss":
+        return False
+    x = np.asarray(case.args["log_probs"], dtype=np.float64)
+    x = x[:, None, :] if x.ndim == 2 else x
+    floor = math.log(format_of(case.dtype).smallest_normal)
+    lengths = np.asarray(case.args["input_lengths"]).reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for n, steps in enumerate(lengths):
+            rows = x[: int(steps), n, :]
+            if rows.size:
+                top = np.max(rows, axis=1, keepdims=True)
+                lsm = rows - top - np.log(np.sum(np.exp(rows - top), axis=1, keepdims=True))
+                if np.any(lsm < floor):
+                    return True
+    return False
+
+
 def _ignored_row_with_undefined_softmax(case: Case) -> bool:
     """A class-index position whose target is ``ignore_index`` has a softmax row that is
     undefined (a NaN or ``+inf`` logit, or every logit ``-inf``)."""
@@ -419,6 +440,7 @@ FEATURES.update({
     "subnormal_gradient_addend": _subnormal_gradient_addend,
     "subnormal_gradient": _subnormal_gradient,
     "ctc_subnormal_gradient_through_log_softmax": _ctc_subnormal_gradient_through_log_softmax,
+    "ctc_softmax_below_smallest_normal": _ctc_softmax_below_smallest_normal,
     "probability_product_below_1e_12": _probability_product_below_1e_12,
     "subnormal_input": _subnormal_input,
     "subnormal_result": _subnormal_result,

@@ -253,8 +253,8 @@ def test_importing_the_adapter_module_imports_no_paddle():
 
 # -- every expectations entry still describes Paddle ------------------------------------
 
+#: The gradient entries are re-checked by tests/test_gradient_findings.py.
 GRADIENT_TESTS = ("test_gradient_matches_oracle", "test_gradient_edge_cases")
-# gradient-only entries are re-checked in tests/test_gradient_findings.py
 ENTRIES = {e.id: e for e in load_expectations(EXPECTATIONS) if not (e.tests and set(e.tests) <= set(GRADIENT_TESTS))}
 
 

@@ -570,6 +570,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                               "input_lengths": np.array([9, 0, 9]), "target_lengths": np.array([0, 1, 0])},
                  {"reduction": "mean", "zero_infinity": True}, "float32", wrt="log_probs"),
         ),
+        "ctc-loss-gradient-floors-probabilities-at-smallest-normal": (
+            "test_gradient_matches_oracle",
+            # softmax of [0, 0, 200]: e^-200 rounds to 0 in float32; warp-ctc: FLT_MIN, and 1 at the target
+            Case("ctc_loss", {"log_probs": _a([[[0.0, 0.0, 200.0]]]), "targets": np.array([[2]]),
+                              "input_lengths": np.array([1]), "target_lengths": np.array([1])},
+                 {"reduction": "sum"}, "float32", wrt="log_probs"),
+        ),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
         "softmax-clips-shifted-logits-at-minus-64-weight-gradient": (
             "test_gradient_matches_oracle",
