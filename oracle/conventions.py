@@ -316,11 +316,15 @@ CONVENTIONS.update({
 
 from .embedding import (  # noqa: E402
     optax_triplet_margin_loss_terms,
+    paddle_cosine_embedding_loss_grad,
     paddle_cosine_embedding_loss_terms,
     torch_cosine_embedding_loss_grad,
     torch_cosine_embedding_loss_terms,
 )
-from .gradients_margin import torch_cosine_embedding_loss_grad_condition  # noqa: E402
+from .gradients_margin import (  # noqa: E402
+    paddle_cosine_embedding_loss_grad_condition,
+    torch_cosine_embedding_loss_grad_condition,
+)
 
 CONVENTIONS.update({
     c.name: c
@@ -334,6 +338,8 @@ CONVENTIONS.update({
         Convention(
             "paddle-cosine-embedding-epsilon", "cosine_embedding_loss", paddle_cosine_embedding_loss_terms,
             "https://github.com/PaddlePaddle/Paddle/blob/develop/python/paddle/nn/functional/loss.py",
+            grad=paddle_cosine_embedding_loss_grad,
+            grad_condition=paddle_cosine_embedding_loss_grad_condition,
         ),
         Convention(
             "optax-triplet-eps-in-sum", "triplet_margin_loss", optax_triplet_margin_loss_terms,

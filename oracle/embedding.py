@@ -188,8 +188,18 @@ def _cosine_grad_a(a: np.ndarray, b: np.ndarray, epsilon: mpf = mpf(0)) -> np.nd
     if na == 0 or nb == 0:
         return np.full(a.shape, mpf(0), dtype=object)
     root = mpmath.sqrt(na * nb)
-    cos = mpmath.fsum(x * y for x, y in zip(a, b)) / root
-    return np.array([y / root - cos * x / na for x, y in zip(a, b)], dtype=object)
+    # b / root - cos a / n_a = (b n_a - (a.b) a) / (n_a root), the numerator in exact rationals:
+    # it cancels to exactly 0 where a component's two parts are equal (b parallel to a on the
+    # components that matter, e.g. a = [0, .125, -.375], b = [.875, .125, -.375] at index 1),
+    # which a rounded difference never shows (the correct rounding of 0 would never be decided).
+    square = sum((_fraction(x) ** 2 for x in a), Fraction(0)) + _fraction(epsilon)
+    exact_dot = sum((_fraction(x) * _fraction(y) for x, y in zip(a, b)), Fraction(0))
+    denominator = na * root
+    out = []
+    for x, y in zip(a, b):
+        numerator = _fraction(y) * square - exact_dot * _fraction(x)
+        out.append(mpf(numerator.numerator) / numerator.denominator / denominator if numerator else mpf(0))
+    return np.array(out, dtype=object)
 
 
 def cosine_embedding_loss_grad(
@@ -211,6 +221,25 @@ def torch_cosine_embedding_loss_grad(
     cosine). Finite at a zero vector: ``b / sqrt(EPSILON n_b)``."""
     return _cosine_embedding_grad(
         input1, input2, target, margin, size_average, reduce, reduction, wrt, to_mpf(TORCH_COSINE_EMBEDDING_EPSILON)
+    )
+
+
+def _paddle_cosine_epsilon(input1) -> mpf:
+    """Paddle's ``1e-11`` rounded to the inputs' dtype (:func:`paddle_cosine_embedding_loss_terms`)."""
+    dtype = np.asarray(input1).dtype
+    epsilon = float(np.asarray(PADDLE_COSINE_EMBEDDING_EPSILON, dtype=dtype)) if dtype.kind == "f" else PADDLE_COSINE_EMBEDDING_EPSILON
+    return to_mpf(epsilon)
+
+
+def paddle_cosine_embedding_loss_grad(
+    input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean",
+    *, wrt: str = "input1",
+) -> np.ndarray:
+    r"""The exact gradient of Paddle's formula (:func:`paddle_cosine_embedding_loss_terms`,
+    ``n = ||.||^2 + e`` with ``e = 1e-11`` in the inputs' dtype): as
+    :func:`torch_cosine_embedding_loss_grad` with Paddle's epsilon."""
+    return _cosine_embedding_grad(
+        input1, input2, target, margin, size_average, reduce, reduction, wrt, _paddle_cosine_epsilon(input1)
     )
 
 

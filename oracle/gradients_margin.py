@@ -379,6 +379,19 @@ def torch_cosine_embedding_loss_grad_condition(
     )
 
 
+def paddle_cosine_embedding_loss_grad_condition(
+    input1, input2, target, margin: float = 0, size_average=None, reduce=None, reduction: str = "mean",
+    *, wrt: str = "input1",
+) -> GradientCondition:
+    r"""The error model of :func:`oracle.embedding.paddle_cosine_embedding_loss_grad`: as
+    :func:`torch_cosine_embedding_loss_grad_condition` with Paddle's epsilon (1e-11 in the dtype)."""
+    from .embedding import _paddle_cosine_epsilon
+
+    return _cosine_embedding_condition(
+        input1, input2, target, margin, size_average, reduce, reduction, wrt, _paddle_cosine_epsilon(input1)
+    )
+
+
 def _cosine_embedding_condition(input1, input2, target, margin, size_average, reduce, reduction, wrt, eps: mpf) -> GradientCondition:
     _check_wrt(wrt, ("input1", "input2"), "cosine_embedding_loss")
     reduction = resolve_reduction(size_average, reduce, reduction)

@@ -805,6 +805,19 @@ def _squared_norm_out_of_range(case: Case) -> bool:
     return bool(np.any(sizes > fmt.max_finite) or np.any((sizes > 0) & (sizes < fmt.smallest_normal)))
 
 
+def _subnormal_cosine(case: Case) -> bool:
+    """``cosine_embedding_loss`` with a row whose cosine ``a.b / (|a| |b|)`` is nonzero but below
+    the dtype's smallest normal: formed in the dtype it keeps only a few bits, and the gradient
+    ``-cos b / |b|^2`` scales that absolute error up by ``1/|b|^2``."""
+    if case.fn != "cosine_embedding_loss":
+        return False
+    a, b = (v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1) for v in _vectors_of(case)[:2])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        cos = np.sum(a * b, axis=-1) / np.sqrt(np.sum(a * a, axis=-1) * np.sum(b * b, axis=-1))
+    cos = np.abs(cos[np.isfinite(cos)])
+    return bool(np.any((cos > 0) & (cos < format_of(case.dtype).smallest_normal)))
+
+
 def _zero_vector(case: Case) -> bool:
     """Some input vector is all zeros (cosine similarity is 0/0 there without an epsilon)."""
     return any(bool(np.any(np.all(v == 0, axis=-1))) for v in _vectors_of(case))
@@ -1331,6 +1344,7 @@ FEATURES.update({
     "property_delta_not_float32": _property_delta_not_float32,
     "with_pos_weight": lambda c: c.kwargs.get("pos_weight") is not None,
     "paddle_cosine_epsilon_visible": lambda c: _cosine_epsilon_visible(c, epsilon=1e-11),
+    "subnormal_cosine": _subnormal_cosine,
     "shifted_logit_below_minus_64": _shifted_logit_below_minus_64,
     "ctc_all_targets_empty": lambda c: c.fn == "ctc_loss"
     and not np.any(np.asarray(c.args["target_lengths"])),

@@ -578,6 +578,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  {"reduction": "sum"}, "float32", wrt="log_probs"),
         ),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
+        "cosine-embedding-subnormal-cosine-gradient": (
+            "test_gradient_matches_oracle",
+            # cos = 9.8e-45 / 6.5e-4 is subnormal in float32; d/db_0 = -cos b_0 / n_b: 350 ULP
+            Case("cosine_embedding_loss", {"input1": _a([[0.0, 1.0]]), "input2": _a([[0.00065171456662938, 9.80908925027372e-45]]),
+                                           "target": _a([1.0])}, {"reduction": "none"}, "float32", wrt="input2"),
+        ),
         "softmax-clips-shifted-logits-at-minus-64-weight-gradient": (
             "test_gradient_matches_oracle",
             # d/dweight_0 is -log softmax_0 = 65 capped by the -64 clip: 64

@@ -308,3 +308,13 @@ def test_the_cosine_distance_gradient_is_exactly_zero_between_parallel_vectors()
     assert all(g == 0 for g in _cosine_distance_grad_a(x, 2 * x))
     g = _cosine_distance_grad_a(np.array([mpf(1), mpf(-1)], dtype=object), np.array([mpf(1), mpf(1)], dtype=object))
     assert all(abs(float(v) + 0.5) < 1e-15 for v in g)  # -(1 * 2 - 0) / (2^1.5 * 2^0.5)
+
+
+def test_cosine_gradient_is_exactly_zero_where_its_parts_cancel():
+    """d cos/da_1 = b_1/sqrt(n_a n_b) - cos a_1/n_a is exactly 0 for a = [0, .125, -.375],
+    b = [.875, .125, -.375] (a_1 = b_1, a.b = |a|^2): the numerator b n_a - (a.b) a is formed in
+    exact rationals, so the float64 rounding of 0 is decided (it was undecided at 16384 bits)."""
+    case = Case("cosine_embedding_loss", {"input1": np.array([[0.0, 0.125, -0.375]]), "input2": np.array([[0.875, 0.125, -0.375]]),
+                                          "target": np.array([1.0])}, {"reduction": "none"}, "float64", wrt="input1")
+    rounded = evaluate_gradient(case).rounded
+    assert rounded[0, 1] == 0 and rounded[0, 2] == 0 and rounded[0, 0] < -2.3
