@@ -55,12 +55,29 @@ import numpy as np
 from mpmath import mpf
 
 from .activations import logistic, softplus
-from .binary import _elementwise_inputs, _pos_weight, _target_times
+from .binary import (
+    LOG_CLAMP,
+    _clamped_log,
+    _clamped_log1m,
+    _elementwise_inputs,
+    _pos_weight,
+    _target_times,
+    binary_cross_entropy_terms,
+)
+from .core import mp_array
 from .divergence import _sum_to_shape
 from .gradients import GradientCondition
+from .margin import _class_rows, _class_weight, multilabel_soft_margin_loss_terms
 from .reduction import check_reduction, resolve_reduction
 
-__all__ = ["binary_cross_entropy_with_logits_grad_wrt", "binary_cross_entropy_with_logits_wrt_condition"]
+__all__ = [
+    "binary_cross_entropy_grad_wrt",
+    "binary_cross_entropy_with_logits_grad_wrt",
+    "binary_cross_entropy_with_logits_wrt_condition",
+    "binary_cross_entropy_wrt_condition",
+    "multilabel_soft_margin_loss_grad_wrt",
+    "multilabel_soft_margin_loss_wrt_condition",
+]
 
 _PARAMETERS = ("input", "target", "weight", "pos_weight")
 
@@ -138,3 +155,119 @@ def binary_cross_entropy_with_logits_wrt_condition(input, target, weight=None, s
                                                    wrt="target") -> GradientCondition:
     """:class:`GradientCondition` of :func:`binary_cross_entropy_with_logits_grad_wrt`."""
     return _bcel(input, target, weight, reduction, pos_weight, wrt, size_average, reduce)[1]
+
+
+# ------------------------------------------------------------------ binary_cross_entropy
+
+
+def _bce_logs(xi: mpf) -> tuple[mpf, mpf, bool, bool]:
+    """``(Lx, L1, x > 0, 1 - x live)``: the clamped logs, whether ``log x``'s side has a
+    sensitivity to count (every ``x > 0``, see below), and whether ``log(1 - x)`` is unclamped."""
+    return _clamped_log(xi), _clamped_log1m(xi), xi > 0, _clamped_log1m(xi) > LOG_CLAMP
+
+
+def _bce(input, target, weight, reduction, wrt, size_average, reduce):
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    if wrt not in ("target", "weight") or (wrt == "weight" and weight is None):
+        given = "target, weight" if weight is not None else "target"
+        raise ValueError(
+            f"binary_cross_entropy has no differentiable parameter {wrt!r} here: choose one of input, {given}"
+        )
+    binary_cross_entropy_terms(input, target, weight, size_average, reduce, reduction)  # validates x in [0, 1]
+    x, y, w = _elementwise_inputs(input, target, weight)
+    n = x.size
+    d = mpf(n) if reduction == "mean" else mpf(1)
+    grad, cond = _zeros(x.shape), _zeros(x.shape)
+    for idx in np.ndindex(x.shape):
+        xi, yi = x[idx], y[idx]
+        wi = w[idx] if w is not None else mpf(1)
+        lx, l1, first, second = _bce_logs(xi)
+        # |x d/dx| of log x is 1; of log(1 - x), x / (1 - x) where unclamped
+        x_first = mpf(1) if first else mpf(0)
+        x_second = xi / (1 - xi) if second else mpf(0)
+        if wrt == "target":
+            g = -wi * (lx - l1)
+            c = abs(wi) * (x_first + x_second + abs(lx) + abs(l1)) + abs(g)
+        else:  # weight
+            g = -(_target_times(yi, lx) + _target_times(1 - yi, l1))
+            c = abs(yi) * x_first + abs(1 - yi) * x_second + abs(yi * (lx - l1)) + abs(yi * lx) + abs((1 - yi) * l1)
+        grad[idx], cond[idx] = g / d, c / d
+    shape = np.shape(weight) if wrt == "weight" else x.shape
+    return _reduced_to(grad, cond, _zeros(x.shape), shape, n, wrt == "weight")
+
+
+def _reduced_to(grad, cond, scale, shape, n, broadcast):
+    """Sum ``grad``, ``cond``, ``scale`` (elementwise, the input's shape) over the axes the
+    parameter of ``shape`` was broadcast along; the backward pass adds ``count`` addends of
+    magnitudes ``|g|`` per component there (the summation term)."""
+    count = n // max(int(np.prod(shape, dtype=np.int64)), 1) if broadcast else 0
+    if count <= 1:
+        summation, count = _zeros(grad.shape), 0
+    else:
+        summation = np.vectorize(abs, otypes=[object])(grad)
+    to = lambda a: _sum_to_shape(a, shape).reshape(shape)  # noqa: E731
+    return to(grad), GradientCondition(to(cond), to(scale), to(summation), count)
+
+
+def binary_cross_entropy_grad_wrt(input, target, weight=None, size_average=None, reduce=None,
+                                  reduction="mean", wrt="target") -> np.ndarray:
+    """``dF/d wrt`` of ``binary_cross_entropy`` for ``wrt`` in ``target``, ``weight``
+    (module docstring)."""
+    return _bce(input, target, weight, reduction, wrt, size_average, reduce)[0]
+
+
+def binary_cross_entropy_wrt_condition(input, target, weight=None, size_average=None, reduce=None,
+                                       reduction="mean", wrt="target") -> GradientCondition:
+    """:class:`GradientCondition` of :func:`binary_cross_entropy_grad_wrt`."""
+    return _bce(input, target, weight, reduction, wrt, size_average, reduce)[1]
+
+
+# ------------------------------------------------------------------ multilabel_soft_margin_loss
+
+
+def _mlsm(input, target, weight, reduction, wrt, size_average, reduce):
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    if wrt not in ("target", "weight") or (wrt == "weight" and weight is None):
+        given = "target, weight" if weight is not None else "target"
+        raise ValueError(
+            f"multilabel_soft_margin_loss has no differentiable parameter {wrt!r} here: choose one of input, {given}"
+        )
+    multilabel_soft_margin_loss_terms(input, target, weight, size_average, reduce, reduction)  # validates
+    rows, _ = _class_rows(mp_array(input))
+    ys = mp_array(target).reshape(rows.shape)
+    n, c = rows.shape
+    w = _class_weight(weight, c)
+    d = mpf(c) * (mpf(n) if reduction == "mean" else mpf(1))
+    grad, cond = _zeros(rows.shape), _zeros(rows.shape)
+    for i, k in np.ndindex(rows.shape):
+        xi, yi, wk = rows[i, k], ys[i, k], w[k]
+        a, b = softplus(-xi), softplus(xi)
+        if wrt == "target":
+            g = -wk * xi  # w (softplus(-x) - softplus(x)); 0 * inf = NaN for w = 0 at x = +-inf
+            cc = 2 * abs(wk * xi) + abs(wk) * (a + b) if mpmath.isfinite(xi) else mpf(0)
+        else:  # weight
+            g = _target_times(yi, a) + _target_times(1 - yi, b)
+            cc = (_x_times(xi, abs(1 - yi) * logistic(xi) + abs(yi) * logistic(-xi))
+                  + (abs(yi * xi) if mpmath.isfinite(xi) else mpf(0))
+                  + abs(_target_times(yi, a)) + abs(_target_times(1 - yi, b)))
+        grad[i, k], cond[i, k] = g / d, cc / d
+    if wrt == "target":
+        shape = np.shape(input)
+        return grad.reshape(shape), GradientCondition(cond.reshape(shape), _zeros(shape), _zeros(shape))
+    gw, gc = _reduced_to(grad, cond, _zeros(rows.shape), (1, c), rows.size, True)
+    shape = np.shape(weight)
+    return gw.reshape(shape), GradientCondition(*(a.reshape(shape) for a in (gc.condition, gc.scale, gc.summation)),
+                                                gc.count)
+
+
+def multilabel_soft_margin_loss_grad_wrt(input, target, weight=None, size_average=None, reduce=None,
+                                         reduction="mean", wrt="target") -> np.ndarray:
+    """``dF/d wrt`` of ``multilabel_soft_margin_loss`` for ``wrt`` in ``target``, ``weight``
+    (module docstring)."""
+    return _mlsm(input, target, weight, reduction, wrt, size_average, reduce)[0]
+
+
+def multilabel_soft_margin_loss_wrt_condition(input, target, weight=None, size_average=None, reduce=None,
+                                              reduction="mean", wrt="target") -> GradientCondition:
+    """:class:`GradientCondition` of :func:`multilabel_soft_margin_loss_grad_wrt`."""
+    return _mlsm(input, target, weight, reduction, wrt, size_average, reduce)[1]

@@ -421,13 +421,15 @@ REGISTRY: dict[str, LossSpec] = {
     for spec in [
         LossSpec("cross_entropy", oracle.cross_entropy_terms, cross_entropy_cases, CROSS_ENTROPY_EDGES, CROSS_ENTROPY_INVALID),
         LossSpec("nll_loss", oracle.nll_loss_terms, nll_loss_cases, NLL_EDGES, NLL_INVALID),
-        LossSpec("binary_cross_entropy", oracle.binary_cross_entropy_terms, binary_cross_entropy_cases, BCE_EDGES, BCE_INVALID),
+        LossSpec("binary_cross_entropy", oracle.binary_cross_entropy_terms, binary_cross_entropy_cases, BCE_EDGES, BCE_INVALID,
+                 grad_wrt=("input", "target", "weight")),
         LossSpec(
             "binary_cross_entropy_with_logits", oracle.binary_cross_entropy_with_logits_terms,
             binary_cross_entropy_with_logits_cases, BCEL_EDGES, BCEL_INVALID,
             grad_wrt=("input", "target", "weight", "pos_weight"),
         ),
-        LossSpec("kl_div", oracle.kl_div_terms, kl_div_cases, KL_EDGES, KL_INVALID, ("none", "mean", "sum", "batchmean")),
+        LossSpec("kl_div", oracle.kl_div_terms, kl_div_cases, KL_EDGES, KL_INVALID, ("none", "mean", "sum", "batchmean"),
+                 grad_wrt=("input", "target")),
         LossSpec(
             "log_softmax", oracle.log_softmax_terms, lambda d: _softmax_family_cases(d, "log_softmax"),
             _softmax_edges("log_softmax"), SOFTMAX_INVALID("log_softmax"), (),
