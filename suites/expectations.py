@@ -1385,3 +1385,24 @@ def _input_below_minus_2(case: Case) -> bool:
 FEATURES.update({
     "input_below_minus_2": _input_below_minus_2,
 })
+
+
+# -- gradients w.r.t. the binary and divergence losses' targets and weights (issue 6) ---------
+
+#: ``log`` of the smallest probability ``binary_cross_entropy`` does not clamp: ``e^-100``.
+_BCE_CLAMP_PROBABILITY = math.exp(-100.0)
+
+
+def _bce_log_clamped(case: Case) -> bool:
+    """``binary_cross_entropy``: some probability ``x`` whose ``log x`` or ``log(1 - x)`` is
+    below -100, where the docs clamp it (``x < e^-100``, which includes ``x = 0``, or
+    ``1 - x < e^-100``, i.e. ``x = 1`` in every binary format)."""
+    if case.fn != "binary_cross_entropy":
+        return False
+    x = _input(case)
+    return bool(np.any((x < _BCE_CLAMP_PROBABILITY) | (1.0 - x < _BCE_CLAMP_PROBABILITY)))
+
+
+FEATURES.update({
+    "bce_log_clamped": _bce_log_clamped,
+})

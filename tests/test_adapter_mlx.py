@@ -19,7 +19,7 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ml_dtypes
@@ -413,12 +413,13 @@ MINIMAL_CASES = [
 
 #: Gradient entries: (entry, case, the gradient MLX returns).
 GRADIENT_CASES = [
-    ("clamped-log-gradient-nan", _case("binary_cross_entropy", {"input": [0.0], "target": [0.0]}, {"reduction": "none"}), [NAN]),
-    ("clamped-log-gradient-nan", _case("binary_cross_entropy", {"input": [1.0], "target": [1.0]}, {"reduction": "none"}), [NAN]),
+    ("clamped-log-gradient-nan", replace(_case("binary_cross_entropy", {"input": [0.0], "target": [0.0]}, {"reduction": "none"}), wrt="input"), [NAN]),
+    ("clamped-log-gradient-nan", replace(_case("binary_cross_entropy", {"input": [1.0], "target": [1.0]}, {"reduction": "none"}), wrt="input"), [NAN]),
     ("exp-flushes-subnormal-gradients",
      _case("kl_div", {"input": [0.0], "target": [-92.0]}, {"reduction": "sum", "log_target": True}), [-0.0]),
     ("logaddexp-gradient-cancels-for-negative-logits",
-     _case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
+     replace(_case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
+             wrt="input"),
      [4.5418739318847656e-05, 0.0]),
 ]
 

@@ -50,7 +50,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "bce-backward-divides-by-clamped-x-one-minus-x": (
             "test_gradient_edge_cases",
             # d/dx -log(1 - x) at x = 0 is 1; PyTorch: (x - y) / max(x (1 - x), 1e-12) = 0
-            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
         "sigmoid-gradient-underflows-to-zero-before-subnormal-range": (
             "test_gradient_matches_oracle",
@@ -111,7 +111,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "bce-backward-divides-by-clamped-x-one-minus-x": (
             "test_gradient_edge_cases",
             # the same formula in the compiled backward: 0 / max(0, 1e-12) = 0; exact 1
-            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
     },
     "tensorflow": {
@@ -125,7 +125,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             "test_gradient_matches_oracle",
             # 1 - 1e-7 is 1 in float16: p = 1 unclipped, d log(1 - p)/dp = inf; exact 0
             Case("binary_cross_entropy", {"input": _a([1.0], "float16"), "target": _a([0.0], "float16")},
-                 {"reduction": "sum"}, "float16"),
+                 {"reduction": "sum"}, "float16", wrt="input"),
         ),
         "cpu-flushes-subnormal-gradients": (
             "test_gradient_matches_oracle",
@@ -141,7 +141,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "keras-bce-gradient-zero-where-clipped": (
             "test_gradient_edge_cases",
             # exact d/dx -log(1 - x) at 0 = 1; the clip's derivative is 0
-            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
         "keras-label-smoothing-weighted-by-sample-gradient": (
             "test_gradient_edge_cases",
@@ -159,7 +159,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "keras-kl-gradient-of-clipped-target": (
             "test_gradient_matches_oracle",
             # exact [-1, 0]; the zero target is clipped to 1e-7
-            Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "none"}, "float32"),
+            Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "none"}, "float32", wrt="input"),
         ),
         "norm-gradient-nan-at-zero-difference": (
             "test_gradient_edge_cases",
@@ -264,7 +264,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "clamped-log-gradient-nan": (
             "test_gradient_edge_cases",
             # exact 1; 0 * d log(p)/dp = 0 * inf = NaN through jnp.maximum
-            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
         "cosine-similarity-zero-vector-nan-gradient": (
             "test_gradient_edge_cases",
