@@ -1405,4 +1405,5 @@ def _bce_log_clamped(case: Case) -> bool:
 
 FEATURES.update({
     "bce_log_clamped": _bce_log_clamped,
+    "wrt_target_or_weight": lambda c: c.wrt in ("target", "weight"),
 })
