@@ -497,7 +497,10 @@ class PaddleLosses(SpecFunctions):
         """Gradient of ``fn_name(*args, **kwargs)``'s sum w.r.t. argument ``wrt``.
 
         ``paddle.grad`` over the same eager program the forward pass runs, in the
-        case's dtype; an argument the output does not depend on gets zeros.
+        case's dtype. An argument Paddle's graph does not connect to the output
+        (``paddle.grad`` returns None: ``bce_loss`` and ``kldiv_loss`` do not differentiate
+        their label) raises NotImplementedError -- unsupported, never a silent zero
+        gradient (as the torch and tensorflow adapters).
         """
         arguments = self._bind(fn_name, args, kwargs)
         value = arguments.get(wrt)
@@ -516,7 +519,10 @@ class PaddleLosses(SpecFunctions):
         except (RuntimeError, ValueError) as error:
             raise _unsupported_dtype(error) or error
         if gradient is None:
-            gradient = paddle.zeros_like(variable)
+            raise NotImplementedError(
+                f"{fn_name}: Paddle's graph does not connect {wrt!r} to the output "
+                "(paddle.grad returns None): not differentiated"
+            )
         return to_numpy(gradient)
 
     def repro(self, fn_name: str, args: Mapping[str, object], kwargs: Mapping[str, Any]) -> str:
