@@ -421,6 +421,18 @@ GRADIENT_CASES = [
      replace(_case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
              wrt="input"),
      [4.5418739318847656e-05, 0.0]),
+    # d/dw -log(1 - p) = 1.00005e-4 and 6.4e-31; mx.log(1 - p) rounds 1 - p first
+    ("bce-weight-gradient-log-of-rounded-one-minus-p",
+     replace(_case("binary_cross_entropy", {"input": [1e-4], "target": [0.0]}, {"reduction": "sum", "weight": [1.0]}), wrt="weight"),
+     [0.00010002159251598641]),
+    ("bce-weight-gradient-log-of-rounded-one-minus-p",
+     replace(_case("binary_cross_entropy", {"input": [6.394885340930961e-31], "target": [0.0]}, {"reduction": "sum", "weight": [1.0]}),
+             wrt="weight"),
+     [0.0]),
+    # d/ds e^s (s - x) at s = -inf is 0; exp(s) (s - x) + exp(s) = 0 * -inf
+    ("kl-div-log-target-gradient-nan-at-zero-target",
+     replace(_case("kl_div", {"input": [-1.0, 0.0], "target": [-INF, 0.0]}, {"reduction": "sum", "log_target": True}), wrt="target"),
+     [NAN, 1.0]),
 ]
 
 
@@ -481,7 +493,7 @@ def test_documented_gradient_deviation_still_exists(mlx_adapter, entry_id, case,
     entry selects the case for the gradient tests only."""
     from suites.gradients import evaluate_gradient
 
-    got = mlx_adapter.grad(case.fn, case.args, case.kwargs)
+    got = mlx_adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt or "input")
     np.testing.assert_array_equal(got.astype(np.float64), np.asarray(gradient, dtype=np.float64).reshape(got.shape))
     exact = evaluate_gradient(case).rounded
     assert not np.array_equal(got.astype(np.float64), exact, equal_nan=True), f"MLX now agrees: retire [{entry_id}]"

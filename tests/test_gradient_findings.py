@@ -37,6 +37,13 @@ _BCEL_HALF_OVERFLOW = Case(_BCEL, {"input": _a([-32768.0], "float16"), "target":
 _BCEL_SUBNORMAL_ADDEND = Case(_BCEL, {"input": _a([[80.0], [88.0]]), "target": _a([[1.0], [1.0]])},
                               {"reduction": "sum", "pos_weight": _a([1.0])}, "float32", wrt="pos_weight")
 
+# issue 6, the binary and divergence losses' targets: d/dp (p log p - p x) at p = 0 is -inf
+_KL_ZERO_TARGET = Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "sum"}, "float32",
+                       wrt="target")
+# d/ds e^s (s - x) at s = -inf is 0
+_KL_LOG_TARGET_NEG_INF = Case("kl_div", {"input": _a([-1.0, 0.0]), "target": _a([-np.inf, 0.0])},
+                              {"reduction": "sum", "log_target": True}, "float32", wrt="target")
+
 #: framework -> entry id -> (test, minimal case)
 MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
     "torch": {
@@ -106,6 +113,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("poisson_nll_loss", {"input": _a([0.0], "float16"), "target": _a([1.0], "float16")},
                  {"log_input": False, "reduction": "sum"}, "float16", wrt="target"),
         ),
+        "bce-target-gradient-ignores-log-clamp": (
+            "test_gradient_matches_oracle",
+            # d/dy = -(max(log x, -100) - max(log(1 - x), -100)) = 100 at x = 0; -logit(0) = inf
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.5])}, {"reduction": "sum"}, "float32",
+                 wrt="target"),
+        ),
+        "kl-div-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
     },
     "torch-compile": {
         "bce-backward-divides-by-clamped-x-one-minus-x": (
@@ -240,6 +254,19 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             _BCEL_HALF_OVERFLOW,
         ),
         "cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
+        "keras-bce-target-and-weight-gradients-of-clipped-probability": (
+            "test_gradient_matches_oracle",
+            # exact d/dy = 100 (log 0 clamped at -100); Keras clips p to 1e-7: -log(1e-7) = 16.118
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.5])}, {"reduction": "sum"}, "float32",
+                 wrt="target"),
+        ),
+        "keras-bce-half-precision-clip-does-not-reach-one-target-and-weight-gradients": (
+            "test_gradient_matches_oracle",
+            # exact d/dy = -(0 - (-100)) = -100; 1 - 1e-7 is 1 in float16: -(0 - log 0) = -inf
+            Case("binary_cross_entropy", {"input": _a([1.0], "float16"), "target": _a([0.0], "float16")},
+                 {"reduction": "sum"}, "float16", wrt="target"),
+        ),
+        "keras-kl-target-gradient-of-clipped-probabilities": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
     },
     "jax": {
         "xla-cpu-denormals-are-zero-moves-a-hinge-onto-its-kink": (
@@ -336,6 +363,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             _BCEL_HALF_OVERFLOW,
         ),
         "xla-cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
+        "kl-divergence-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
     },
 }
 
@@ -375,3 +403,35 @@ def test_gradient_entry_still_describes_the_framework(framework, entry_id):
     all_entries = load_expectations(builtin_expectations_file(framework), default_adapters=(framework,))
     found = _lookup(all_entries, adapter.name, test, case)
     assert found is not None and found.id == entry_id, f"{entry_id} does not explain its own minimal case: {found}"
+
+
+#: More minimal cases of entries whose reason names a second mechanism or parameter:
+#: (framework, entry id, test, case).
+FURTHER_CASES: list[tuple[str, str, str, Case]] = [
+    ("torch", "kl-div-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
+    ("jax", "kl-divergence-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
+    ("torch", "bce-target-gradient-ignores-log-clamp", "test_gradient_matches_oracle",
+     # log(1.4e-45) = -103.28 is clamped: exact 100; -logit(x) = 103.28
+     Case("binary_cross_entropy", {"input": _a([1.401298464324817e-45]), "target": _a([0.5])}, {"reduction": "sum"},
+          "float32", wrt="target")),
+    ("tensorflow", "keras-bce-target-and-weight-gradients-of-clipped-probability", "test_gradient_matches_oracle",
+     # d/dw = -log(1 - 0) = 0; Keras: -log(1 - 1e-7) = 1.19e-7 (1 - 1e-7 in float32)
+     Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum", "weight": _a([1.0])},
+          "float32", wrt="weight")),
+    ("tensorflow", "keras-bce-half-precision-clip-does-not-reach-one-target-and-weight-gradients",
+     "test_gradient_matches_oracle",
+     # d/dw = -(1 - y) max(log(1 - 1), -100) = 100; Keras: -log(0) = inf
+     Case("binary_cross_entropy", {"input": _a([1.0], "float16"), "target": _a([0.0], "float16")},
+          {"reduction": "sum", "weight": _a([1.0], "float16")}, "float16", wrt="weight")),
+]
+
+
+@pytest.mark.parametrize(("framework", "entry_id", "test", "case"), FURTHER_CASES,
+                         ids=[f"{f}-{e}-{c.wrt}" for f, e, _, c in FURTHER_CASES])
+def test_gradient_entry_explains_its_further_cases(framework, entry_id, test, case):
+    adapter = _adapter(framework)
+    outcome = check_gradient_case(adapter, case)
+    assert not outcome.passed, f"{framework} now gets this case of {entry_id} right: update the entry"
+    all_entries = load_expectations(builtin_expectations_file(framework), default_adapters=(framework,))
+    found = _lookup(all_entries, adapter.name, test, case)
+    assert found is not None and found.id == entry_id, f"{entry_id} does not explain {case.describe()}: {found}"
