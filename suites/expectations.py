@@ -1403,7 +1403,29 @@ def _bce_log_clamped(case: Case) -> bool:
     return bool(np.any((x < _BCE_CLAMP_PROBABILITY) | (1.0 - x < _BCE_CLAMP_PROBABILITY)))
 
 
+#: Beyond this argument ``z`` a term ``-log sigma(z) = log(1 + e^-z)`` evaluated as the log of the
+#: rounded ``1 + e^-z`` (absolute error up to ``u/2``) exceeds its own gradient bound (about
+#: ``u e^-z (12 + 4z)`` for a weight gradient): from ``z ~ 4.1``; 3.5 leaves a margin.
+_LOG_SIGMOID_TERM_ARGUMENT = 3.5
+
+
+def _multilabel_soft_margin_small_term(case: Case) -> bool:
+    """``multilabel_soft_margin_loss``: some element whose live term ``-log sigma(z)`` (``z = x``
+    where ``y != 0``, ``z = -x`` where ``y != 1``) has a finite ``z`` above 3.5, where the term
+    ``log(1 + e^-z)`` is small and ``1 + e^-z`` rounded in the dtype loses its digits."""
+    if case.fn != "multilabel_soft_margin_loss":
+        return False
+    x = _input(case)
+    y = np.asarray(case.args["target"], dtype=np.float64)
+    if x.shape != y.shape:
+        return False
+    with np.errstate(invalid="ignore"):
+        live = ((y != 0) & (x > _LOG_SIGMOID_TERM_ARGUMENT)) | ((y != 1) & (-x > _LOG_SIGMOID_TERM_ARGUMENT))
+    return bool(np.any(live & np.isfinite(x)))
+
+
 FEATURES.update({
+    "multilabel_soft_margin_small_term": _multilabel_soft_margin_small_term,
     "bce_log_clamped": _bce_log_clamped,
     "wrt_target_or_weight": lambda c: c.wrt in ("target", "weight"),
 })

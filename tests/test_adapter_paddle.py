@@ -564,6 +564,14 @@ def _multilabel_soft_target_inf(adapter):
     return case
 
 
+def _multilabel_soft_small_term(adapter):
+    # d/dw = log(1 + e^-5) / 1; Paddle's log_sigmoid(5) is -log of the rounded 1 + e^-5
+    case = Case("multilabel_soft_margin_loss", {"input": a([[-5.0]], "float64"), "target": a([[0.0]], "float64")},
+                {"reduction": "sum", "weight": a([0.0], "float64")}, "float64", wrt="weight")
+    _gradient_deviates(adapter, case, [0.006715348489117967], [0.006715348489118068])
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cross-entropy-mean-counts-ignored-positions": ("test_matches_oracle", _ce_mean_ignored),
     "mean-over-zero-denominator-is-zero": ("test_edge_cases", _mean_over_nothing),
@@ -596,6 +604,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "label-smoothing-mean-with-nonnegative-ignore-index": ("test_properties", _smoothing_mean_ignore),
     "bce-weight-gradient-log-of-rounded-one-minus-p": ("test_gradient_matches_oracle", _bce_weight_one_minus),
     "multilabel-soft-margin-target-gradient-nan-at-infinite-logit": ("test_gradient_edge_cases", _multilabel_soft_target_inf),
+    "log-sigmoid-of-rounded-one-plus-exp-weight-gradient": ("test_gradient_matches_oracle", _multilabel_soft_small_term),
 }
 
 
