@@ -1424,7 +1424,18 @@ def _multilabel_soft_margin_small_term(case: Case) -> bool:
     return bool(np.any(live & np.isfinite(x)))
 
 
+def _bce_probability_near_0_41(case: Case) -> bool:
+    """``binary_cross_entropy``: some probability in [0.28, 0.53], whatever its target: the
+    gradients w.r.t. target (``-w (log x - log1p(-x))``) and weight use ``log1p(-x)`` there,
+    where XLA:CPU's float64 log1p is inaccurate (``log1p_argument_near_minus_0_41``)."""
+    if case.fn != "binary_cross_entropy":
+        return False
+    p = _input(case)
+    return bool(np.any((p >= 0.28) & (p <= 0.53)))
+
+
 FEATURES.update({
+    "bce_probability_near_0_41": _bce_probability_near_0_41,
     "multilabel_soft_margin_small_term": _multilabel_soft_margin_small_term,
     "bce_log_clamped": _bce_log_clamped,
     "wrt_target_or_weight": lambda c: c.wrt in ("target", "weight"),

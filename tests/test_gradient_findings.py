@@ -364,6 +364,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         ),
         "xla-cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
         "kl-divergence-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
+        "float64-log1p-inaccurate-near-minus-0-41-gradient": (
+            "test_gradient_matches_oracle",
+            # exact -(log p - log1p(-p)) = 0.37948962170490375; XLA's log1p(-0.40625): 0.3794896217049122
+            Case("binary_cross_entropy", {"input": _a([0.40625], "float64"), "target": _a([0.0], "float64")},
+                 {"reduction": "sum"}, "float64", wrt="target"),
+        ),
     },
 }
 
@@ -414,6 +420,9 @@ FURTHER_CASES: list[tuple[str, str, str, Case]] = [
      # log(1.4e-45) = -103.28 is clamped: exact 100; -logit(x) = 103.28
      Case("binary_cross_entropy", {"input": _a([1.401298464324817e-45]), "target": _a([0.5])}, {"reduction": "sum"},
           "float32", wrt="target")),
+    ("jax", "float64-log1p-inaccurate-near-minus-0-41-gradient", "test_gradient_matches_oracle",
+     Case("binary_cross_entropy", {"input": _a([0.40625], "float64"), "target": _a([0.0], "float64")},
+          {"reduction": "sum", "weight": _a([1.0], "float64")}, "float64", wrt="weight")),
     ("tensorflow", "keras-bce-target-and-weight-gradients-of-clipped-probability", "test_gradient_matches_oracle",
      # d/dw = -log(1 - 0) = 0; Keras: -log(1 - 1e-7) = 1.19e-7 (1 - 1e-7 in float32)
      Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum", "weight": _a([1.0])},
