@@ -1,5 +1,6 @@
 r"""Exact gradients of ``binary_cross_entropy_with_logits`` w.r.t. ``target``, ``weight`` and
-``pos_weight``, and the error model's quantities for them
+``pos_weight``, of ``binary_cross_entropy`` and ``multilabel_soft_margin_loss`` w.r.t. ``target``
+and ``weight``, and the error model's quantities for them
 (:class:`oracle.gradients.GradientCondition`).
 
 Per element (``oracle.binary``), with ``a = softplus(-x) = -log sigma(x)`` and
@@ -46,6 +47,40 @@ Error model (``suites/gradients.py``): ``c = sum_z |z dg/dz| + m`` over ``x, y, 
 
 At ``x = +-inf`` the ``x``-terms are their limits where finite and 0 where the gradient
 itself is infinite (the bound of an infinite exact component is not used).
+
+``binary_cross_entropy`` (``oracle.binary``): ``t = -w (y Lx + (1 - y) L1)`` with the
+documented clamped logs ``Lx = max(log x, -100)``, ``L1 = max(log(1 - x), -100)``:
+
+==============  ===================================  ======================================
+parameter       ``dt/dz``                            at ``x`` in {0, 1}
+==============  ===================================  ======================================
+``target``      ``-w (Lx - L1)``                     ``100 w`` at 0, ``-100 w`` at 1
+``weight``      ``-(y Lx + (1 - y) L1)``             ``100 y`` at 0, ``100 (1 - y)`` at 1
+==============  ===================================  ======================================
+
+always finite: the clamp holds each log at -100 where it would be ``-inf`` (and below
+``x = e^-100``), and a clamped log is constant in ``x``. PyTorch 2.13 differentiates
+``target`` as ``-w logit(x)``, unclamped (``+-inf`` at 0 and 1: an expected deviation), and
+not ``weight``. Error model: ``|x dg/dx|`` counts ``1`` for ``log x`` at every ``x > 0`` (its
+clamp's kink at ``e^-100`` is continuous; ``m`` holds ``100 |w|`` there, far more) and
+``x / (1 - x)`` for an unclamped ``log(1 - x)``; no perturbation of ``x = 1`` crosses that clamp
+(as in the forward model). ``target``: ``c = |w| (x-terms + |Lx| + |L1|) + |g|`` (the
+summands ``w Lx``, ``w L1``; the weight's perturbation ``|g|``). ``weight``: ``c = |y| + |1-y|
+x/(1-x)`` (live parts) ``+ |y (Lx - L1)| + |y Lx| + |(1 - y) L1|``, summed over the axes the
+weight was broadcast along (``count`` addends).
+
+``multilabel_soft_margin_loss`` (``oracle.margin``): ``t_n = (1/C) sum_c w_c (y a + (1 - y) b)``
+(``a = softplus(-x)``, ``b = softplus(x)``), over ``N`` for a mean (``D``):
+
+* ``target``: ``w_c (a - b) / (C D) = -w_c x / (C D)``; ``-+inf`` at ``x = +-inf`` (a finite
+  loss there needs the agreeing hard target), ``0 * inf`` = NaN for ``w_c = 0`` (as
+  ``binary_cross_entropy_with_logits``). ``c = (2 |w x| + |w| (a + b)) / (C D)``: the ``x`` and
+  ``w`` perturbations, and the summands a backward pass through ``log sigma(x) - log
+  sigma(-x)`` adds (PyTorch's), which cancel near ``x = 0``.
+* ``weight``: ``sum_n (y a + (1 - y) b) / (C D)`` (0 log 0 = 0), in the weight's shape;
+  ``c = |x| (|1-y| sigma(x) + |y| sigma(-x)) + |y x| + |y a| + |(1 - y) b|`` per element (the
+  ``y``-term taken as 0 at an infinite ``x``, as the forward model does), summed over the ``N``
+  samples (``count = N``).
 """
 
 from __future__ import annotations

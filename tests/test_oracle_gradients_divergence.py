@@ -16,7 +16,10 @@ import oracle
 from oracle import gradients as og
 
 from .test_oracle_gradients import floats_array
-from .test_oracle_gradients_regression import assert_condition_covers_wrt, assert_grad_matches_numerical
+from .test_oracle_gradients_regression import (
+    assert_condition_covers_wrt,
+    assert_grad_matches_numerical,
+)
 
 FN = "kl_div"
 SHAPE = (2, 3)
