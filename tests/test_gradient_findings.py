@@ -127,6 +127,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             # the same formula in the compiled backward: 0 / max(0, 1e-12) = 0; exact 1
             Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
+        "bce-target-gradient-ignores-log-clamp": (
+            "test_gradient_matches_oracle",
+            # exact 100 (log 0 clamped at -100); the compiled -logit(0) = inf
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.5])}, {"reduction": "sum"}, "float32",
+                 wrt="target"),
+        ),
+        "kl-div-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
     },
     "tensorflow": {
         "cpu-denormals-are-zero-moves-a-hinge-onto-its-kink": (
