@@ -525,8 +525,9 @@ class PaddleLosses(SpecFunctions):
         case's dtype. Where ``paddle.grad`` returns None (``allow_unused``): zeros for the
         loss's first parameter (an output that does not depend on it), and
         NotImplementedError -- unsupported, never a silent zero gradient -- for any
-        other: Paddle's kernels take e.g. BCE-with-logits' ``target`` and ``pos_weight``,
-        soft labels and ``nll_loss``'s weight as constants, although the loss depends on them.
+        other: Paddle's kernels take e.g. BCE-with-logits' ``target`` and ``pos_weight``, the
+        labels of ``bce_loss`` and ``kldiv_loss``, soft labels and ``nll_loss``'s weight as
+        constants, although the loss depends on them.
         """
         arguments = self._bind(fn_name, args, kwargs)
         value = arguments.get(wrt)

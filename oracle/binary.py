@@ -126,7 +126,7 @@ def binary_cross_entropy(
 
 
 def binary_cross_entropy_grad(
-    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"
+    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean", wrt: str = "input"
 ) -> np.ndarray:
     """Exact gradient of the output's sum w.r.t. ``input``.
 
@@ -134,7 +134,14 @@ def binary_cross_entropy_grad(
     clamped log is constant, so its part of the derivative is 0. (PyTorch's
     backward instead divides by ``max(x (1 - x), 1e-12)``; that is a property of
     its implementation, not of the documented function.)
+
+    ``wrt``: ``target`` (``-w (Lx - L1)`` with the clamped logs) or ``weight``
+    (``oracle.gradients_binary``).
     """
+    if wrt != "input":
+        from .gradients_binary import binary_cross_entropy_grad_wrt
+
+        return binary_cross_entropy_grad_wrt(input, target, weight, size_average, reduce, reduction, wrt=wrt)
     lt = binary_cross_entropy_terms(input, target, weight, size_average, reduce, reduction)
     x, y, w = _elementwise_inputs(input, target, weight)
     grad = np.empty(x.shape, dtype=object)

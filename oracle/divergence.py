@@ -110,10 +110,18 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
 
 
 def kl_div_grad(
-    input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False
+    input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False,
+    wrt: str = "input",
 ) -> np.ndarray:
     """Exact gradient of the output's sum w.r.t. ``input``: ``-p`` (``-e^s``), scaled by
-    the reduction's denominator; 0 where the target probability is 0."""
+    the reduction's denominator; 0 where the target probability is 0.
+
+    ``wrt="target"``: ``oracle.gradients_divergence`` (``log p + 1 - x``, ``-inf`` at ``p = 0``).
+    """
+    if wrt != "input":
+        from .gradients_divergence import kl_div_grad_wrt
+
+        return kl_div_grad_wrt(input, target, size_average, reduce, reduction, log_target, wrt=wrt)
     lt = kl_div_terms(input, target, size_average, reduce, reduction, log_target)
     x, y = _broadcast(input, target)
     grad = np.empty(x.shape, dtype=object)

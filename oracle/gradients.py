@@ -352,13 +352,19 @@ def nll_loss_grad_condition(
 
 
 def binary_cross_entropy_grad_condition(
-    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"
+    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean", wrt: str = "input"
 ) -> GradientCondition:
     r"""``g = w [(1-y)/(1-x) - y/x]`` (unclamped parts only):
 
     ``|x dg/dx| = |w| (|x (1-y)| / (1-x)^2 + |y / x|)``, ``|y dg/dy| = |w y| |1/(1-x) + 1/x|``,
     and the summands ``m = |w| (|(1-y)/(1-x)| + |y/x|)`` (also the weight's perturbation).
+
+    ``wrt``: ``target``/``weight`` -- ``oracle.gradients_binary``.
     """
+    if wrt != "input":
+        from .gradients_binary import binary_cross_entropy_wrt_condition
+
+        return binary_cross_entropy_wrt_condition(input, target, weight, size_average, reduce, reduction, wrt=wrt)
     reduction = resolve_reduction(size_average, reduce, reduction)
     x, y, w = _elementwise_inputs(input, target, weight)
     cond = _zeros(x.shape)
@@ -429,11 +435,18 @@ def binary_cross_entropy_with_logits_grad_condition(
 
 
 def kl_div_grad_condition(
-    input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False
+    input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False,
+    wrt: str = "input",
 ) -> GradientCondition:
     """``g = -p`` (``-e^s``) over the denominator: independent of ``input``; the target's
     perturbation gives ``|g|`` (``|s| |g|`` for ``log_target``), plus ``|g|`` for the
-    division. Broadcast axes of ``input`` are summed like the gradient."""
+    division. Broadcast axes of ``input`` are summed like the gradient.
+
+    ``wrt="target"``: ``oracle.gradients_divergence``."""
+    if wrt != "input":
+        from .gradients_divergence import kl_div_wrt_condition
+
+        return kl_div_wrt_condition(input, target, size_average, reduce, reduction, log_target, wrt=wrt)
     reduction = resolve_reduction(size_average, reduce, reduction)
     x, t = _broadcast(input, target)
     cond = _zeros(x.shape)

@@ -170,8 +170,15 @@ def multilabel_soft_margin_loss_grad_condition(
     without ``pos_weight``): ``|x dg/dx| = |w x| sigma(x) sigma(-x)``, ``|y dg/dy| = |w y|``,
     the summands (and the weight's perturbation) ``|w| (|1-y| sigma(x) + |y| sigma(-x))``,
     all over ``C D``. A backward pass computing ``sigma(x) - y`` loses ``u (sigma(x) + |y|)``
-    absolutely, which the target's term already covers: ``scale = 0``."""
-    _check_wrt(wrt, ("input",), "multilabel_soft_margin_loss")
+    absolutely, which the target's term already covers: ``scale = 0``.
+
+    ``wrt``: ``target``/``weight`` -- ``oracle.gradients_binary``."""
+    if wrt != "input":
+        from .gradients_binary import multilabel_soft_margin_loss_wrt_condition
+
+        return multilabel_soft_margin_loss_wrt_condition(
+            input, target, weight, size_average, reduce, reduction, wrt=wrt
+        )
     reduction = resolve_reduction(size_average, reduce, reduction)
     x = mp_array(input)
     rows, _ = _class_rows(x)

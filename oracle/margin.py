@@ -97,7 +97,7 @@ def _sum_error_factor(m: int) -> int:
 
 def _only_input(wrt: str, loss: str) -> None:
     """The loss is differentiated by ``input`` only: its target holds labels (+-1, class
-    indices) or, for ``multilabel_soft_margin_loss``, is not covered yet."""
+    indices)."""
     if wrt != "input":
         raise ValueError(f"{loss}: the oracle differentiates only input, not {wrt!r}")
 
@@ -318,8 +318,13 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
 def multilabel_soft_margin_loss_grad(
     input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean", *, wrt: str = "input"
 ) -> np.ndarray:
-    """``dt_n/dx_{nc} = w_c [(1 - y) sigma(x) - y sigma(-x)] / C`` (smooth)."""
-    _only_input(wrt, "multilabel_soft_margin_loss")
+    """``dt_n/dx_{nc} = w_c [(1 - y) sigma(x) - y sigma(-x)] / C`` (smooth).
+
+    ``wrt``: ``target`` (``-w_c x / C``) or ``weight`` (``oracle.gradients_binary``)."""
+    if wrt != "input":
+        from .gradients_binary import multilabel_soft_margin_loss_grad_wrt
+
+        return multilabel_soft_margin_loss_grad_wrt(input, target, weight, size_average, reduce, reduction, wrt=wrt)
     lt = multilabel_soft_margin_loss_terms(input, target, weight, size_average, reduce, reduction)
     x = mp_array(input)
     rows, _ = _class_rows(x)

@@ -1628,3 +1628,58 @@ def _input_below_minus_2(case: Case) -> bool:
 FEATURES.update({
     "input_below_minus_2": _input_below_minus_2,
 })
+
+
+# -- gradients w.r.t. the binary and divergence losses' targets and weights (issue 6) ---------
+
+#: ``log`` of the smallest probability ``binary_cross_entropy`` does not clamp: ``e^-100``.
+_BCE_CLAMP_PROBABILITY = math.exp(-100.0)
+
+
+def _bce_log_clamped(case: Case) -> bool:
+    """``binary_cross_entropy``: some probability ``x`` whose ``log x`` or ``log(1 - x)`` is
+    below -100, where the docs clamp it (``x < e^-100``, which includes ``x = 0``, or
+    ``1 - x < e^-100``, i.e. ``x = 1`` in every binary format)."""
+    if case.fn != "binary_cross_entropy":
+        return False
+    x = _input(case)
+    return bool(np.any((x < _BCE_CLAMP_PROBABILITY) | (1.0 - x < _BCE_CLAMP_PROBABILITY)))
+
+
+#: Beyond this argument ``z`` a term ``-log sigma(z) = log(1 + e^-z)`` evaluated as the log of the
+#: rounded ``1 + e^-z`` (absolute error up to ``u/2``) exceeds its own gradient bound (about
+#: ``u e^-z (12 + 4z)`` for a weight gradient): from ``z ~ 4.1``; 3.5 leaves a margin.
+_LOG_SIGMOID_TERM_ARGUMENT = 3.5
+
+
+def _multilabel_soft_margin_small_term(case: Case) -> bool:
+    """``multilabel_soft_margin_loss``: some element whose live term ``-log sigma(z)`` (``z = x``
+    where ``y != 0``, ``z = -x`` where ``y != 1``) has a finite ``z`` above 3.5, where the term
+    ``log(1 + e^-z)`` is small and ``1 + e^-z`` rounded in the dtype loses its digits."""
+    if case.fn != "multilabel_soft_margin_loss":
+        return False
+    x = _input(case)
+    y = np.asarray(case.args["target"], dtype=np.float64)
+    if x.shape != y.shape:
+        return False
+    with np.errstate(invalid="ignore"):
+        live = ((y != 0) & (x > _LOG_SIGMOID_TERM_ARGUMENT)) | ((y != 1) & (-x > _LOG_SIGMOID_TERM_ARGUMENT))
+    return bool(np.any(live & np.isfinite(x)))
+
+
+def _bce_probability_near_0_41(case: Case) -> bool:
+    """``binary_cross_entropy``: some probability in [0.28, 0.53], whatever its target: the
+    gradients w.r.t. target (``-w (log x - log1p(-x))``) and weight use ``log1p(-x)`` there,
+    where XLA:CPU's float64 log1p is inaccurate (``log1p_argument_near_minus_0_41``)."""
+    if case.fn != "binary_cross_entropy":
+        return False
+    p = _input(case)
+    return bool(np.any((p >= 0.28) & (p <= 0.53)))
+
+
+FEATURES.update({
+    "bce_probability_near_0_41": _bce_probability_near_0_41,
+    "multilabel_soft_margin_small_term": _multilabel_soft_margin_small_term,
+    "bce_log_clamped": _bce_log_clamped,
+    "wrt_target_or_weight": lambda c: c.wrt in ("target", "weight"),
+})

@@ -443,13 +443,15 @@ REGISTRY: dict[str, LossSpec] = {
             grad_wrt=("input", "target", "weight"),
         ),
         LossSpec("nll_loss", oracle.nll_loss_terms, nll_loss_cases, NLL_EDGES, NLL_INVALID, grad_wrt=("input", "weight")),
-        LossSpec("binary_cross_entropy", oracle.binary_cross_entropy_terms, binary_cross_entropy_cases, BCE_EDGES, BCE_INVALID),
+        LossSpec("binary_cross_entropy", oracle.binary_cross_entropy_terms, binary_cross_entropy_cases, BCE_EDGES, BCE_INVALID,
+                 grad_wrt=("input", "target", "weight")),
         LossSpec(
             "binary_cross_entropy_with_logits", oracle.binary_cross_entropy_with_logits_terms,
             binary_cross_entropy_with_logits_cases, BCEL_EDGES, BCEL_INVALID,
             grad_wrt=("input", "target", "weight", "pos_weight"),
         ),
-        LossSpec("kl_div", oracle.kl_div_terms, kl_div_cases, KL_EDGES, KL_INVALID, ("none", "mean", "sum", "batchmean")),
+        LossSpec("kl_div", oracle.kl_div_terms, kl_div_cases, KL_EDGES, KL_INVALID, ("none", "mean", "sum", "batchmean"),
+                 grad_wrt=("input", "target")),
         LossSpec(
             "log_softmax", oracle.log_softmax_terms, lambda d: _softmax_family_cases(d, "log_softmax"),
             _softmax_edges("log_softmax"), SOFTMAX_INVALID("log_softmax"), (),

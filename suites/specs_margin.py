@@ -494,7 +494,7 @@ def margin_specs() -> list:
         LossSpec("soft_margin_loss", oracle.soft_margin_loss_terms, soft_margin_cases, SOFT_MARGIN_EDGES, SOFT_MARGIN_INVALID),
         LossSpec(
             "multilabel_soft_margin_loss", oracle.multilabel_soft_margin_loss_terms, multilabel_soft_margin_cases,
-            MULTILABEL_SOFT_MARGIN_EDGES, MULTILABEL_SOFT_MARGIN_INVALID,
+            MULTILABEL_SOFT_MARGIN_EDGES, MULTILABEL_SOFT_MARGIN_INVALID, grad_wrt=("input", "target", "weight"),
         ),
         LossSpec("multi_margin_loss", oracle.multi_margin_loss_terms, multi_margin_cases, MULTI_MARGIN_EDGES, MULTI_MARGIN_INVALID),
         LossSpec(

@@ -415,12 +415,13 @@ MINIMAL_CASES = [
 
 #: Gradient entries: (entry, case, the gradient MLX returns).
 GRADIENT_CASES = [
-    ("clamped-log-gradient-nan", _case("binary_cross_entropy", {"input": [0.0], "target": [0.0]}, {"reduction": "none"}), [NAN]),
-    ("clamped-log-gradient-nan", _case("binary_cross_entropy", {"input": [1.0], "target": [1.0]}, {"reduction": "none"}), [NAN]),
+    ("clamped-log-gradient-nan", replace(_case("binary_cross_entropy", {"input": [0.0], "target": [0.0]}, {"reduction": "none"}), wrt="input"), [NAN]),
+    ("clamped-log-gradient-nan", replace(_case("binary_cross_entropy", {"input": [1.0], "target": [1.0]}, {"reduction": "none"}), wrt="input"), [NAN]),
     ("exp-flushes-subnormal-gradients",
      _case("kl_div", {"input": [0.0], "target": [-92.0]}, {"reduction": "sum", "log_target": True}), [-0.0]),
     ("logaddexp-gradient-cancels-for-negative-logits",
-     _case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
+     replace(_case("binary_cross_entropy_with_logits", {"input": [-10.0, -40.0], "target": [0.0, 0.0]}, {"reduction": "sum"}),
+             wrt="input"),
      [4.5418739318847656e-05, 0.0]),
     ("float16-sigmoid-exp-overflow-gradient", _case("sigmoid", {"input": [-12.0]}, dtype="float16"), [0.0]),
     ("regression-weight-gradient-at-overflowed-term",
@@ -461,6 +462,18 @@ GRADIENT_CASES = [
     ("ignored-position-nonfinite-term-nan-weight-gradient",
      replace(_case("nll_loss", {"input": [[-np.inf, 0.0], [0.0, 0.0]], "target": [-100, 0]},
                    {"weight": [1.0, 1.0], "reduction": "sum"}), wrt="weight"), [NAN, 0.0]),
+    # d/dw -log(1 - p) = 1.00005e-4 and 6.4e-31; mx.log(1 - p) rounds 1 - p first
+    ("bce-weight-gradient-log-of-rounded-one-minus-p",
+     replace(_case("binary_cross_entropy", {"input": [1e-4], "target": [0.0]}, {"reduction": "sum", "weight": [1.0]}), wrt="weight"),
+     [0.00010002159251598641]),
+    ("bce-weight-gradient-log-of-rounded-one-minus-p",
+     replace(_case("binary_cross_entropy", {"input": [6.394885340930961e-31], "target": [0.0]}, {"reduction": "sum", "weight": [1.0]}),
+             wrt="weight"),
+     [0.0]),
+    # d/ds e^s (s - x) at s = -inf is 0; exp(s) (s - x) + exp(s) = 0 * -inf
+    ("kl-div-log-target-gradient-nan-at-zero-target",
+     replace(_case("kl_div", {"input": [-1.0, 0.0], "target": [-INF, 0.0]}, {"reduction": "sum", "log_target": True}), wrt="target"),
+     [NAN, 1.0]),
 ]
 
 

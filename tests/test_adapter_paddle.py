@@ -243,6 +243,9 @@ def test_gradients_through_paddle_grad(paddle_adapter):
         paddle_adapter.grad("cross_entropy", {"input": x, "target": i([2])}, {}, wrt="target")
     with pytest.raises(NotImplementedError, match="not registered for bfloat16"):
         paddle_adapter.grad("sigmoid", {"input": a([0.5], BF16)}, {})
+    # bce_loss does not differentiate its label: unsupported, not a zero gradient
+    with pytest.raises(NotImplementedError, match="does not connect 'target'"):
+        paddle_adapter.grad("binary_cross_entropy", {"input": a([0.25], "float64"), "target": a([0.5], "float64")}, {}, wrt="target")
 
 
 def test_importing_the_adapter_module_imports_no_paddle():
@@ -668,6 +671,42 @@ def _huber_delta_property(adapter):
     return case
 
 
+def _gradient_deviates(adapter, case: Case, observed, exact) -> None:
+    """The gradient case fails against the spec: Paddle's gradient is ``observed``, the exact
+    one (correctly rounded) ``exact``."""
+    __tracebackhide__ = True
+    from suites.gradients import check_gradient_case, evaluate_gradient
+
+    np.testing.assert_allclose(np.asarray(evaluate_gradient(case).rounded, dtype=np.float64), exact, rtol=1e-7)
+    got = adapter.grad(case.fn, case.args, case.kwargs, wrt=case.wrt)
+    np.testing.assert_allclose(got.astype(np.float64), observed, rtol=1e-6, equal_nan=True)
+    assert not check_gradient_case(adapter, case).passed
+
+
+def _bce_weight_one_minus(adapter):
+    # d/dw -log(1 - x) = x; log(1 - x) with 1 - x rounded to 1 gives 0
+    case = Case("binary_cross_entropy", {"input": a([8.437668357546999e-31], "float32"), "target": a([0.0], "float32")},
+                {"reduction": "sum", "weight": a([1.0], "float32")}, "float32", wrt="weight")
+    _gradient_deviates(adapter, case, [0.0], [8.437668357546999e-31])
+    return case
+
+
+def _multilabel_soft_target_inf(adapter):
+    # d/dy = -w x / C = [-inf, inf]; log_sigmoid(-inf) is NaN in Paddle
+    case = Case("multilabel_soft_margin_loss", {"input": a([[INF, -INF]], "float64"), "target": a([[1.0, 0.0]], "float64")},
+                {"reduction": "sum"}, "float64", wrt="target")
+    _gradient_deviates(adapter, case, [[NAN, NAN]], [[-INF, INF]])
+    return case
+
+
+def _multilabel_soft_small_term(adapter):
+    # d/dw = log(1 + e^-5) / 1; Paddle's log_sigmoid(5) is -log of the rounded 1 + e^-5
+    case = Case("multilabel_soft_margin_loss", {"input": a([[-5.0]], "float64"), "target": a([[0.0]], "float64")},
+                {"reduction": "sum", "weight": a([0.0], "float64")}, "float64", wrt="weight")
+    _gradient_deviates(adapter, case, [0.006715348489117967], [0.006715348489118068])
+    return case
+
+
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "huber-delta-rounded-to-float32-property": ("test_properties", _huber_delta_property),
     "cosine-embedding-epsilon": ("test_edge_cases", _cosine_epsilon),
@@ -718,6 +757,9 @@ GRADIENT_VALUE_CASES: dict[str, Callable] = {
     "softmax-clips-shifted-logits-at-minus-64-weight-gradient": _softmax_clip_weight_gradient,
     "soft-label-class-weights-scale-the-sample-gradient": _soft_label_weights_gradient,
     "label-smoothing-class-weights-scale-the-sample-gradient": _smoothing_weights_gradient,
+    "bce-weight-gradient-log-of-rounded-one-minus-p": _bce_weight_one_minus,
+    "multilabel-soft-margin-target-gradient-nan-at-infinite-logit": _multilabel_soft_target_inf,
+    "log-sigmoid-of-rounded-one-plus-exp-weight-gradient": _multilabel_soft_small_term,
 }
 
 
@@ -725,7 +767,7 @@ GRADIENT_VALUE_CASES: dict[str, Callable] = {
 def test_gradient_entry_values_still_hold(paddle_adapter, entry_id):
     """Paddle's gradient is the value the entry quotes, the exact one differs, and the suite fails it."""
     case = GRADIENT_VALUE_CASES[entry_id](paddle_adapter)
-    assert case.wrt == "weight"
+    assert case.wrt in ("weight", "target")
 
 
 def test_every_expectations_entry_has_a_minimal_case():

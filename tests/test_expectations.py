@@ -115,3 +115,28 @@ def test_gaussian_quotient_overflow_is_an_elementwise_intermediate():
 
     assert FEATURES["elementwise_intermediate_exceeds_dtype_max"](case(200.0))
     assert not FEATURES["elementwise_intermediate_exceeds_dtype_max"](case(1.0))
+
+
+def test_binary_gradient_features():
+    """The features of the binary losses' target/weight gradient entries select what their
+    docstrings say: a clamped BCE log (x < e^-100 or x = 1), a BCE probability in [0.28, 0.53]
+    whatever its target, a multilabel term -log sigma(z) with a live z above 3.5."""
+    from suites.expectations import FEATURES
+
+    def bce(x, y):
+        return Case("binary_cross_entropy", {"input": np.array(x), "target": np.array(y)}, wrt="target")
+
+    assert FEATURES["bce_log_clamped"](bce([0.0], [0.5])) and FEATURES["bce_log_clamped"](bce([1.0], [0.5]))
+    assert FEATURES["bce_log_clamped"](bce([1e-45], [0.5])) and not FEATURES["bce_log_clamped"](bce([1e-40, 0.5], [0.5, 1.0]))
+    assert FEATURES["bce_probability_near_0_41"](bce([0.40625], [1.0]))
+    assert not FEATURES["bce_probability_near_0_41"](bce([0.6], [0.0]))
+    assert FEATURES["wrt_target_or_weight"](bce([0.5], [0.5]))
+    assert not FEATURES["wrt_target_or_weight"](Case("binary_cross_entropy", bce([0.5], [0.5]).args, wrt="input"))
+
+    def mlsm(x, y):
+        return Case("multilabel_soft_margin_loss", {"input": np.array([x]), "target": np.array([y])}, wrt="weight")
+
+    small = FEATURES["multilabel_soft_margin_small_term"]
+    assert small(mlsm([-5.0], [0.0])) and small(mlsm([5.0], [1.0]))
+    assert not small(mlsm([5.0], [0.0])) and not small(mlsm([-5.0], [1.0])) and not small(mlsm([3.0], [1.0]))
+    assert not small(mlsm([np.inf], [1.0]))

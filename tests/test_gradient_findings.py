@@ -66,6 +66,12 @@ _CE_MASKED_CLASS_WEIGHT = Case("cross_entropy", {"input": _a([[1.0, -np.inf, 2.0
 # d/dtarget = w_c (lse - x_c) = [log 2, 2e38, log 2]; x - max = -4e38 overflows to -inf in float32: inf
 _CE_SPREAD_TARGET = Case("cross_entropy", {"input": _a([[3e38, -1e38, 3e38]]), "target": _a([[0.5, 0.0, 0.5]])},
                          {"weight": _a([1.0, 0.5, 1.0]), "reduction": "sum"}, "float32", wrt="target")
+# issue 6, the binary and divergence losses' targets: d/dp (p log p - p x) at p = 0 is -inf
+_KL_ZERO_TARGET = Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "sum"}, "float32",
+                       wrt="target")
+# d/ds e^s (s - x) at s = -inf is 0
+_KL_LOG_TARGET_NEG_INF = Case("kl_div", {"input": _a([-1.0, 0.0]), "target": _a([-np.inf, 0.0])},
+                              {"reduction": "sum", "log_target": True}, "float32", wrt="target")
 
 #: framework -> entry id -> (test, minimal case)
 MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
@@ -80,7 +86,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "bce-backward-divides-by-clamped-x-one-minus-x": (
             "test_gradient_edge_cases",
             # d/dx -log(1 - x) at x = 0 is 1; PyTorch: (x - y) / max(x (1 - x), 1e-12) = 0
-            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
         "sigmoid-gradient-underflows-to-zero-before-subnormal-range": (
             "test_gradient_matches_oracle",
@@ -143,13 +149,27 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "cross-entropy-probability-target-overflowing-logit-spread-target-gradient": (
             "test_gradient_matches_oracle", _CE_SPREAD_TARGET,
         ),
+        "bce-target-gradient-ignores-log-clamp": (
+            "test_gradient_matches_oracle",
+            # d/dy = -(max(log x, -100) - max(log(1 - x), -100)) = 100 at x = 0; -logit(0) = inf
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.5])}, {"reduction": "sum"}, "float32",
+                 wrt="target"),
+        ),
+        "kl-div-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
     },
     "torch-compile": {
         "bce-backward-divides-by-clamped-x-one-minus-x": (
             "test_gradient_edge_cases",
             # the same formula in the compiled backward: 0 / max(0, 1e-12) = 0; exact 1
-            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
+        "bce-target-gradient-ignores-log-clamp": (
+            "test_gradient_matches_oracle",
+            # exact 100 (log 0 clamped at -100); the compiled -logit(0) = inf
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.5])}, {"reduction": "sum"}, "float32",
+                 wrt="target"),
+        ),
+        "kl-div-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
     },
     "tensorflow": {
         "keras-sparse-labels-cast-to-loss-dtype-gradient": (
@@ -180,7 +200,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             "test_gradient_matches_oracle",
             # 1 - 1e-7 is 1 in float16: p = 1 unclipped, d log(1 - p)/dp = inf; exact 0
             Case("binary_cross_entropy", {"input": _a([1.0], "float16"), "target": _a([0.0], "float16")},
-                 {"reduction": "sum"}, "float16"),
+                 {"reduction": "sum"}, "float16", wrt="input"),
         ),
         "cpu-flushes-subnormal-gradients": (
             "test_gradient_matches_oracle",
@@ -196,7 +216,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "keras-bce-gradient-zero-where-clipped": (
             "test_gradient_edge_cases",
             # exact d/dx -log(1 - x) at 0 = 1; the clip's derivative is 0
-            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
         "keras-bce-half-precision-reciprocal-overflows-gradient": (
             "test_gradient_matches_oracle",
@@ -220,7 +240,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "keras-kl-gradient-of-clipped-target": (
             "test_gradient_matches_oracle",
             # exact [-1, 0]; the zero target is clipped to 1e-7
-            Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "none"}, "float32"),
+            Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "none"}, "float32", wrt="input"),
         ),
         "norm-gradient-nan-at-zero-difference": (
             "test_gradient_edge_cases",
@@ -309,6 +329,19 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             _BCEL_HALF_OVERFLOW,
         ),
         "cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
+        "keras-bce-target-and-weight-gradients-of-clipped-probability": (
+            "test_gradient_matches_oracle",
+            # exact d/dy = 100 (log 0 clamped at -100); Keras clips p to 1e-7: -log(1e-7) = 16.118
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.5])}, {"reduction": "sum"}, "float32",
+                 wrt="target"),
+        ),
+        "keras-bce-half-precision-clip-does-not-reach-one-target-and-weight-gradients": (
+            "test_gradient_matches_oracle",
+            # exact d/dy = -(0 - (-100)) = -100; 1 - 1e-7 is 1 in float16: -(0 - log 0) = -inf
+            Case("binary_cross_entropy", {"input": _a([1.0], "float16"), "target": _a([0.0], "float16")},
+                 {"reduction": "sum"}, "float16", wrt="target"),
+        ),
+        "keras-kl-target-gradient-of-clipped-probabilities": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
     },
     "jax": {
         "cross-entropy-probability-target-masked-class-nan-weight-gradient": (
@@ -343,7 +376,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "clamped-log-gradient-nan": (
             "test_gradient_edge_cases",
             # exact 1; 0 * d log(p)/dp = 0 * inf = NaN through jnp.maximum
-            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
         "cosine-similarity-zero-vector-nan-gradient": (
             "test_gradient_edge_cases",
@@ -424,6 +457,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             _BCEL_HALF_OVERFLOW,
         ),
         "xla-cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
+        "kl-divergence-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
+        "float64-log1p-inaccurate-near-minus-0-41-gradient": (
+            "test_gradient_matches_oracle",
+            # exact -(log p - log1p(-p)) = 0.37948962170490375; XLA's log1p(-0.40625): 0.3794896217049122
+            Case("binary_cross_entropy", {"input": _a([0.40625], "float64"), "target": _a([0.0], "float64")},
+                 {"reduction": "sum"}, "float64", wrt="target"),
+        ),
     },
     "paddle": {
         "nll-loss-reduced-ignored-position-corrupts-heap": (
@@ -458,7 +498,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         "bce-backward-divides-by-clamped-x-one-minus-x": (
             "test_gradient_edge_cases",
             # d/dx -log(1 - x) at x = 0 is 1; Paddle: (x - y) / max(x (1 - x), 1e-12) = 0
-            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32"),
+            Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum"}, "float32", wrt="input"),
         ),
         "label-smoothing-labels-formed-in-float32-gradient": (
             "test_gradient_edge_cases",
@@ -578,6 +618,24 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  {"reduction": "sum"}, "float32", wrt="log_probs"),
         ),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
+        "bce-weight-gradient-log-of-rounded-one-minus-p": (
+            "test_gradient_matches_oracle",
+            # d/dw -log(1 - x) = x = 8.4e-31; log of the rounded 1 - x = 1: 0
+            Case("binary_cross_entropy", {"input": _a([8.437668357546999e-31]), "target": _a([0.0])},
+                 {"reduction": "sum", "weight": _a([1.0])}, "float32", wrt="weight"),
+        ),
+        "multilabel-soft-margin-target-gradient-nan-at-infinite-logit": (
+            "test_gradient_edge_cases",
+            # d/dy = -w x / C = [-inf, inf]; Paddle's log_sigmoid(-inf) is NaN
+            Case("multilabel_soft_margin_loss", {"input": _a([[np.inf, -np.inf]], "float64"), "target": _a([[1.0, 0.0]], "float64")},
+                 {"reduction": "sum"}, "float64", wrt="target"),
+        ),
+        "log-sigmoid-of-rounded-one-plus-exp-weight-gradient": (
+            "test_gradient_matches_oracle",
+            # d/dw = log(1 + e^-5): 0.006715348489117967, exact 0.006715348489118068
+            Case("multilabel_soft_margin_loss", {"input": _a([[-5.0]], "float64"), "target": _a([[0.0]], "float64")},
+                 {"reduction": "sum", "weight": _a([0.0], "float64")}, "float64", wrt="weight"),
+        ),
         "cosine-embedding-subnormal-cosine-gradient": (
             "test_gradient_matches_oracle",
             # cos = 9.8e-45 / 6.5e-4 is subnormal in float32; d/db_0 = -cos b_0 / n_b: 350 ULP
@@ -704,3 +762,38 @@ def test_convention_entries_grade_their_minimal_case_exactly(framework, entry_id
     test, case = MINIMAL_CASES[framework][entry_id]
     under = check_gradient_case(adapter, case, convention=entry.convention)
     assert under.passed, f"{framework} is not accurate under {entry.convention!r} on {entry_id}'s case:\n{under.message}"
+
+
+#: More minimal cases of entries whose reason names a second mechanism or parameter:
+#: (framework, entry id, test, case).
+FURTHER_CASES: list[tuple[str, str, str, Case]] = [
+    ("torch", "kl-div-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
+    ("jax", "kl-divergence-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
+    ("torch", "bce-target-gradient-ignores-log-clamp", "test_gradient_matches_oracle",
+     # log(1.4e-45) = -103.28 is clamped: exact 100; -logit(x) = 103.28
+     Case("binary_cross_entropy", {"input": _a([1.401298464324817e-45]), "target": _a([0.5])}, {"reduction": "sum"},
+          "float32", wrt="target")),
+    ("jax", "float64-log1p-inaccurate-near-minus-0-41-gradient", "test_gradient_matches_oracle",
+     Case("binary_cross_entropy", {"input": _a([0.40625], "float64"), "target": _a([0.0], "float64")},
+          {"reduction": "sum", "weight": _a([1.0], "float64")}, "float64", wrt="weight")),
+    ("tensorflow", "keras-bce-target-and-weight-gradients-of-clipped-probability", "test_gradient_matches_oracle",
+     # d/dw = -log(1 - 0) = 0; Keras: -log(1 - 1e-7) = 1.19e-7 (1 - 1e-7 in float32)
+     Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum", "weight": _a([1.0])},
+          "float32", wrt="weight")),
+    ("tensorflow", "keras-bce-half-precision-clip-does-not-reach-one-target-and-weight-gradients",
+     "test_gradient_matches_oracle",
+     # d/dw = -(1 - y) max(log(1 - 1), -100) = 100; Keras: -log(0) = inf
+     Case("binary_cross_entropy", {"input": _a([1.0], "float16"), "target": _a([0.0], "float16")},
+          {"reduction": "sum", "weight": _a([1.0], "float16")}, "float16", wrt="weight")),
+]
+
+
+@pytest.mark.parametrize(("framework", "entry_id", "test", "case"), FURTHER_CASES,
+                         ids=[f"{f}-{e}-{c.wrt}" for f, e, _, c in FURTHER_CASES])
+def test_gradient_entry_explains_its_further_cases(framework, entry_id, test, case):
+    adapter = _adapter(framework)
+    outcome = check_gradient_case(adapter, case)
+    assert not outcome.passed, f"{framework} now gets this case of {entry_id} right: update the entry"
+    all_entries = load_expectations(builtin_expectations_file(framework), default_adapters=(framework,))
+    found = _lookup(all_entries, adapter.name, test, case)
+    assert found is not None and found.id == entry_id, f"{entry_id} does not explain {case.describe()}: {found}"
