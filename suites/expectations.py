@@ -1086,6 +1086,9 @@ FEATURES.update({
     "weighted_regression_mean_over_zero_weight": lambda c: _weighted_regression_mean(c)
     and not np.any(np.asarray(c.kwargs["weight"], dtype=np.float64)),
     "weighted_regression_mean_of_scalar": lambda c: _weighted_regression_mean(c) and _input(c).ndim == 0,
+    # the same 0-d weighted call under any reduction: a property case whose mean it derives
+    "weighted_regression_of_scalar": lambda c: c.fn in ("l1_loss", "mse_loss") and c.kwargs.get("weight") is not None
+    and _input(c).ndim == 0,
     "quadratic_branch_underflows": _quadratic_branch_underflows,
     "eps_below_smallest_normal": _eps_below_smallest_normal,
 })
@@ -1392,7 +1395,26 @@ def _difference_gradient_overflows(case: Case) -> bool:
             term = d * d if case.fn == "mse_loss" else np.where(d <= delta, d * d, delta * (d - delta / 2))
             if np.any(term[finite] > top):
                 return True
+        if case.wrt == "var" and case.fn == "gaussian_nll_loss" and _gaussian_var_gradient_overflows(case, d, top):
+            return True
     return bool(np.any((2 if doubled else 1) * d[finite] > top))
+
+
+def _gaussian_var_gradient_overflows(case: Case, d: np.ndarray, top: float) -> bool:
+    """d/dvar of ``(x - y)^2 / var`` is ``-(x - y)^2 / var^2``, which division's backward forms
+    in the dtype (``var`` clamped at ``eps``): beyond the max, or ``var^2`` below the smallest
+    normal (then rounded far off or to 0), where the halved exact gradient may still fit
+    (float16 x - y = 9.4, var clamped to 0.001: -inf, exact -59339.7)."""
+    var = np.maximum(np.asarray(case.args["var"], dtype=np.float64), float(case.kwargs.get("eps", 1e-6)))
+    if var.ndim == d.ndim - 1 and var.ndim and var.shape != d.shape[-var.ndim:]:
+        var = var[..., None]  # one variance per row: PyTorch unsqueezes the last dimension
+    try:
+        d2, var = np.broadcast_arrays(d * d, var)
+    except ValueError:
+        return False
+    square = var * var
+    live = np.isfinite(d2) & (d2 > 0)
+    return bool(np.any(live & ((d2 / square > top) | (square < format_of(case.dtype).smallest_normal))))
 
 
 def _poisson_full_zero_target(case: Case) -> bool:

@@ -542,6 +542,15 @@ def _regression_scalar_weighted_mean(adapter):
     return case
 
 
+def _regression_scalar_weighted_mean_property(adapter):
+    from suites.properties import PROPERTIES, PropertyViolation
+
+    case = _case("l1_loss", {"input": a(0.0, "float16"), "target": a(1.0, "float16")}, {"weight": a(2.0, "float16"), "reduction": "sum"}, "float16")
+    with pytest.raises(PropertyViolation, match="mean == sum"):
+        PROPERTIES["mean_is_sum_over_denominator"].check(adapter, case)
+    return case
+
+
 def _ctc_edge(label, dtype):
     from suites.registry import spec_for
 
@@ -622,6 +631,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "keras-huber-accepts-nonpositive-delta": ("test_rejects_invalid_input", _huber_delta),
     "keras-weighted-mean-over-zero-weight-is-zero": ("test_edge_cases", _regression_zero_weight_mean),
     "keras-unbatched-weighted-regression-mean-not-divided": ("test_matches_oracle", _regression_scalar_weighted_mean),
+    "keras-unbatched-weighted-regression-mean-not-divided-property": ("test_properties", _regression_scalar_weighted_mean_property),
     "ctc-loss-float64-raises": ("test_edge_cases", _ctc_float64),
     "ctc-loss-zero-width-labels-count-the-empty-path-twice": ("test_matches_oracle", _ctc_zero_width),
     "ctc-loss-floors-frame-log-probabilities": ("test_matches_oracle", _ctc_floor),
