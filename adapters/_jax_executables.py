@@ -129,9 +129,27 @@ class ExecutableCache:
         self.device = device
         self._memory: OrderedDict[str, Callable[..., Any]] = OrderedDict()
         self.hits = self.misses = self.rejected = 0
+        self._loaded: set[str] = set()
 
-    def get(self, key: str, compile_: Callable[[], Any], directory: Path) -> Callable[..., Any]:
-        """The executable for ``key``; ``compile_()`` returns a ``jax.stages.Compiled`` on a miss."""
+    def discard(self, key: str, directory: Path) -> bool:
+        """Forget ``key``'s executable if it came from disk (and delete the entry); False when
+        it was compiled in this process (then an error running it is the program's own)."""
+        if key not in self._loaded:
+            return False
+        self._loaded.discard(key)
+        self._memory.pop(key, None)
+        (directory / _file_name(key)).unlink(missing_ok=True)
+        self._reject()
+        return True
+
+    def get(self, key: str, compile_: Callable[[], Any], directory: Path, values: Sequence[Any] = ()) -> Callable[..., Any]:
+        """The executable for ``key``; ``compile_()`` returns a ``jax.stages.Compiled`` on a miss.
+
+        A miss is stored only when its serialized form, loaded back, runs on ``values`` with
+        bit-identical results: XLA's CPU runtime can deserialize an executable whose fused
+        kernels it then cannot find (``NOT_FOUND: Function subtract_multiply_fusion not
+        found``, a weighted ``mse_loss`` gradient), so storing unverified entries turned a warm
+        run's hits into errors."""
         executable = self._memory.get(key)
         if executable is not None:
             self._memory.move_to_end(key)
@@ -142,10 +160,11 @@ class ExecutableCache:
             self.misses += 1
             TOTALS["misses"] += 1
             executable = compile_()
-            self._store(path, key, executable)
+            self._store(path, key, executable, values)
         else:
             self.hits += 1
             TOTALS["hits"] += 1
+            self._loaded.add(key)
         self._memory[key] = executable
         if len(self._memory) > _IN_MEMORY:
             self._memory.popitem(last=False)
@@ -177,11 +196,13 @@ class ExecutableCache:
         self.rejected += 1
         TOTALS["rejected"] += 1
 
-    def _store(self, path: Path, key: str, compiled: Any) -> None:
+    def _store(self, path: Path, key: str, compiled: Any, values: Sequence[Any] = ()) -> None:
         from jax.experimental import serialize_executable
 
         try:
             executable, in_tree, out_tree = serialize_executable.serialize(compiled)
+            if not _reloads_identically(compiled, executable, in_tree, out_tree, values, self.device):
+                return  # run uncached: this executable does not survive serialization here
             data = pickle.dumps({"key": key, "executable": executable, "in_tree": in_tree, "out_tree": out_tree})
             path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -194,6 +215,25 @@ class ExecutableCache:
                 raise
         except (OSError, ValueError, NotImplementedError, pickle.PicklingError):
             pass  # a read-only or full disk, or an executable JAX cannot serialize: run uncached
+
+
+def _reloads_identically(compiled: Any, executable: bytes, in_tree: Any, out_tree: Any, values: Sequence[Any], device: Any) -> bool:
+    """Whether the serialized executable, loaded back, gives ``compiled``'s results bit for bit."""
+    from jax.experimental import serialize_executable
+
+    try:
+        loaded = serialize_executable.deserialize_and_load(
+            executable, in_tree, out_tree, backend=device.client, execution_devices=[device],
+        )
+        expected = jax.tree_util.tree_leaves(compiled(*values))
+        got = jax.tree_util.tree_leaves(loaded(*values))
+    except Exception:
+        return False
+    return len(expected) == len(got) and all(
+        np.asarray(e).dtype == np.asarray(g).dtype and np.asarray(e).shape == np.asarray(g).shape
+        and np.asarray(e).tobytes() == np.asarray(g).tobytes()
+        for e, g in zip(expected, got)
+    )
 
 
 def _file_name(key: str) -> str:

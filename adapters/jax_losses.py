@@ -240,8 +240,16 @@ class JaxLosses(SpecFunctions):
         if directory is None:
             return jitted()(*values)
         key = executables.describe(source, values, x64=x64, device=self.device)
-        executable = self._executables.get(key, lambda: jitted().lower(*values).compile(), directory)
-        return executable(*values)
+        executable = self._executables.get(key, lambda: jitted().lower(*values).compile(), directory, values)
+        try:
+            return executable(*values)
+        except jax.errors.JaxRuntimeError:
+            # an entry from disk that loads but cannot run here (a kernel XLA's runtime does not
+            # find): dropped, and the program runs as plain jax.jit would -- never an error the
+            # uncached run would not raise
+            if not self._executables.discard(key, directory):
+                raise
+            return jitted()(*values)
 
     def _device_arrays(self, arrays: Mapping[str, np.ndarray]) -> list[jax.Array]:
         return [jax.device_put(array, self.device) for array in arrays.values()]

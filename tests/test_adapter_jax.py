@@ -538,3 +538,34 @@ def test_documented_deviation_still_exists(jax_adapter, minimal: Minimal) -> Non
     selected = minimal.matched or case
     assert entry.matches("jax", minimal.test, selected), f"[{entry.id}] no longer selects {selected.describe()}"
     assert not entry.matches("torch", minimal.test, selected)
+
+
+def test_executable_cache_survives_an_entry_that_loads_but_cannot_run(tmp_path, monkeypatch) -> None:
+    """XLA's CPU runtime can load an executable whose fused kernel it then cannot find
+    (``NOT_FOUND: Function subtract_multiply_fusion not found``: a weighted mse_loss gradient,
+    found by the gate re-measurement). Such an entry from disk is dropped and the program runs
+    as plain ``jax.jit`` (same bits); and a miss is stored only if it reloads and runs
+    identically, so a failing reload is never written."""
+    import jax
+
+    from adapters import _jax_executables as executables
+
+    monkeypatch.setenv(executables.ENV, str(tmp_path))
+    x, t = np.array([[1.0, 2.0, 0.5]], np.float32), np.array([2])
+    want = jax_losses.create(device="cpu").cross_entropy(x, t)
+    (entry,) = tmp_path.glob("*/*.pickle")
+
+    def broken(*_args):
+        raise jax.errors.JaxRuntimeError("NOT_FOUND: Function subtract_multiply_fusion not found (type id: 1)")
+
+    adapter = jax_losses.create(device="cpu")
+    monkeypatch.setattr(adapter._executables, "_load", lambda path, key: broken)
+    assert_same_bits(adapter.cross_entropy(x, t), want)
+    assert adapter._executables.rejected == 1 and not entry.exists(), "the unrunnable entry was kept"
+
+    monkeypatch.undo()
+    monkeypatch.setenv(executables.ENV, str(tmp_path))
+    monkeypatch.setattr(executables, "_reloads_identically", lambda *a, **k: False)
+    storing = jax_losses.create(device="cpu")
+    assert_same_bits(storing.cross_entropy(x, t), want)
+    assert not list(tmp_path.glob("*/*.pickle")), "an executable that does not reload identically was stored"

@@ -458,6 +458,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         ),
         "xla-cpu-flushes-subnormal-gradient-addends": ("test_gradient_matches_oracle", _BCEL_SUBNORMAL_ADDEND),
         "kl-divergence-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
+        "weighted-square-gradient-overflow": (
+            "test_gradient_matches_oracle",
+            # 2 (x - y) = -2**128 overflows float32 before the weight scales it: -inf, exact -2**126
+            Case("mse_loss", {"input": _a([0.0]), "target": _a([2.0**127])}, {"weight": _a([0.25]), "reduction": "sum"},
+                 "float32", wrt="input"),
+        ),
         "float64-log1p-inaccurate-near-minus-0-41-gradient": (
             "test_gradient_matches_oracle",
             # exact -(log p - log1p(-p)) = 0.37948962170490375; XLA's log1p(-0.40625): 0.3794896217049122
@@ -767,6 +773,10 @@ def test_convention_entries_grade_their_minimal_case_exactly(framework, entry_id
 #: More minimal cases of entries whose reason names a second mechanism or parameter:
 #: (framework, entry id, test, case).
 FURTHER_CASES: list[tuple[str, str, str, Case]] = [
+    ("jax", "weighted-square-gradient-overflow", "test_gradient_matches_oracle",
+     # the selected 0.5 d**2 forms d**2 = 98596 > 65504 before halving: inf, exact 49280
+     Case("huber_loss", {"input": _a([-8.9921875], "float16"), "target": _a([305.0], "float16")},
+          {"delta": 314.25, "weight": _a([0.0], "float16"), "reduction": "sum"}, "float16", wrt="weight")),
     ("torch", "gradient-doubled-difference-overflow", "test_gradient_matches_oracle",
      # d/dvar = 0.5 (1/var - d^2/var^2) at var clamped to 0.001: -44512; d^2/var^2 = 90000 in float16: -inf
      Case("gaussian_nll_loss", {"input": _a([0.3], "float16"), "target": _a([0.0], "float16"), "var": _a([0.0], "float16")},
