@@ -980,17 +980,26 @@ def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
     return any(abs(t) > limit for t in terms.reshape(-1) if t == t)
 
 
+def _squared_difference_and_clamped_variance(case: Case, d: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """gaussian_nll_loss's ``(x - y)^2`` and ``max(var, eps)`` broadcast together, ``var`` shaped
+    by the spec's rule (:func:`oracle.regression._variance`); None for a ``var`` it rejects."""
+    from oracle.regression import _variance
+
+    try:
+        var = np.asarray(_variance(case.args["input"], case.args["var"]), dtype=np.float64)
+        d2, clamped = np.broadcast_arrays(d * d, np.maximum(var, float(case.kwargs.get("eps", 1e-6))))
+    except ValueError:
+        return None
+    return d2, clamped
+
+
 def _gaussian_quotient_exceeds(case: Case, d: np.ndarray, limit: float) -> bool:
     """gaussian_nll_loss's ``(x - y)^2 / var`` (var clamped at ``eps``) or ``log var`` plus it,
     both formed in the dtype before the halving: beyond the max while half of it is not
     (float16: (x - y)^2 = 40000, var = 0.61 -> inf, exact 32763)."""
-    var = np.maximum(np.asarray(case.args["var"], dtype=np.float64), float(case.kwargs.get("eps", 1e-6)))
-    if var.ndim == d.ndim - 1 and var.shape != d.shape[-var.ndim:] if var.ndim else False:
-        var = var[..., None]  # one variance per row: PyTorch unsqueezes the last dimension
-    try:
-        d2, var = np.broadcast_arrays(d * d, var)
-    except ValueError:
+    if (terms := _squared_difference_and_clamped_variance(case, d)) is None:
         return False
+    d2, var = terms
     quotient = d2 / var
     return bool(np.any(quotient > limit) or np.any(np.abs(np.log(var) + quotient) > limit))
 
@@ -1405,13 +1414,9 @@ def _gaussian_var_gradient_overflows(case: Case, d: np.ndarray, top: float) -> b
     in the dtype (``var`` clamped at ``eps``): beyond the max, or ``var^2`` below the smallest
     normal (then rounded far off or to 0), where the halved exact gradient may still fit
     (float16 x - y = 9.4, var clamped to 0.001: -inf, exact -59339.7)."""
-    var = np.maximum(np.asarray(case.args["var"], dtype=np.float64), float(case.kwargs.get("eps", 1e-6)))
-    if var.ndim == d.ndim - 1 and var.ndim and var.shape != d.shape[-var.ndim:]:
-        var = var[..., None]  # one variance per row: PyTorch unsqueezes the last dimension
-    try:
-        d2, var = np.broadcast_arrays(d * d, var)
-    except ValueError:
+    if (terms := _squared_difference_and_clamped_variance(case, d)) is None:
         return False
+    d2, var = terms
     square = var * var
     live = np.isfinite(d2) & (d2 > 0)
     return bool(np.any(live & ((d2 / square > top) | (square < format_of(case.dtype).smallest_normal))))
