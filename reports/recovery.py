@@ -1,7 +1,7 @@
 """Recovering what a run leaves behind when it dies before writing its report.
 
 A lossconf run keeps, in ``<report-dir>/.parts/``, one ``<worker>.jsonl`` of
-finished records per test process (appended and fsynced as each item ends) and
+finished records per test process (appended in one write as each item ends) and
 one ``<worker>.inflight.json`` per process while an item runs (written by
 ``suites.isolation.FlightRecorder``: the item and the case its adapter was last
 called with). A run killed outright (a segfault without xdist, SIGKILL, a CI

@@ -7,9 +7,11 @@ Profiles (``--hypothesis-profile NAME`` or ``LOSSCONF_PROFILE=NAME``):
     the example database and are replayed first by the next run.
 ``gate``
     For per-pull-request gating. Derandomized (the same cases on every run and every
-    machine, so a gate never flakes), :data:`GATE_EXAMPLES` examples per generated
-    item plus every fixed edge case (``test_edge_cases`` does not depend on the
-    profile), no ``target`` phase. ``benchmarks/gate.py`` measures its time; the
+    machine, so a gate never flakes), :data:`GATE_EXAMPLES` examples per value and
+    first-parameter gradient item, fewer for properties, later parameters' gradients
+    and the legacy reduction arguments (:data:`GATE_SECONDARY_EXAMPLES`), plus every
+    fixed edge case (``test_edge_cases`` does not depend on the profile), no
+    ``target`` phase. ``benchmarks/gate.py`` measures its time; the
     target is under 60 s per framework on a 2-core machine.
 ``ci``
     Derandomized with the default count (25): a slower, broader deterministic run.
@@ -32,17 +34,32 @@ import hashlib
 from hypothesis import HealthCheck, Phase, settings
 
 __all__ = [
-    "DEFAULT_PROFILE", "GATE_EXAMPLES", "PROFILES", "item_seed", "register_profiles", "separate_per_item", "set_run_seed",
+    "DEFAULT_PROFILE", "GATE_EXAMPLES", "GATE_SECONDARY_EXAMPLES", "PROFILES", "gate_examples", "item_seed", "register_profiles", "separate_per_item", "set_run_seed",
 ]
 
 DEFAULT_PROFILE = "lossconf"
 
-#: Examples per generated test item in the gate profile. With 4 dtypes x 8 functions
-#: of ``test_matches_oracle`` and 88 property items per adapter this is ~600 generated
-#: cases plus ~200 fixed edge cases per framework, which fits the gate's 60 s budget
-#: on 2 cores (figures in benchmarks/gate.py's output, README "CI"). Fewer would leave
-#: option combinations (reduction x weight x ignore_index) unvisited in some dtype.
+#: Examples per generated test item in the gate profile: the loss value
+#: (``test_matches_oracle``) and the gradient w.r.t. a loss's first parameter
+#: (``input``, ``log_probs``, ``input1``, ``anchor``). Fewer would leave option
+#: combinations (reduction x weight x ignore_index) unvisited in some dtype.
 GATE_EXAMPLES = 5
+
+#: The gate's examples for the checks that re-run code the 5-example items already reach
+#: (:func:`gate_examples`), so that the whole loss set fits the gate's 60 s on 2 cores
+#: (benchmarks/gate.py; README "CI"). The ``ci`` profile gives every item 25.
+#:
+#: * ``test_properties`` -- 3: a metamorphic relation between calls of the same kernels
+#:   (sum = sum of ``none``, mean = sum / denominator, symmetries); its cases come from
+#:   the same strategies as the value test's, and a broken reduction or symmetry breaks it
+#:   on any case with more than one element.
+#: * a gradient w.r.t. a later parameter (``target``, ``weight``, ``var``, ``input2``...)
+#:   -- 3: its backward formula shares the forward's terms, whose values the first
+#:   parameter's 5 examples and the fixed gradient edge cases already judge.
+#: * ``test_legacy_reduction_arguments`` -- 2 (4 in every other profile): each item is one
+#:   (``size_average``, ``reduce``) pair, and a wrong mapping (sum for mean, none for sum)
+#:   shows on any case with two or more elements.
+GATE_SECONDARY_EXAMPLES = {"test_properties": 3, "gradient_later_parameter": 3, "test_legacy_reduction_arguments": 2}
 
 _COMMON = dict(
     deadline=None,  # oracle time varies with the case (Ziv escalation); a deadline would flake
@@ -77,6 +94,14 @@ def register_profiles() -> None:
     base = settings.get_profile("default")
     for name, values in PROFILES.items():
         settings.register_profile(name, parent=base, **_COMMON, **values)
+
+
+def gate_examples(check: str) -> int | None:
+    """The examples of a ``check`` (a key of :data:`GATE_SECONDARY_EXAMPLES`) when the
+    ``gate`` profile is loaded; None otherwise (the profile's own count applies)."""
+    if settings.get_current_profile_name() != "gate":
+        return None
+    return GATE_SECONDARY_EXAMPLES[check]
 
 
 def is_derandomized() -> bool:

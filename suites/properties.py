@@ -53,7 +53,13 @@ from oracle.core import format_of, mp_array, to_mpf, working_precision
 from .cases import Case
 from .checks import AdapterContractError, AdapterFailure, call_adapter, evaluate_oracle
 from .registry import REGISTRY
-from .strategies import class_indices, dtype_values, probabilities, shapes_with_classes, to_dtype
+from .strategies import (
+    class_indices,
+    dtype_value_lists,
+    probabilities,
+    shapes_with_classes,
+    to_dtype,
+)
 
 __all__ = ["PROPERTIES", "Property", "PropertyViolation"]
 
@@ -188,7 +194,7 @@ def _ignore_cases(draw, loss: str, dtype: str) -> Case:
         kwargs.pop("weight", None)
         _shape, n_classes = draw(shapes_with_classes(allow_large_classes=False))
         n_classes = max(n_classes, 2)
-        x = to_dtype(np.array(draw(st.lists(dtype_values(dtype, -10, 10), min_size=3 * n_classes, max_size=3 * n_classes))).reshape(3, n_classes), dtype)
+        x = to_dtype(np.array(draw(dtype_value_lists(dtype, -10, 10, 3 * n_classes))).reshape(3, n_classes), dtype)
         target = draw(class_indices((3,), n_classes))
     ignore = kwargs.get("ignore_index", -100)
     mask = draw(st.lists(st.booleans(), min_size=len(target), max_size=len(target)))
@@ -247,7 +253,7 @@ def _ce_index_cases(draw, loss: str, dtype: str) -> Case:
     target = draw(class_indices(shape[:1] + shape[2:] if len(shape) > 1 else (), n_classes, ignore_index=-100))
     kwargs: dict = {"reduction": "none"}
     if draw(st.booleans()):
-        kwargs["weight"] = to_dtype(np.array(draw(st.lists(dtype_values(dtype, 0.0, 4.0), min_size=n_classes, max_size=n_classes))), dtype)
+        kwargs["weight"] = to_dtype(np.array(draw(dtype_value_lists(dtype, 0.0, 4.0, n_classes))), dtype)
     return Case("cross_entropy", {"input": x, "target": target}, kwargs, dtype)
 
 
@@ -280,8 +286,8 @@ def _bce_sigmoid_cases(draw, loss: str, dtype: str) -> Case:
     # Well conditioned: sigmoid(x) must stay away from 0 and 1 by far more than the
     # dtype's rounding, or BCE's log(1 - p) meets its singularity: |x| <= log(1/(64 u)).
     edge = float(min(8.0, math.floor(math.log(1 / (64 * format_of(dtype).unit_roundoff)))))
-    x = to_dtype(np.array(draw(st.lists(dtype_values(dtype, -edge, edge), min_size=n, max_size=n))).reshape(shape), dtype)
-    y = to_dtype(np.array(draw(st.lists(dtype_values(dtype, 0.0, 1.0), min_size=n, max_size=n))).reshape(shape), dtype)
+    x = to_dtype(np.array(draw(dtype_value_lists(dtype, -edge, edge, n))).reshape(shape), dtype)
+    y = to_dtype(np.array(draw(dtype_value_lists(dtype, 0.0, 1.0, n))).reshape(shape), dtype)
     return Case(loss, {"input": x, "target": y}, {"reduction": "none"}, dtype)
 
 
@@ -305,7 +311,7 @@ def _check_bce_sigmoid(adapter, case: Case) -> None:
 @st.composite
 def _entropy_kl_cases(draw, loss: str, dtype: str) -> Case:
     n, c = draw(st.integers(1, 4)), draw(st.integers(1, 8))
-    x = to_dtype(np.array(draw(st.lists(dtype_values(dtype, -10.0, 10.0), min_size=n * c, max_size=n * c))).reshape(n, c), dtype)
+    x = to_dtype(np.array(draw(dtype_value_lists(dtype, -10.0, 10.0, n * c))).reshape(n, c), dtype)
     p = draw(probabilities((n, c), dtype))
     return Case("cross_entropy", {"input": x, "target": p}, {"reduction": "none"}, dtype)
 

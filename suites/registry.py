@@ -23,6 +23,7 @@ from oracle.core import format_of
 from .cases import Case
 from .strategies import (
     class_indices,
+    dtype_value_lists,
     dtype_values,
     logits,
     probabilities,
@@ -252,7 +253,7 @@ def _binary_targets(draw, shape, dtype):
     if draw(st.booleans()):
         return to_dtype(np.array(draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))).reshape(shape), dtype)
     n = int(np.prod(shape))
-    return to_dtype(np.array(draw(st.lists(dtype_values(dtype, 0.0, 1.0), min_size=n, max_size=n))).reshape(shape), dtype)
+    return to_dtype(np.array(draw(dtype_value_lists(dtype, 0.0, 1.0, n))).reshape(shape), dtype)
 
 
 @st.composite

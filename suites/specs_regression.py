@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from oracle.core import format_of
 
 from .cases import Case
-from .strategies import dtype_values, to_dtype, weights
+from .strategies import dtype_value_lists, dtype_values, to_dtype, weights
 
 __all__ = ["specs"]
 
@@ -53,7 +53,7 @@ def _n(shape) -> int:
 @st.composite
 def _values(draw, shape, dtype: str, lo: float, hi: float) -> np.ndarray:
     n = _n(shape)
-    return _a(np.array(draw(st.lists(dtype_values(dtype, lo, hi), min_size=n, max_size=n))).reshape(shape), dtype)
+    return _a(np.array(draw(dtype_value_lists(dtype, lo, hi, n))).reshape(shape), dtype)
 
 
 @st.composite

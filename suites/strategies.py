@@ -23,6 +23,7 @@ from oracle.core import FORMATS, format_of
 __all__ = [
     "DTYPES",
     "class_indices",
+    "dtype_value_lists",
     "dtype_values",
     "logits",
     "numpy_dtype",
@@ -51,6 +52,28 @@ def _round(v: float, dtype: str) -> float:
     return float(to_dtype(np.array(v), dtype))
 
 
+def _bounded_floats(dtype: str, min_value: float, max_value: float, allow_subnormal: bool) -> st.SearchStrategy[float]:
+    """The float64 draws behind :func:`dtype_values`, before rounding to ``dtype``."""
+    fmt = format_of(dtype)
+    lo, hi = max(min_value, -fmt.max_finite), min(max_value, fmt.max_finite)
+    subnormals_in_range = lo < fmt.smallest_normal and hi > -fmt.smallest_normal
+    return st.floats(
+        lo, hi, allow_nan=False, allow_infinity=False,
+        allow_subnormal=allow_subnormal and subnormals_in_range,
+    )
+
+
+def _rounded(values, dtype: str, allow_subnormal: bool) -> np.ndarray:
+    """float64 ``values`` rounded to ``dtype`` (round-to-nearest keeps each inside the
+    drawn interval when its ends are representable: every interval the suite uses,
+    [0, 1], [-10, 10], [-max, max], ...); subnormal results flushed to +0 when
+    ``allow_subnormal`` is off. The result as float64."""
+    r = to_dtype(values, dtype).astype(np.float64)
+    if not allow_subnormal:
+        r = np.where((r != 0) & (np.abs(r) < format_of(dtype).smallest_normal), 0.0, r)
+    return r
+
+
 def dtype_values(
     dtype: str,
     min_value: float,
@@ -59,23 +82,26 @@ def dtype_values(
     allow_subnormal: bool = True,
 ) -> st.SearchStrategy[float]:
     """Finite floats in ``[min_value, max_value]`` that ``dtype`` represents exactly."""
-    fmt = format_of(dtype)
-    lo, hi = max(min_value, -fmt.max_finite), min(max_value, fmt.max_finite)
-    subnormals_in_range = lo < fmt.smallest_normal and hi > -fmt.smallest_normal
-    base = st.floats(
-        lo, hi, allow_nan=False, allow_infinity=False,
-        allow_subnormal=allow_subnormal and subnormals_in_range,
+    return _bounded_floats(dtype, min_value, max_value, allow_subnormal).map(
+        lambda v: float(_rounded(v, dtype, allow_subnormal))
     )
 
-    def rounded(v: float) -> float:
-        # Round-to-nearest keeps v inside [lo, hi] when the ends are representable
-        # (every interval the suite uses: [0, 1], [-10, 10], [-max, max], ...).
-        r = _round(v, dtype)
-        if not allow_subnormal and 0 < abs(r) < fmt.smallest_normal:
-            r = 0.0
-        return r
 
-    return base.map(rounded)
+def dtype_value_lists(
+    dtype: str,
+    min_value: float,
+    max_value: float,
+    size: int,
+    *,
+    allow_subnormal: bool = True,
+) -> st.SearchStrategy[list[float]]:
+    """``size`` values of :func:`dtype_values` -- the same choices, so the same values
+    -- drawn as one list and rounded in one NumPy call: Hypothesis's ``map`` of each
+    element costs as much as the float draw itself, and arrays of hundreds of elements
+    are the bulk of a run's generation time (benchmarks/profile_run.py)."""
+    return st.lists(_bounded_floats(dtype, min_value, max_value, allow_subnormal), min_size=size, max_size=size).map(
+        lambda values: _rounded(values, dtype, allow_subnormal).tolist()
+    )
 
 
 def _log_max(dtype: str) -> float:
@@ -105,11 +131,9 @@ def logits(
     regime = draw(st.sampled_from(regimes))
     n = int(np.prod(shape, dtype=np.int64))
     if regime == "moderate":
-        elem = dtype_values(dtype, -10.0, 10.0)
-        values = draw(st.lists(elem, min_size=n, max_size=n))
+        values = draw(dtype_value_lists(dtype, -10.0, 10.0, n))
     elif regime == "wide":
-        elem = dtype_values(dtype, -fmt.max_finite, fmt.max_finite)
-        values = draw(st.lists(elem, min_size=n, max_size=n))
+        values = draw(dtype_value_lists(dtype, -fmt.max_finite, fmt.max_finite, n))
     elif regime == "large_offset":
         offset = draw(st.sampled_from([1e3, 1e5, 1e8, fmt.max_finite / 4]))
         offset = min(offset, fmt.max_finite / 4) * draw(st.sampled_from([1, -1]))
@@ -117,11 +141,9 @@ def logits(
         values = [offset + s for s in spread]
     elif regime == "near_overflow":
         edge = _log_max(dtype)
-        elem = dtype_values(dtype, edge - 8, edge + 8)
-        values = [v * draw(st.sampled_from([1, -1])) for v in draw(st.lists(elem, min_size=n, max_size=n))]
+        values = [v * draw(st.sampled_from([1, -1])) for v in draw(dtype_value_lists(dtype, edge - 8, edge + 8, n))]
     else:  # tiny
-        elem = dtype_values(dtype, -1e-3, 1e-3)
-        values = draw(st.lists(elem, min_size=n, max_size=n))
+        values = draw(dtype_value_lists(dtype, -1e-3, 1e-3, n))
     arr = to_dtype(np.array(values, dtype=np.float64).reshape(shape), dtype).astype(np.float64)
     if allow_neg_inf or allow_pos_inf:
         specials = [-np.inf] * allow_neg_inf + [np.inf] * allow_pos_inf

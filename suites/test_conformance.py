@@ -29,7 +29,7 @@ from .checks import (
     failure_message,
 )
 from .gradients import GradientUndefined, check_gradient_case, differentiable, gradient_case
-from .profiles import separate_per_item
+from .profiles import gate_examples, separate_per_item
 from .properties import PROPERTIES, PropertyViolation
 from .registry import spec_for
 
@@ -49,16 +49,19 @@ def _item_key(recorder) -> str:
     return recorder.node.originalname + repr(sorted((k, str(v)) for k, v in params.items() if k != "adapter"))
 
 
-def _scaled(adapter, test):
+def _scaled(adapter, test, check: str | None = None):
     """``test`` (a ``@given`` function) with the adapter's share of the profile's examples.
 
-    An adapter whose calls are expensive declares ``examples_scale`` (adapters/_loading.py,
-    ``Adapter.examples_scale``); 1 leaves the profile alone.
+    ``check`` names a secondary check whose examples the ``gate`` profile reduces
+    (suites/profiles.py ``GATE_SECONDARY_EXAMPLES``). An adapter whose calls are
+    expensive declares ``examples_scale`` (adapters/_loading.py, ``Adapter.examples_scale``);
+    1 leaves the profile alone.
     """
+    examples = (check and gate_examples(check)) or settings.default.max_examples
     scale = adapter.examples_scale
-    if scale == 1.0:
+    if scale == 1.0 and examples == settings.default.max_examples:
         return test
-    return settings(max_examples=max(1, math.ceil(settings.default.max_examples * scale)))(test)
+    return settings(max_examples=max(1, math.ceil(examples * scale)))(test)
 
 
 def _finish(recorder) -> None:
@@ -157,7 +160,7 @@ def test_legacy_reduction_arguments(adapter, loss, dtype, size_average, reduce, 
     _require(adapter, loss)
     spec = spec_for(loss)
 
-    @settings(max_examples=4)
+    @settings(max_examples=gate_examples("test_legacy_reduction_arguments") or 4)
     @given(case=spec.cases(dtype))
     def conforms(case):
         kwargs = dict(case.kwargs, size_average=size_average, reduce=reduce)
@@ -222,7 +225,7 @@ def test_properties(adapter, loss, prop, dtype, recorder, expected_deviation):
         recorder.examples += 1
         recorder.add_conforming_matches(expected_deviation.conforming(case))
 
-    holds = _scaled(adapter, holds)
+    holds = _scaled(adapter, holds, "test_properties")
     separate_per_item(holds, _item_key(recorder))
     holds()
     _finish(recorder)
@@ -298,7 +301,8 @@ def test_gradient_matches_oracle(adapter, loss, wrt, dtype, recorder, expected_g
         if not _check_gradient(adapter, gradient_case(case, wrt), recorder, expected_gradient_deviation):
             reject()
 
-    conforms = _scaled(adapter, conforms)
+    later = wrt != spec.grad_wrt[0]
+    conforms = _scaled(adapter, conforms, "gradient_later_parameter" if later else None)
     separate_per_item(conforms, _item_key(recorder))
     conforms()
     _finish(recorder)

@@ -35,7 +35,7 @@ from suites.baseline import main as baseline_main
 from suites.cases import Case
 from suites.expectations import ExpectationLookup, load_expectations
 from suites.gating import expectation_usage
-from suites.profiles import GATE_EXAMPLES
+from suites.profiles import GATE_EXAMPLES, GATE_SECONDARY_EXAMPLES
 
 from .test_harness import ROOT, TESTS_FAILED, run_suite
 
@@ -74,6 +74,29 @@ def test_gate_profile_is_derandomized_small_and_untargeted():
     assert Phase.target not in gate.phases
     assert Phase.target in settings.get_profile("thorough").phases
     assert settings.get_profile("ci").derandomize
+
+
+def test_gate_examples_per_check(tmp_path):
+    """The gate gives the value test and the first parameter's gradient GATE_EXAMPLES
+    cases each, properties and later parameters' gradients fewer, the legacy reduction
+    arguments fewer still (suites/profiles.py GATE_SECONDARY_EXAMPLES); counted from the
+    run's records of a real adapter (each example of these items calls it once)."""
+    pytest.importorskip("torch")
+    run = run_suite("--adapter", "torch", "--loss", "mse_loss", "--dtype", "float64", tmp=tmp_path, profile="gate")
+    assert run.returncode == OK, run.tail()
+
+    def examples(test: str, **fields) -> set[int]:
+        found = {r["examples"] for r in run.select(test=test, **fields)}
+        assert found, f"no {test} record {fields}"
+        return found
+
+    assert examples("test_matches_oracle") == {GATE_EXAMPLES}
+    assert examples("test_properties") == {GATE_SECONDARY_EXAMPLES["test_properties"]}
+    assert examples("test_legacy_reduction_arguments") == {GATE_SECONDARY_EXAMPLES["test_legacy_reduction_arguments"]}
+    gradients = {r["wrt"]: r["examples"] for r in run.select(test="test_gradient_matches_oracle")}
+    later = GATE_SECONDARY_EXAMPLES["gradient_later_parameter"]
+    assert gradients == {"input": GATE_EXAMPLES, "target": later, "weight": later}, gradients
+    assert later < GATE_EXAMPLES
 
 
 def test_a_failing_adapter_fails_with_an_actionable_message(failing_run):
