@@ -242,7 +242,9 @@ def record_from_report(item, report, call, rec: ItemRecorder | None, worker: str
             worst=_case_dict(rec.worst, adapter),
             failure=_failure_dict(rec, adapter, message) if verdict in ("fail", "error") else None,
             undecided_examples=rec.undecided,
-            deviation_example=_case_dict(rec.deviation_example, adapter, features=True),
+            # no features: an entry already explains the case (they help write one for a failure;
+            # every feature of every deviation cost ~40 ms, some calling the oracle)
+            deviation_example=_case_dict(rec.deviation_example, adapter),
             options=dict(rec.options),
             expectations_conforming=dict(rec.conforming_matches),
             samples=rec.samples,
