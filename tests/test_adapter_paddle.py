@@ -424,6 +424,22 @@ def _ctc_normalizes(adapter):
     return case
 
 
+
+def _ctc_floor(adapter):
+    # sequence 1's last frame: class 1 has probability e^-1000, floored at FLT_MIN (87.34 for the frame)
+    lp = np.zeros((9, 2, 5), np.float32)
+    lp[8, 1, 4] = 1000.0
+    case = _case("ctc_loss", {"log_probs": lp, "targets": i([1]), "input_lengths": i([9, 9]), "target_lengths": i([0, 1])},
+                 {"reduction": "none"}, "float32")
+    _deviates(adapter, case, [14.484941482543945, 96.40538787841797], [0.0, -math.log(45)])  # spec: 45 paths of e^0
+    assert not check_case(adapter, case, convention="ctc-of-logits").passed  # 1009.0688 under log_softmax
+    assert check_case(adapter, case, convention="warp-ctc-floored-softmax").passed
+    case64 = replace(case, args={**case.args, "log_probs": lp.astype(np.float64)}, dtype="float64")
+    observed = _observed(adapter, case64)
+    assert observed[1] == 717.4652593419665  # the floored formula's value, to the last bit (DBL_MIN)
+    assert check_case(adapter, case64, convention="warp-ctc-floored-softmax").passed
+    return case
+
 def _ctc_blank_target(adapter):
     case = _ctc_case([0], label="target_is_blank")
     assert np.isfinite(_observed(adapter, case)).all()  # no error: a finite loss (1.3983)
@@ -727,6 +743,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "nll-loss-properties-meet-reduced-ignored-position": ("test_properties", _nll_property_refused),
     "ctc-loss-empty-input-and-target-corrupts-heap": ("test_matches_oracle", _ctc_empty_input),
     "ctc-loss-impossible-alignment-is-zero": ("test_edge_cases", _ctc_impossible),
+    "ctc-loss-floors-probabilities-at-smallest-normal": ("test_matches_oracle", _ctc_floor),
     "ctc-loss-normalizes-logits": ("test_edge_cases", _ctc_normalizes),
     "ctc-loss-accepts-blank-as-target": ("test_rejects_invalid_input", _ctc_blank_target),
     "huber-accepts-nonpositive-delta": ("test_rejects_invalid_input", _huber_delta),
