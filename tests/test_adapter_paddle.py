@@ -513,6 +513,18 @@ def _bcel_factor_weight_gradient(adapter):
     return _weight_gradient_deviates(adapter, case, [0.08099895715713501], [0.08100000023841858])
 
 
+@pytest.mark.parametrize(("dtype", "packet", "x", "clamped", "exact"), [
+    ("float64", 4, -710.0, 5.55552948377339e-309, 4.47628622567513e-309),
+    ("float32", 8, -100.0, 2.9382650407717056e-39, 3.783505853677006e-44),
+])
+def test_vectorized_exp_clamps_its_argument(dtype, packet, x, clamped, exact):
+    """The mechanism of entry vectorized-exp-clamps-its-argument-gradient: paddle.exp on a
+    tensor of a full SIMD packet clamps the argument at -709.784 / -88.723; one element is right."""
+    values = np.zeros(packet, dtype)
+    values[-1] = x
+    assert paddle.exp(paddle.to_tensor(values)).numpy()[-1].item() == clamped
+    assert paddle.exp(paddle.to_tensor(values[-1:])).numpy()[0].item() == exact == np.exp(values[-1:])[0].item()
+
 def test_smoothing_class_weights_input_gradient_is_the_sample_weighted_one(paddle_adapter):
     """The d/dinput half of entry label-smoothing-class-weights-scale-the-sample-gradient (the ci
     profile's case): Paddle's s (softmax - q) with s = sum_c w_c q_c, not the spec's

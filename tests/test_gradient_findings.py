@@ -666,6 +666,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cross_entropy", {"input": _a([[0.0, 1.0]], "float64"), "target": np.array([0])},
                  {"weight": _a([1.0, 2.0], "float64"), "reduction": "sum", "label_smoothing": 0.2}, "float64", wrt="weight"),
         ),
+        "vectorized-exp-clamps-its-argument-gradient": (
+            "test_gradient_matches_oracle",
+            # exp(-710) on a 4-element float64 tensor: Eigen's pexp clamps at -709.784 -> 5.5555e-309
+            Case("soft_margin_loss", {"input": _a([0.0, 0.0, 0.0, 710.0], "float64"), "target": _a([1.0, 1.0, 1.0, 1.0], "float64")},
+                 {"reduction": "none"}, "float64", wrt="input"),
+        ),
         "bce-with-logits-pos-weight-factor-cancels-weight-gradient": (
             "test_gradient_matches_oracle",
             # d/dw = l |x| with l = 1 + (0.001 - 1) rounded in float32: 0.08099896, exact 0.081000004
