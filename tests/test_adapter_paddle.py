@@ -540,6 +540,14 @@ def test_smoothing_class_weights_input_gradient_is_the_sample_weighted_one(paddl
     found = next(e for e in load_expectations(EXPECTATIONS) if e.tests and e.matches("paddle", GRADIENT_TESTS[0], case))
     assert found.id == "label-smoothing-class-weights-scale-the-sample-gradient"
 
+def _cosine_norm_product(adapter):
+    # cos(a, p) = 1e-18 / sqrt(max(1e-36, 1e-16)) = 1e-10; the spec's 1e-18 / (1e-8 1e-8) = 0.01
+    case = _case("triplet_margin_with_distance_loss",
+                 {"anchor": a([[1e-9, 0.0]], "float64"), "positive": a([[1e-9, 0.0]], "float64"),
+                  "negative": a([[1.0, 0.0]], "float64")}, {"distance_function": "cosine", "reduction": "none"}, "float64")
+    _deviates(adapter, case, [1.0999999999], [1.09])
+    return case
+
 def _soft_label_weights_gradient(adapter):
     case = Case("cross_entropy", {"input": a([[0.0, 1.0]], "float64"), "target": a([[0.25, 0.75]], "float64")},
                 {"weight": a([1.0, 2.0], "float64"), "reduction": "sum"}, "float64", wrt="weight")
@@ -780,6 +788,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "mean-over-zero-denominator-is-zero": ("test_edge_cases", _mean_over_nothing),
     "soft-label-class-weights-scale-the-sample": ("test_matches_oracle", _soft_label_weights),
     "bce-with-logits-pos-weight-factor-cancels": ("test_matches_oracle", _bcel_factor),
+    "cosine-similarity-clamps-the-norm-product": ("test_matches_oracle", _cosine_norm_product),
     "label-smoothing-class-weights-scale-the-sample": ("test_matches_oracle", _smoothing_weights),
     "ctc-loss-all-empty-targets-kill-the-process": ("test_edge_cases", _ctc_all_empty),
     "nll-loss-reduced-ignored-position-corrupts-heap": ("test_matches_oracle", _nll_reduced_ignored),
