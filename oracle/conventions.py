@@ -356,6 +356,14 @@ CONVENTIONS["ctc-of-logits"] = Convention(
     "https://www.tensorflow.org/api_docs/python/tf/nn/ctc_loss",
 )
 
+# Paddle's warp-ctc (issue 7): log_softmax with each probability floored at the dtype's smallest normal.
+from .ctc import warp_ctc_floored_softmax_terms  # noqa: E402
+
+CONVENTIONS["warp-ctc-floored-softmax"] = Convention(
+    "warp-ctc-floored-softmax", "ctc_loss", warp_ctc_floored_softmax_terms,
+    "https://github.com/baidu-research/warp-ctc/blob/master/include/detail/cpu_ctc.h",
+)
+
 # CTC gradients (issue 6): oracle/gradients_ctc.py. TensorFlow, optax and Paddle's warp-ctc
 # differentiate CTC(log_softmax(x)); PyTorch's backward returns exp(log_probs) - gamma.
 from .ctc import ctc_loss_terms  # noqa: E402

@@ -59,10 +59,10 @@ import mpmath
 import numpy as np
 from mpmath import mpf
 
-from .core import mp_array
+from .core import format_of, mp_array
 from .reduction import LossTerms, check_reduction, exact_sum
 
-__all__ = ["ctc_loss", "ctc_loss_grad", "ctc_loss_of_logits_terms", "ctc_loss_terms"]
+__all__ = ["ctc_loss", "ctc_loss_grad", "ctc_loss_of_logits_terms", "ctc_loss_terms", "warp_ctc_floored_softmax_terms"]
 
 
 def _ints(values, name: str) -> np.ndarray:
@@ -303,13 +303,9 @@ def ctc_loss_grad(
     return grad if batched else grad[:, 0, :]
 
 
-def ctc_loss_of_logits_terms(
-    log_probs, targets, input_lengths, target_lengths, blank: int = 0,
-    reduction: str = "mean", zero_infinity: bool = False,
-) -> LossTerms:
-    r"""CTC of ``log_softmax(log_probs)`` over the class axis: the formula of
-    ``tf.nn.ctc_loss`` and ``optax.losses.ctc_loss``, which take logits and normalize them
-    (the spec takes ``log_probs`` as given). Used as the ``ctc-of-logits`` convention."""
+def _log_softmax_rows(log_probs, floor: mpf | None = None) -> np.ndarray:
+    """``log_softmax`` over the class axis, exactly; with ``floor``, each value raised to at
+    least ``floor`` (a probability floor ``e^floor``)."""
     x = mp_array(log_probs)
     normalized = np.empty(x.shape, dtype=object)
     for idx in np.ndindex(x.shape[:-1]):
@@ -317,5 +313,43 @@ def ctc_loss_of_logits_terms(
         finite = [v for v in row if v != -mpmath.inf]
         top = max(finite) if finite else mpf(0)
         lse = top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in finite)) if finite else -mpmath.inf
-        normalized[idx] = np.array([v - lse for v in row], dtype=object)
+        values = [v - lse for v in row]
+        if floor is not None and finite:
+            values = [max(v, floor) for v in values]
+        normalized[idx] = np.array(values, dtype=object)
+    return normalized
+
+
+def ctc_loss_of_logits_terms(
+    log_probs, targets, input_lengths, target_lengths, blank: int = 0,
+    reduction: str = "mean", zero_infinity: bool = False,
+) -> LossTerms:
+    r"""CTC of ``log_softmax(log_probs)`` over the class axis: the formula of
+    ``tf.nn.ctc_loss`` and ``optax.losses.ctc_loss``, which take logits and normalize them
+    (the spec takes ``log_probs`` as given). Used as the ``ctc-of-logits`` convention."""
+    normalized = _log_softmax_rows(log_probs)
+    return ctc_loss_terms(normalized, targets, input_lengths, target_lengths, blank, reduction, zero_infinity)
+
+
+def warp_ctc_floored_softmax_terms(
+    log_probs, targets, input_lengths, target_lengths, blank: int = 0,
+    reduction: str = "mean", zero_infinity: bool = False,
+) -> LossTerms:
+    r"""CTC of ``log(max(softmax(x), tiny))``: warp-ctc's formula as PaddlePaddle ships it
+    (``F.ctc_loss``), with ``tiny`` the smallest normal number of the input's dtype
+    (``std::numeric_limits<ProbT>::min()``, FLT_MIN or DBL_MIN).
+
+    .. math:: \ell_n = \mathrm{CTC}_n\big(\log \max(\mathrm{softmax}(x_t), \mathrm{tiny})\big)
+
+    warp-ctc's CPU softmax (``CpuCTC::softmax``) normalizes each frame and then raises every
+    probability below ``tiny`` to ``tiny`` before the forward-backward pass takes its log, so a
+    class whose probability underflows costs ``-log(tiny)`` (87.3 in float32, 708.4 in
+    float64) instead of its true, larger ``-log p``; the floored probabilities are not
+    renormalized. Where no probability is below ``tiny`` this is ``ctc-of-logits``. Used as
+    the ``warp-ctc-floored-softmax`` convention (Paddle's entry
+    ``ctc-loss-floors-probabilities-at-smallest-normal``); confirmed on Paddle 3.3.1 to the
+    last bit in float64 (``tests/test_adapter_paddle.py``)."""
+    dtype = np.asarray(log_probs).dtype
+    floor = mpmath.log(mpf(format_of(dtype).smallest_normal))
+    normalized = _log_softmax_rows(log_probs, floor)
     return ctc_loss_terms(normalized, targets, input_lengths, target_lengths, blank, reduction, zero_infinity)

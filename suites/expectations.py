@@ -823,6 +823,17 @@ def _zero_vector(case: Case) -> bool:
     return any(bool(np.any(np.all(v == 0, axis=-1))) for v in _vectors_of(case))
 
 
+def _cosine_distance_norm_below_eps(case: Case, eps: float = 1e-8) -> bool:
+    """``triplet_margin_with_distance_loss`` with the named ``"cosine"`` distance where some
+    anchor, positive or negative vector has a norm below the cosine's ``eps = 1e-8``: the
+    spec clamps each norm, ``a.b / (max(|a|, eps) max(|b|, eps))``; an implementation that
+    clamps the product (``a.b / sqrt(max(|a|^2 |b|^2, eps^2))``, Paddle's
+    ``F.cosine_similarity``) differs exactly there (both norms >= eps: no clamp in either)."""
+    if case.fn != "triplet_margin_with_distance_loss" or case.kwargs.get("distance_function") != "cosine":
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return any(bool(np.any(np.sqrt(np.sum(v * v, axis=-1)) < eps)) for v in _vectors_of(case))
+
 def _cosine_epsilon_visible(case: Case, epsilon: float = 1e-12) -> bool:
     """``cosine_embedding_loss`` where PyTorch's ``EPSILON = 1e-12`` (added to each squared
     norm; Paddle's is 1e-11) is not negligible in the dtype: ``epsilon / |v|^2 > u`` for some
@@ -932,6 +943,7 @@ FEATURES.update({
     "inputs_span_exceeds_dtype_max": _inputs_span_exceeds_max,
     "squared_norm_out_of_range": _squared_norm_out_of_range,
     "zero_vector": _zero_vector,
+    "cosine_distance_norm_below_eps": _cosine_distance_norm_below_eps,
     "cosine_epsilon_visible": _cosine_epsilon_visible,
     "zero_distance": _zero_distance,
     "triplet_eps_visible": _triplet_eps_visible,

@@ -33,11 +33,13 @@ with warnings.catch_warnings():
 from adapters import AdapterUnavailableError, load_adapter
 from adapters._paddle_convert import to_numpy, to_paddle
 from adapters.options import SPEC_OPTIONS, STATUSES
+from oracle.core import format_of
 from suites.cases import Case
 from suites.checks import check_case, evaluate_oracle
 from suites.expectations import Expectation, load_expectations
 from suites.properties import PROPERTIES, PropertyViolation
 from suites.gradients import check_gradient_case, evaluate_gradient
+from suites.verdict import judge
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = {"float16": np.dtype(np.float16), "bfloat16": BF16, "float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -424,6 +426,26 @@ def _ctc_normalizes(adapter):
     return case
 
 
+
+def _ctc_floor(adapter):
+    # sequence 1's last frame: class 1 has probability e^-1000, floored at FLT_MIN (87.34 for the frame)
+    lp = np.zeros((9, 2, 5), np.float32)
+    lp[8, 1, 4] = 1000.0
+    case = _case("ctc_loss", {"log_probs": lp, "targets": i([1]), "input_lengths": i([9, 9]), "target_lengths": i([0, 1])},
+                 {"reduction": "none"}, "float32")
+    _deviates(adapter, case, [14.484941482543945, 96.40538787841797], [0.0, -math.log(45)])  # spec: 45 paths of e^0
+    assert not check_case(adapter, case, convention="ctc-of-logits").passed  # 1009.0688 under log_softmax
+    assert check_case(adapter, case, convention="warp-ctc-floored-softmax").passed
+    # not a blanket excuse: Paddle's value off by 1e-5 relative fails under the floored formula
+    floored = evaluate_oracle(case, convention="warp-ctc-floored-softmax")
+    perturbed = _observed(adapter, case) * (1 + 1e-5)
+    assert not judge(perturbed, floored.exact, floored.rounded, floored.bound, format_of("float32")).passed
+    case64 = replace(case, args={**case.args, "log_probs": lp.astype(np.float64)}, dtype="float64")
+    observed = _observed(adapter, case64)
+    assert observed[1] == 717.4652593419665  # the floored formula's value, to the last bit (DBL_MIN)
+    assert check_case(adapter, case64, convention="warp-ctc-floored-softmax").passed
+    return case
+
 def _ctc_blank_target(adapter):
     case = _ctc_case([0], label="target_is_blank")
     assert np.isfinite(_observed(adapter, case)).all()  # no error: a finite loss (1.3983)
@@ -481,6 +503,56 @@ def _weight_gradient_deviates(adapter, case, observed, exact):
     assert not check_gradient_case(adapter, case).passed
     return case
 
+
+def _bcel_factor(adapter):
+    # l = 1 + (q - 1) y in float32 keeps u absolute: l |x| = 0.08099896, exact 0.081 q-accurate
+    case = _case("binary_cross_entropy_with_logits", {"input": a([-81.0], "float32"), "target": a([1.0], "float32")},
+                 {"pos_weight": a([0.001], "float32"), "reduction": "sum"}, "float32")
+    _deviates(adapter, case, 0.08099895715713501, 0.08100000023841858)
+    return case
+
+
+def _bcel_factor_weight_gradient(adapter):
+    case = Case("binary_cross_entropy_with_logits", {"input": a([-81.0], "float32"), "target": a([1.0], "float32")},
+                {"weight": a([1.0], "float32"), "pos_weight": a([0.001], "float32"), "reduction": "sum"}, "float32",
+                wrt="weight")
+    return _weight_gradient_deviates(adapter, case, [0.08099895715713501], [0.08100000023841858])
+
+
+@pytest.mark.parametrize(("dtype", "packet", "x", "clamped", "exact"), [
+    ("float64", 4, -710.0, 5.55552948377339e-309, 4.47628622567513e-309),
+    ("float32", 8, -100.0, 2.9382650407717056e-39, 3.783505853677006e-44),
+])
+def test_vectorized_exp_clamps_its_argument(dtype, packet, x, clamped, exact):
+    """The mechanism of entry vectorized-exp-clamps-its-argument-gradient: paddle.exp on a
+    tensor of a full SIMD packet clamps the argument at -709.784 / -88.723; one element is right."""
+    values = np.zeros(packet, dtype)
+    values[-1] = x
+    assert paddle.exp(paddle.to_tensor(values)).numpy()[-1].item() == clamped
+    assert paddle.exp(paddle.to_tensor(values[-1:])).numpy()[0].item() == exact == np.exp(values[-1:])[0].item()
+
+def test_smoothing_class_weights_input_gradient_is_the_sample_weighted_one(paddle_adapter):
+    """The d/dinput half of entry label-smoothing-class-weights-scale-the-sample-gradient (the ci
+    profile's case): Paddle's s (softmax - q) with s = sum_c w_c q_c, not the spec's
+    sum_c a_c (softmax - e_c); the entry explains it."""
+    case = Case("cross_entropy", {"input": a(np.zeros((5, 4)), "float32"), "target": i([0] * 5)},
+                {"weight": a([0.0, 0.0, 0.0, 1.0], "float32"), "reduction": "none", "label_smoothing": 0.1}, "float32",
+                wrt="input")
+    got = paddle_adapter.grad(case.fn, case.args, case.kwargs, wrt="input").astype(np.float64)
+    np.testing.assert_allclose(got[:, 0], 0.025 * (0.25 - 0.925), rtol=1e-6)  # -0.016875
+    np.testing.assert_allclose(evaluate_gradient(case).rounded[:, 0], 0.025 * 0.25, rtol=1e-7)  # 0.00625
+    assert not check_gradient_case(paddle_adapter, case).passed
+    # the suite's gradient lookup: the first entry naming the test whose condition holds
+    found = next(e for e in load_expectations(EXPECTATIONS) if e.tests and e.matches("paddle", GRADIENT_TESTS[0], case))
+    assert found.id == "label-smoothing-class-weights-scale-the-sample-gradient"
+
+def _cosine_norm_product(adapter):
+    # cos(a, p) = 1e-18 / sqrt(max(1e-36, 1e-16)) = 1e-10; the spec's 1e-18 / (1e-8 1e-8) = 0.01
+    case = _case("triplet_margin_with_distance_loss",
+                 {"anchor": a([[1e-9, 0.0]], "float64"), "positive": a([[1e-9, 0.0]], "float64"),
+                  "negative": a([[1.0, 0.0]], "float64")}, {"distance_function": "cosine", "reduction": "none"}, "float64")
+    _deviates(adapter, case, [1.0999999999], [1.09])
+    return case
 
 def _soft_label_weights_gradient(adapter):
     case = Case("cross_entropy", {"input": a([[0.0, 1.0]], "float64"), "target": a([[0.25, 0.75]], "float64")},
@@ -721,12 +793,15 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "soft-label-class-weights-on-spatial-input": ("test_matches_oracle", _soft_weights_spatial),
     "mean-over-zero-denominator-is-zero": ("test_edge_cases", _mean_over_nothing),
     "soft-label-class-weights-scale-the-sample": ("test_matches_oracle", _soft_label_weights),
+    "bce-with-logits-pos-weight-factor-cancels": ("test_matches_oracle", _bcel_factor),
+    "cosine-similarity-clamps-the-norm-product": ("test_matches_oracle", _cosine_norm_product),
     "label-smoothing-class-weights-scale-the-sample": ("test_matches_oracle", _smoothing_weights),
     "ctc-loss-all-empty-targets-kill-the-process": ("test_edge_cases", _ctc_all_empty),
     "nll-loss-reduced-ignored-position-corrupts-heap": ("test_matches_oracle", _nll_reduced_ignored),
     "nll-loss-properties-meet-reduced-ignored-position": ("test_properties", _nll_property_refused),
     "ctc-loss-empty-input-and-target-corrupts-heap": ("test_matches_oracle", _ctc_empty_input),
     "ctc-loss-impossible-alignment-is-zero": ("test_edge_cases", _ctc_impossible),
+    "ctc-loss-floors-probabilities-at-smallest-normal": ("test_matches_oracle", _ctc_floor),
     "ctc-loss-normalizes-logits": ("test_edge_cases", _ctc_normalizes),
     "ctc-loss-accepts-blank-as-target": ("test_rejects_invalid_input", _ctc_blank_target),
     "huber-accepts-nonpositive-delta": ("test_rejects_invalid_input", _huber_delta),
@@ -757,6 +832,7 @@ GRADIENT_VALUE_CASES: dict[str, Callable] = {
     "softmax-clips-shifted-logits-at-minus-64-weight-gradient": _softmax_clip_weight_gradient,
     "soft-label-class-weights-scale-the-sample-gradient": _soft_label_weights_gradient,
     "label-smoothing-class-weights-scale-the-sample-gradient": _smoothing_weights_gradient,
+    "bce-with-logits-pos-weight-factor-cancels-weight-gradient": _bcel_factor_weight_gradient,
     "bce-weight-gradient-log-of-rounded-one-minus-p": _bce_weight_one_minus,
     "multilabel-soft-margin-target-gradient-nan-at-infinite-logit": _multilabel_soft_target_inf,
     "log-sigmoid-of-rounded-one-plus-exp-weight-gradient": _multilabel_soft_small_term,

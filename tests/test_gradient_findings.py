@@ -666,6 +666,37 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cross_entropy", {"input": _a([[0.0, 1.0]], "float64"), "target": np.array([0])},
                  {"weight": _a([1.0, 2.0], "float64"), "reduction": "sum", "label_smoothing": 0.2}, "float64", wrt="weight"),
         ),
+        "cosine-similarity-clamps-the-norm-product": (
+            "test_gradient_edge_cases",
+            # zero anchor: Paddle's d cos(a, p)/da = p / eps = 1e8; the spec's p / (eps |p|)
+            Case("triplet_margin_with_distance_loss", {"anchor": _a([[0.0, 0.0]], "float64"), "positive": _a([[1.0, 1.0]], "float64"),
+                                                       "negative": _a([[0.0, 1.0]], "float64")},
+                 {"distance_function": "cosine", "reduction": "none"}, "float64", wrt="anchor"),
+        ),
+        "hinge-argument-overflow-gradient": (
+            "test_gradient_edge_cases",
+            # margin - x_0 + x_1 = inf: clip's backward is 0 there; exact [[-0.5, 0.5]]
+            Case("multi_margin_loss", {"input": _a([[-3.4028234663852886e38, 3.4028234663852886e38]]), "target": np.array([0])},
+                 {"reduction": "none"}, "float32", wrt="input"),
+        ),
+        "multilabel-soft-margin-input-gradient-nan-at-infinite-logit": (
+            "test_gradient_edge_cases",
+            # exact (sigma(x) - y) / C = 0 at agreeing infinite logits; log_sigmoid(-inf) is NaN
+            Case("multilabel_soft_margin_loss", {"input": _a([[np.inf, -np.inf]], "float64"), "target": _a([[1.0, 0.0]], "float64")},
+                 {"reduction": "none"}, "float64", wrt="input"),
+        ),
+        "vectorized-exp-clamps-its-argument-gradient": (
+            "test_gradient_matches_oracle",
+            # exp(-710) on a 4-element float64 tensor: Eigen's pexp clamps at -709.784 -> 5.5555e-309
+            Case("soft_margin_loss", {"input": _a([0.0, 0.0, 0.0, 710.0], "float64"), "target": _a([1.0, 1.0, 1.0, 1.0], "float64")},
+                 {"reduction": "none"}, "float64", wrt="input"),
+        ),
+        "bce-with-logits-pos-weight-factor-cancels-weight-gradient": (
+            "test_gradient_matches_oracle",
+            # d/dw = l |x| with l = 1 + (0.001 - 1) rounded in float32: 0.08099896, exact 0.081000004
+            Case(_BCEL, {"input": _a([-81.0]), "target": _a([1.0])},
+                 {"weight": _a([1.0]), "pos_weight": _a([0.001]), "reduction": "sum"}, "float32", wrt="weight"),
+        ),
     },
 }
 

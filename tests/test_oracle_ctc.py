@@ -106,6 +106,26 @@ def test_ctc_known_values():
         assert oracle.ctc_loss(x, np.array([[1]]), np.array([0]), np.array([0]), reduction="none")[0] == 0
 
 
+
+@pytest.mark.parametrize(("dtype", "big", "exponent"), [("float32", 200.0, 126), ("float64", 800.0, 1022)])
+def test_warp_ctc_floored_softmax_convention(dtype, big, exponent):
+    """``warp-ctc-floored-softmax``: a class whose softmax probability is below the dtype's
+    smallest normal ``2**-exponent`` costs exactly ``exponent log 2`` on its one-frame path;
+    without such a probability the convention is ``ctc-of-logits``."""
+    from oracle.conventions import convention_for
+
+    floored = convention_for("warp-ctc-floored-softmax").terms
+    of_logits = convention_for("ctc-of-logits").terms
+    lengths = (np.array([1]), np.array([1]))
+    with working_precision(BITS):
+        x = np.array([[[0.0, 0.0, big]]], dtype=dtype)  # p_1 = 1 / (2 + e^big): underflows
+        loss = floored(x, np.array([[1]]), *lengths, reduction="none").terms[0]
+        assert abs(loss - exponent * mpmath.log(2)) < mpf(2) ** -(BITS - 16)
+        assert of_logits(x, np.array([[1]]), *lengths, reduction="none").terms[0] > big - 1
+        x = np.array([[[0.5, -1.0, 2.0]], [[0.0, 1.0, -3.0]]], dtype=dtype)  # nothing below the floor
+        args = (np.array([[1, 2]]), np.array([2]), np.array([2]))
+        assert floored(x, *args, reduction="none").terms[0] == of_logits(x, *args, reduction="none").terms[0]
+
 def arb_ctc(x, il, seqs, blank, reduction):
     terms = []
     for n, q in enumerate(seqs):
