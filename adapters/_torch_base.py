@@ -170,7 +170,7 @@ class TorchAdapter(SpecFunctions):
         arguments = self._bind(fn_name, args, kwargs)
         defaults = {
             name: parameter.default
-            for name, parameter in inspect.signature(getattr(self, fn_name)).parameters.items()
+            for name, parameter in self._signature(fn_name).parameters.items()
         }
         names = POSITIONAL[fn_name]
         lines = ["import torch", *self._repro_imports(fn_name)]

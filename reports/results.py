@@ -231,6 +231,17 @@ def _lenient_float(value: Any) -> float | None:
         return float("nan")
 
 
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, tuples as lists, scalars shared: they
+    are immutable). ``copy.deepcopy``'s memo made it most of a report's writing time
+    (a record is normalized when read, put in a document and validated: 3 x 2705 per gate run)."""
+    if isinstance(value, Mapping):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copy_json(v) for v in value]
+    return value
+
+
 def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A record with every schema field present and its numeric fields as floats.
 
@@ -239,7 +250,7 @@ def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
     numbers become NaN rather than stopping the report.
     """
     record = _record_defaults()
-    record.update(copy.deepcopy(dict(raw)))
+    record.update(_copy_json(dict(raw)))
     for field in RECORD_NUMERIC_FIELDS:
         record[field] = _lenient_float(record[field])
     if record["duration_s"] is None:

@@ -86,10 +86,15 @@ class FlightRecorder:
             self.path.unlink()
 
     def _write(self, data: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(data, ensure_ascii=False)
+        try:
+            handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115  (closed below)
+        except FileNotFoundError:  # the first write of the run: make the parts directory
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
         # One write, no fsync: the adapter may kill this process, not the kernel.
-        with open(self.path, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(data, ensure_ascii=False))
+        with handle:
+            handle.write(text)
 
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
