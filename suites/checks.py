@@ -28,7 +28,7 @@ from oracle.fast import fast_evaluation
 from oracle.reduction import LossTerms
 
 from . import oracle_cache
-from .cases import Case
+from .cases import Case, repro_text
 from .registry import spec_for
 from .verdict import Verdict, error_bound, judge
 
@@ -256,7 +256,7 @@ def failure_message(adapter, case: Case, problem: str, evaluation: Evaluation | 
     elif evaluation is not None and evaluation.rounded.size <= 16:
         lines.append(f"  exact:    {evaluation.rounded.tolist()!r} (correctly rounded to {fmt.name})")
     lines.append(f"  case:     {case.describe()}")
-    repro = adapter.repro(case.fn, case.args, case.kwargs)
+    repro = repro_text(adapter, case)
     if repro:
         lines.append("  repro:")
         lines += ["    " + line for line in repro.splitlines()]

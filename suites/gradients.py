@@ -87,9 +87,9 @@ __all__ = [
     "call_adapter_grad",
     "check_gradient_case",
     "differentiable",
-    "gradient_case",
     "evaluate_gradient",
     "gradient_bound",
+    "gradient_case",
 ]
 
 

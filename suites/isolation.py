@@ -33,6 +33,8 @@ from typing import Any
 
 from reports.recovery import INFLIGHT_SUFFIX, orphan_records
 
+from .cases import repro_text
+
 __all__ = [
     "CRASH_HINT",
     "INFLIGHT_SUFFIX",
@@ -77,7 +79,7 @@ class FlightRecorder:
             return
         repro = ""
         with contextlib.suppress(Exception):
-            repro = adapter.repro(case.fn, case.args, case.kwargs) if adapter is not None else ""
+            repro = repro_text(adapter, case)
         self._write({**self._item, "case": case.describe(), "repro": repro})
 
     def finish_item(self) -> None:

@@ -18,7 +18,7 @@ import pytest
 from mpmath import mpf
 
 from oracle.core import FORMATS, format_of, ulp
-from suites.cases import Case
+from suites.cases import MAX_WRITTEN_ELEMENTS, Case
 from suites.gradients import gradient_case
 from suites.verdict import judge
 from suites.verdict_arrays import judge_arrays, ulp_array
@@ -176,3 +176,23 @@ def test_a_large_case_is_recorded_by_its_summary():
     assert record["repro"] == "" and record["features"] == [] and record["observed"] == ""
     small = Case("cross_entropy", {"input": x[:, :4], "target": np.array([0, 1])}, {}, "float32")
     assert _case_dict(Outcome(small, True, None, None, ""), None)["case"] == small.describe()
+
+
+def test_a_large_case_is_never_written_out(tmp_path):
+    """Neither a failure message nor the in-flight record (written before every adapter
+    call) writes an LLM-scale case's values or asks for its repro: both name its shapes."""
+    from suites.checks import failure_message
+    from suites.isolation import FlightRecorder
+
+    x = np.zeros((2, MAX_WRITTEN_ELEMENTS), dtype=np.float32)
+    case = Case("cross_entropy", {"input": x, "target": np.array([0, 1])}, {}, "float32", "llm_scale")
+    adapter = SimpleNamespace(name="fake", version="0", repro=lambda *a: pytest.fail("a repro of a large case was written"))
+    message = failure_message(adapter, case, "a problem", None, None, x)
+    assert len(message) < 1000 and "input: float32 (2, 65536)" in message, message
+    flight = FlightRecorder(tmp_path, "gw0")
+    flight.start_item(SimpleNamespace(nodeid="t::x", originalname="x", name="x"))
+    flight.note_case(case, adapter)
+    written = flight.path.read_text()
+    assert len(written) < 1000 and "too many to write out" in written, written
+    small = Case("cross_entropy", {"input": x[:, :4], "target": np.array([0, 1])}, {}, "float32")
+    assert small.describe().startswith("cross_entropy(input=np.array(") and not small.too_large_to_write()
