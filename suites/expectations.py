@@ -1152,6 +1152,43 @@ def _cosine_norm_product_below_1e_8(case: Case) -> bool:
     return bool(np.any((product > 0) & (product < 1e-8)))
 
 
+def _mlx_triplet_power_sum_underflows(case: Case) -> bool:
+    """``triplet_margin_loss`` with ``eps = 0``, ``p != 1`` and a row of ``(a, p)`` or ``(a, n)``
+    whose ``sum |x - y|^p`` is below the dtype's smallest normal (0 for equal vectors): MLX's
+    ``mx.power(S + eps, 1/p)`` has the derivative ``S^(1/p - 1) / p``, infinite at ``S = 0``
+    (huge and inexact just above), which ``mx.grad`` multiplies by ``dS/d(delta) = 0``."""
+    if case.fn != "triplet_margin_loss" or float(case.kwargs.get("eps", 1e-6)) != 0:
+        return False
+    power = float(case.kwargs.get("p", 2.0))
+    if power == 1:
+        return False
+    a, p, n = _vectors_of(case)
+    tiny = format_of(case.dtype).smallest_normal
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        return any(bool(np.any(np.sum(np.abs(a - y) ** power, axis=-1) < tiny)) for y in (p, n))
+
+
+def _mlx_triplet_root_exponent_rounded(case: Case) -> bool:
+    """``triplet_margin_loss`` whose root exponent MLX rounds to the dtype by enough to show:
+    ``mx.power(S, 1.0 / p)`` takes the Python float ``1/p`` in the array's dtype (bfloat16
+    ``1/3`` -> 0.333984375) and its derivative's exponent ``1/p - 1`` is rounded again
+    (-0.6640625), so the root and its derivative are off by the factor ``S^delta``: relative
+    ``|delta ln S|``, here beyond the dtype's ``u`` for some row's ``S = sum |x - y|^p + eps``."""
+    if case.fn != "triplet_margin_loss":
+        return False
+    power, eps = float(case.kwargs.get("p", 2.0)), float(case.kwargs.get("eps", 1e-6))
+    fmt = format_of(case.dtype)
+    root = np.asarray(1.0 / power, dtype=fmt.numpy_dtype)
+    derivative = float((root - np.asarray(1.0, dtype=fmt.numpy_dtype)).astype(fmt.numpy_dtype))
+    delta = max(abs(float(root) - 1.0 / power), abs(derivative - (1.0 / power - 1.0)))
+    if delta == 0:
+        return False
+    a, p, n = _vectors_of(case)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        logs = np.abs(np.log(np.concatenate([np.sum(np.abs(a - y) ** power, axis=-1) + eps for y in (p, n)])))
+    return bool(np.any(delta * logs[~np.isnan(logs)] > fmt.unit_roundoff))
+
+
 def _softmax_normalizer_beyond_half_precision(case: Case) -> bool:
     """``softmax`` in float16/bfloat16 with a row whose normalizer ``sum exp(x - max)``
     exceeds ``2^(t-1)`` (bfloat16 128, float16 1024; t the dtype's precision): a running sum
@@ -1220,6 +1257,8 @@ FEATURES.update({
     "softmax_normalizer_beyond_half_precision": _softmax_normalizer_beyond_half_precision,
     "gaussian_quotient_exceeds_dtype_max": _gaussian_quotient_exceeds_max,
     "cosine_norm_product_below_1e_8": _cosine_norm_product_below_1e_8,
+    "mlx_triplet_power_sum_underflows": _mlx_triplet_power_sum_underflows,
+    "mlx_triplet_root_exponent_rounded": _mlx_triplet_root_exponent_rounded,
     "negative_logit": lambda c: c.fn in ("binary_cross_entropy_with_logits", "multilabel_soft_margin_loss")
     and bool(np.any(_input(c)[np.isfinite(_input(c))] < 0)),
     "log_softmax_axis_of_size_one": _log_softmax_axis_of_size_one,

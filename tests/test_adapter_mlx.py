@@ -470,6 +470,24 @@ GRADIENT_CASES = [
      replace(_case("binary_cross_entropy", {"input": [6.394885340930961e-31], "target": [0.0]}, {"reduction": "sum", "weight": [1.0]}),
              wrt="weight"),
      [0.0]),
+    # eps = 0, a = p: d/dS S^(1/2) = inf at S = 0, times dS/da = 0
+    ("triplet-power-sum-gradient-nan-at-zero-distance",
+     replace(_case("triplet_margin_loss", {"anchor": [[1.0, 2.0]], "positive": [[1.0, 2.0]], "negative": [[3.0, 2.0]]},
+                   {"margin": 3.0, "eps": 0.0, "reduction": "sum"}), wrt="anchor"), [NAN, NAN]),
+    ("triplet-power-sum-gradient-nan-at-zero-distance",
+     replace(_case("triplet_margin_loss", {"anchor": [[1.0, 2.0]], "positive": [[1.0, 2.0]], "negative": [[3.0, 2.0]]},
+                   {"eps": 0.0, "p": 3.0, "reduction": "sum"}, "float64"), wrt="positive"), [NAN, NAN]),
+    # bfloat16 mx.power(S, 1/3) with 1/3 -> 0.333984375: d(a, p) = 1.038e8 for 1.0014e8 tips the hinge
+    ("triplet-root-exponent-rounded-to-the-dtype-gradient",
+     replace(_case("triplet_margin_loss", {"anchor": [100139008.0], "positive": [0.0], "negative": [-1.125]},
+                   {"p": 3.0, "reduction": "sum"}, "bfloat16"), wrt="negative"), [1.1640625]),
+    # MLX's sqrt(S + eps) at a = p: 0 + 0.125 / sqrt(0.015625 + 1e-6); the spec's ||a - p + eps||: 2
+    ("triplet-eps-added-to-sum-of-powers-gradient",
+     replace(_case("triplet_margin_loss", {"anchor": [[0.0]], "positive": [[0.0]], "negative": [[0.125]]}, {"reduction": "sum"}),
+             wrt="anchor"), [0.9999679923057556]),
+    ("triplet-eps-added-to-sum-of-powers-gradient",
+     replace(_case("triplet_margin_loss", {"anchor": [[0.0]], "positive": [[0.0]], "negative": [[0.125]]}, {"reduction": "sum"}),
+             wrt="positive"), [-0.0]),
     # d/ds e^s (s - x) at s = -inf is 0; exp(s) (s - x) + exp(s) = 0 * -inf
     ("kl-div-log-target-gradient-nan-at-zero-target",
      replace(_case("kl_div", {"input": [-1.0, 0.0], "target": [-INF, 0.0]}, {"reduction": "sum", "log_target": True}), wrt="target"),
@@ -543,3 +561,19 @@ def test_documented_gradient_deviation_still_exists(mlx_adapter, entry_id, case,
     entry = ENTRIES[entry_id]
     assert entry.matches("mlx", "test_gradient_matches_oracle", case)
     assert not entry.matches("mlx", "test_matches_oracle", case)
+
+
+CONVENTION_GRADIENT_CASES = [(e, c, g) for e, c, g in GRADIENT_CASES if ENTRIES[e].convention]
+
+
+@pytest.mark.parametrize(("entry_id", "case", "gradient"), CONVENTION_GRADIENT_CASES,
+                         ids=[f"{g[0]}-{i}" for i, g in enumerate(CONVENTION_GRADIENT_CASES)])
+def test_gradient_convention_grades_the_minimal_case_as_accurate(mlx_adapter, entry_id, case, gradient) -> None:
+    """An entry with a convention is a deviation only where mx.grad is accurate under MLX's own
+    formula: its minimal case must pass that grading (and fail the spec's)."""
+    from suites.gradients import check_gradient_case
+
+    convention = ENTRIES[entry_id].convention
+    assert not check_gradient_case(mlx_adapter, case).passed
+    outcome = check_gradient_case(mlx_adapter, case, convention=convention)
+    assert outcome.passed, outcome.message
