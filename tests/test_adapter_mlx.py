@@ -560,14 +560,16 @@ def test_documented_deviation_still_exists(mlx_adapter, minimal: Minimal) -> Non
 
 
 def test_log_softmax_over_an_axis_of_size_one_still_crashes_mlx() -> None:
-    """The guard's reason: MLX itself, in a child process, dies of SIGSEGV on the minimal case.
+    """The guard's reason: MLX itself, in a child process, dies of SIGSEGV (or SIGABRT) on the minimal case.
     When this fails, MLX has fixed it: drop MlxCrash's guard and the entry."""
     code = (
         "import mlx.core as mx, mlx.nn as nn\n"
         "out = nn.log_softmax(mx.array([[0.0], [2.0]]), axis=1); mx.eval(out); print(out.tolist())\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == -11, (result.returncode, result.stdout, result.stderr[-500:])
+    # SIGSEGV as a rule; now and then SIGABRT, when malloc notices first that the call has
+    # corrupted the heap ("malloc(): corrupted top size"; seen once in a full test run)
+    assert result.returncode in (-11, -6), (result.returncode, result.stdout, result.stderr[-500:])
 
 
 @pytest.mark.parametrize(("entry_id", "case", "gradient"), GRADIENT_CASES, ids=[f"{g[0]}-{i}" for i, g in enumerate(GRADIENT_CASES)])
