@@ -27,6 +27,13 @@ Choices, each what an MLX user would write or what MLX's documented formula allo
   (a sum over one element is that element) it gives the spec's pointwise terms,
   then MLX's own reduction; ``batchmean`` is the ``sum`` over ``input.shape[0]``.
   ``log_target=False`` is unsupported (MLX has no probability-target form).
+* **triplet losses.** ``triplet_margin_loss`` is ``nn.losses.triplet_loss(axis=-1, p=, margin=,
+  eps=)``, whose documented distance ``(sum |a - b|^p + eps)^(1/p)`` adds eps to the sum of
+  powers (the spec: to each difference; graded under MLX's formula, expectations); it has no
+  ``swap`` (unsupported). ``triplet_margin_with_distance_loss`` takes a distance *function*,
+  which ``triplet_loss`` cannot: it is composed as an MLX user writes it,
+  ``mx.maximum(margin + d(a, p) - d(a, n), 0)`` with :data:`MLX_DISTANCES` (``mx.linalg.norm``
+  of ``a - b + 1e-06``; ``1 - cosine_similarity_loss``) and ``mx.minimum`` for ``swap``.
 * **hinge_loss** is the SVM hinge ``max(0, 1 - y x)``, not torch's
   ``hinge_embedding_loss``; ``cosine_similarity_loss`` is the cosine itself
   (not ``1 - cos``): the adapter composes ``cosine_embedding_loss`` from it.
@@ -341,6 +348,36 @@ def _triplet_margin_loss(a: dict[str, Any]) -> list[str]:
     ]
 
 
+#: ``triplet_margin_with_distance_loss``'s named distances (oracle/embedding.py) in MLX: the
+#: spec's pairwise distance ``||x - y + eps||`` through ``mx.linalg.norm``; the cosine distance
+#: as one minus ``cosine_similarity_loss`` (which divides by ``max(|x| |y|, 1e-8)``).
+MLX_DISTANCES: dict[str | None, Callable[[str, str], str]] = {
+    None: lambda x, y: f"mx.linalg.norm({x} - {y} + 1e-06, axis=-1)",
+    "pairwise_distance": lambda x, y: f"mx.linalg.norm({x} - {y} + 1e-06, axis=-1)",
+    "l1": lambda x, y: f"mx.linalg.norm({x} - {y} + 1e-06, ord=1, axis=-1)",
+    "cosine": lambda x, y: f"1 - {_NL}.cosine_similarity_loss({x}, {y}, axis=-1)",
+}
+
+
+def _triplet_margin_with_distance_loss(a: dict[str, Any]) -> list[str]:
+    """``max(margin + d(a, p) - d(a, n), 0)`` with a named distance, the way an MLX user writes
+    it (MLX's ``triplet_loss`` takes a norm degree, not a distance function); ``swap``:
+    ``mx.minimum(d(a, n), d(p, n))``. Nothing is validated that MLX would not validate."""
+    reduction = _reduction("triplet_margin_with_distance_loss", a["reduction"])
+    name = a["distance_function"]
+    if name not in MLX_DISTANCES:
+        raise ValueError(
+            f"triplet_margin_with_distance_loss: unknown distance_function {name!r}; "
+            f"the mlx adapter names {', '.join(repr(k) for k in MLX_DISTANCES)}"
+        )
+    distance = MLX_DISTANCES[name]
+    lines = [f"d_ap = {distance('anchor', 'positive')}", f"d_an = {distance('anchor', 'negative')}"]
+    if a["swap"]:
+        lines.append(f"d_an = mx.minimum(d_an, {distance('positive', 'negative')})")
+    lines.append(f"losses = mx.maximum({_kw(float(a['margin']))} + d_ap - d_an, 0)")
+    return lines + _reduce_lines("losses", reduction)
+
+
 def _unsupported(reason: str) -> Callable[[dict[str, Any]], list[str]]:
     def program(a: dict[str, Any]) -> list[str]:
         raise NotImplementedError(reason)
@@ -374,9 +411,7 @@ _PROGRAMS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "soft_margin_loss": _unsupported("soft_margin_loss: mlx.nn.losses has no soft-margin loss"),
     "multi_margin_loss": _unsupported("multi_margin_loss: mlx.nn.losses has no multi-class margin loss"),
     "multilabel_margin_loss": _unsupported("multilabel_margin_loss: mlx.nn.losses has no multi-label margin loss"),
-    "triplet_margin_with_distance_loss": _unsupported(
-        "triplet_margin_with_distance_loss: nn.losses.triplet_loss takes a norm degree, not a distance function"
-    ),
+    "triplet_margin_with_distance_loss": _triplet_margin_with_distance_loss,
 }
 
 
@@ -619,9 +654,16 @@ OPTION_TABLE: dict[str, dict[str, tuple[str, str]]] = {
         **_NATIVE_REDUCTIONS,
         "size_average/reduce (legacy)": _LEGACY,
     },
-    "triplet_margin_with_distance_loss": _all_unsupported(
-        "triplet_margin_with_distance_loss", "triplet_loss takes a norm degree, not a distance: NotImplementedError"
-    ),
+    "triplet_margin_with_distance_loss": {
+        "(function)": ("composed", "mx.maximum(margin + d(a, p) - d(a, n), 0) with a named distance"),
+        "(D) input": ("composed", "axis=-1"),
+        "distance_function=None": ("composed", "mx.linalg.norm(a - b + 1e-06, axis=-1)"),
+        "distance_function='l1'": ("composed", "mx.linalg.norm(a - b + 1e-06, ord=1, axis=-1)"),
+        "distance_function='cosine'": ("composed", "1 - nn.losses.cosine_similarity_loss(a, b, axis=-1)"),
+        "margin": ("composed", "a literal"),
+        "swap": ("composed", "mx.minimum(d_an, d_pn)"),
+        **_COMPOSED_REDUCTIONS,
+    },
 }
 
 

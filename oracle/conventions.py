@@ -387,10 +387,14 @@ CONVENTIONS["torch-ctc-gradient-exp-minus-occupation"] = Convention(
     grad_condition=ctc_loss_exp_minus_occupation_grad_condition,
 )
 
-# MLX (issue 7): mlx.nn.losses.triplet_loss adds eps to the sum of |a - b|^p, any p.
-from .embedding import mlx_triplet_loss_terms  # noqa: E402
+# MLX (issue 7): mlx.nn.losses.triplet_loss adds eps to the sum of |a - b|^p, any p; with the
+# exact gradient of that distance, so mx.grad is graded under MLX's own formula.
+from .embedding import mlx_triplet_loss_grad, mlx_triplet_loss_terms  # noqa: E402
+from .gradients_margin import mlx_triplet_loss_grad_condition  # noqa: E402
 
 CONVENTIONS["mlx-triplet-eps-in-sum"] = Convention(
     "mlx-triplet-eps-in-sum", "triplet_margin_loss", mlx_triplet_loss_terms,
     "https://ml-explore.github.io/mlx/build/html/python/nn/_autosummary_functions/mlx.nn.losses.triplet_loss.html",
+    grad=mlx_triplet_loss_grad,
+    grad_condition=mlx_triplet_loss_grad_condition,
 )

@@ -289,13 +289,13 @@ def _exact_differences(a: np.ndarray, b: np.ndarray, e: mpf) -> list[mpf]:
     return [mpmath.fadd(mpmath.fsub(x, y, exact=True), e, exact=True) for x, y in zip(a, b)]
 
 
-def _p_norm(diff: list[mpf], q: mpf) -> mpf:
-    """``(sum_i |v_i|^q)^(1/q)``. For an integer ``q`` the powers and their sum are exact
-    and the root is mpmath's correctly rounded ``root``, so a norm that is exactly
-    representable (one nonzero component, a Pythagorean triple) comes out exact and an
-    exact rounding midpoint of the loss is seen as one (Ziv's loop cannot decide
-    a tie from two inexact evaluations: ``(|5.1015625|^3)^(1/3)`` is not 5.1015625
-    when ``1/3`` is rounded)."""
+def _p_norm(diff: list[mpf], q: mpf, plus: mpf = mpf(0)) -> mpf:
+    """``(sum_i |v_i|^q + plus)^(1/q)`` (``plus``: MLX's eps, added to the sum of powers).
+    For an integer ``q`` the powers and their sum are exact and the root is mpmath's
+    correctly rounded ``root``, so a norm that is exactly representable (one nonzero
+    component, a Pythagorean triple) comes out exact and an exact rounding midpoint of
+    the loss is seen as one (Ziv's loop cannot decide a tie from two inexact evaluations:
+    ``(|5.1015625|^3)^(1/3)`` is not 5.1015625 when ``1/3`` is rounded)."""
     if q == int(q) and q >= 1:
         k = int(q)
         powers = []
@@ -304,7 +304,7 @@ def _p_norm(diff: list[mpf], q: mpf) -> mpf:
             for _ in range(k):
                 power = mpmath.fmul(power, base, exact=True)
             powers.append(power)
-        total = exact_sum(powers)
+        total = exact_sum(powers + [plus])
         if k == 1:
             return total
         # At the precision of the exact sum (+64 bits), not the working one: a representable
@@ -313,7 +313,7 @@ def _p_norm(diff: list[mpf], q: mpf) -> mpf:
         bits = int(total._mpf_[3]) if mpmath.isfinite(total) and total != 0 else 0
         with mpmath.workprec(max(mpmath.mp.prec, bits + 64)):
             return mpmath.root(total, k)
-    return mpmath.fsum(abs(v) ** q for v in diff) ** (1 / q)
+    return (mpmath.fsum(abs(v) ** q for v in diff) + plus) ** (1 / q)
 
 
 def _pairwise_grad_a(a: np.ndarray, b: np.ndarray, p: float, eps: float) -> np.ndarray:
@@ -576,6 +576,44 @@ def optax_triplet_margin_loss_terms(
     return _triplet_terms(anchor, positive, negative, margin, False, reduction, distance)
 
 
+def _mlx_differences(x: np.ndarray, y: np.ndarray) -> list[mpf]:
+    """``a_i - b_i`` without rounding (no eps: MLX adds it to the sum of powers)."""
+    return [mpmath.fsub(u, v, exact=True) for u, v in zip(x, y)]
+
+
+def mlx_distance(x: np.ndarray, y: np.ndarray, p: float, eps: float) -> tuple[mpf, mpf]:
+    r"""``(d, its condition)`` for ``d(a, b) = (\sum_i |a_i - b_i|^p + \epsilon)^{1/p}``
+    (``mlx.nn.losses.triplet_loss``'s distance). The condition is the forward model's:
+    ``sum_i |dd/d(delta_i)| (|a_i| + |b_i|) + eps |dd/d eps|`` with
+    ``|dd/d(delta_i)| = (|delta_i| / d)^(p-1)`` and ``dd/d eps = d^(1-p) / p``."""
+    e, q = to_mpf(float(eps)), to_mpf(float(p))
+    diff = _mlx_differences(x, y)
+    d = _p_norm(diff, q, e)  # exact powers and sum for an integer p, then one rounded root
+    if d == 0:
+        return d, mpmath.fsum(abs(u) + abs(v) for u, v in zip(x, y))
+    grads = [mpmath.power(abs(v) / d, q - 1) if v else mpf(0) for v in diff]
+    return d, mpmath.fsum(g * (abs(u) + abs(w)) for g, u, w in zip(grads, x, y)) + abs(e) * mpmath.power(d, 1 - q) / q
+
+
+def _mlx_distance_grad_a(x: np.ndarray, y: np.ndarray, p: float, eps: float) -> np.ndarray:
+    r"""``dd/da_i = sign(delta_i) |delta_i|^{p-1} / d^{p-1}`` for :func:`mlx_distance`
+    (``delta = a - b``); 0 where ``d = 0`` (``eps = 0``, ``a = b``: no direction; the spec's
+    subgradient) and ``sign(0) = 0`` for ``p = 1`` (``mx.abs``'s derivative at 0)."""
+    q = to_mpf(float(p))
+    diff = _mlx_differences(x, y)
+    d, _ = mlx_distance(x, y, p, eps)
+    if d == 0:
+        return np.full(len(diff), mpf(0), dtype=object)
+    return np.array([mpmath.sign(v) * (abs(v) / d) ** (q - 1) if v else mpf(0) for v in diff], dtype=object)
+
+
+def _check_mlx_triplet(p: float, swap: bool) -> None:
+    if swap:
+        raise ValueError("the MLX triplet convention has no swap")
+    if not float(p) > 0:
+        raise ValueError(f"p must be positive, got {p}")
+
+
 def mlx_triplet_loss_terms(
     anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
     size_average=None, reduce=None, reduction: str = "mean",
@@ -589,20 +627,24 @@ def mlx_triplet_loss_terms(
     difference (``||a - b + eps||_p``). Unlike optax's (above) it takes ``abs``, so
     every ``p`` is a norm. No ``swap`` (MLX has none).
     """
-    if swap:
-        raise ValueError("the MLX triplet convention has no swap")
-    if not float(p) > 0:
-        raise ValueError(f"p must be positive, got {p}")
-    e, q = to_mpf(float(eps)), to_mpf(float(p))
-
-    def distance(x: np.ndarray, y: np.ndarray) -> tuple[mpf, mpf]:
-        diff = [abs(u - v) for u, v in zip(x, y)]
-        d = mpmath.power(mpmath.fsum(mpmath.power(v, q) for v in diff) + e, 1 / q)
-        if d == 0:
-            return d, mpmath.fsum(abs(u) + abs(v) for u, v in zip(x, y))
-        # |dd/d(delta_i)| = (|delta_i| / d)^(p-1); eps enters as d^(1-p) / p
-        grads = [mpmath.power(v / d, q - 1) if v else mpf(0) for v in diff]
-        return d, mpmath.fsum(g * (abs(u) + abs(w)) for g, u, w in zip(grads, x, y)) + abs(e) * mpmath.power(d, 1 - q) / q
-
+    _check_mlx_triplet(p, swap)
     reduction = resolve_reduction(size_average, reduce, reduction)
-    return _triplet_terms(anchor, positive, negative, margin, False, reduction, distance)
+    return _triplet_terms(anchor, positive, negative, margin, False, reduction, lambda x, y: mlx_distance(x, y, p, eps))
+
+
+def mlx_triplet_loss_grad(
+    anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
+    size_average=None, reduce=None, reduction: str = "mean", *, wrt: str = "anchor",
+) -> np.ndarray:
+    r"""Gradient of :func:`mlx_triplet_loss_terms`'s output sum w.r.t. ``wrt`` (``anchor``,
+    ``positive``, ``negative``): the spec's hinge and reduction (:func:`_triplet_grad`) over
+    MLX's distance, ``dd/da_i = sign(delta_i) (|delta_i| / d)^{p-1}`` (:func:`_mlx_distance_grad_a`)
+    and ``dd/db = -dd/da``. With ``eps > 0`` it is smooth at ``a = b`` (0 there, where the spec's
+    ``||a - b + eps||`` has the direction of ``eps``: +1 per component in one dimension)."""
+    _check_mlx_triplet(p, swap)
+    lt = mlx_triplet_loss_terms(anchor, positive, negative, margin, p, eps, swap, size_average, reduce, reduction)
+    return _triplet_grad(
+        anchor, positive, negative, margin, False, lt,
+        lambda x, y: mlx_distance(x, y, p, eps), lambda x, y: _mlx_distance_grad_a(x, y, p, eps),
+        lambda x, y: -_mlx_distance_grad_a(x, y, p, eps), wrt,
+    )

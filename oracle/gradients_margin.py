@@ -66,6 +66,7 @@ __all__ = [
     "margin_ranking_loss_grad_condition",
     "multi_margin_loss_grad_condition",
     "multilabel_margin_loss_grad_condition",
+    "mlx_triplet_loss_grad_condition",
     "multilabel_soft_margin_loss_grad_condition",
     "soft_margin_loss_grad_condition",
     "triplet_margin_loss_grad_condition",
@@ -434,6 +435,14 @@ def _cosine_embedding_condition(input1, input2, target, margin, size_average, re
 # ------------------------------------------------------------------ triplet losses
 
 
+def _own_power(v: mpf, d: mpf, q: mpf) -> mpf:
+    """``|v / d|^{q-2}``, the diagonal of a p-norm's second derivative, at ``v = 0`` too:
+    1 for ``q = 2`` (``d^2 ||v|| / dv_i^2 = 1/d`` there), 0 above, unbounded below (``q < 2``)."""
+    if v != 0:
+        return (abs(v) / d) ** (q - 2)
+    return mpf(1) if q == 2 else (mpf(0) if q > 2 else mpmath.inf)
+
+
 def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: mpf):
     r"""For ``d = ||v||_p``, ``v = a - b + eps``: ``(dd/da, sens, jump)`` per component.
 
@@ -467,14 +476,56 @@ def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: m
             continue
         total = mpf(0)
         for k in range(dim):
-            own = (abs(diff[i]) / d) ** (q - 2) if i == k and diff[i] != 0 else mpf(0)
-            total += (q - 1) / d * abs(own - e[i] * e[k]) * size[k]
+            own = _own_power(diff[i], d, q) if i == k else mpf(0)
+            if size[k]:  # an unbounded own term (q < 2 at v_i = 0) times a zero size adds nothing
+                total += (q - 1) / d * abs(own - e[i] * e[k]) * size[k]
         sens.append(total)
         jump.append(mpf(0))
     if all(abs(v) <= u * K_KINK * s for v, s in zip(diff, size)):
         # Every component of v within its input perturbation of 0 (an eps rounded to the
         # dtype can cancel a - b exactly): the perturbed v may point anywhere or be 0
         # (PyTorch's gradient 0), so each component may jump by up to 1 + |e_i|.
+        jump = [max(j, _kink(1 + abs(ei), mpf(0), mpf(0), u)) for j, ei in zip(jump, e)]
+    return e, sens, jump, scale
+
+
+def _mlx_distance_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: mpf):
+    r"""For MLX's ``d = (sum_k |delta_k|^p + eps)^(1/p)``, ``delta = a - b``
+    (:func:`oracle.embedding.mlx_distance`): ``(dd/da, sens, jump, scale)`` per component.
+
+    ``e_i = sign(delta_i) |delta_i / d|^{p-1}`` and, as for the p-norm (eps only moves ``d``),
+    ``de_i/d(delta_k) = (p - 1)/d (|delta_i / d|^{p-2} [i=k] - e_i e_k)``; each ``delta_k`` is
+    perturbed by ``|a_k| + |b_k|`` (relative) and eps by itself: ``de_i/d eps = -(p - 1)/p e_i / d^p``.
+    Jumps: ``p = 1``'s ``sign(delta_i)`` (``mx.abs``' derivative: 0 at 0) within ``u K_KINK`` of
+    its size; at ``d = 0`` (``eps = 0``, ``a = b``) the direction is undefined (the oracle's
+    gradient 0): every component may jump by 1, and by ``1 + |e_i|`` where ``eps = 0`` and every
+    ``delta_k`` is within reach of 0. Scale: the p-norm's, ``(p - 1)(ceil(log2 D) + 2) |e_i|``.
+    """
+    from .embedding import _mlx_differences, mlx_distance
+
+    e_, q = to_mpf(float(eps)), to_mpf(p)
+    diff = _mlx_differences(a, b)
+    size = [abs(x) + abs(y) for x, y in zip(a, b)]
+    d, _ = mlx_distance(a, b, p, eps)
+    dim = len(diff)
+    if d == 0:
+        return [mpf(0)] * dim, [mpf(0)] * dim, [_kink(mpf(1), mpf(0), mpf(0), u)] * dim, [mpf(0)] * dim
+    e = [mpmath.sign(v) * (abs(v) / d) ** (q - 1) if v else mpf(0) for v in diff]
+    scale = [(q - 1) * (_sum_error_factor(dim) + 2) * abs(v) for v in e]
+    sens, jump = [], []
+    for i in range(dim):
+        if q == 1:
+            sens.append(mpf(0))
+            jump.append(_kink(mpf(1), diff[i], size[i], u))
+            continue
+        total = (q - 1) / q * abs(e[i]) * e_ / d**q
+        for k in range(dim):
+            own = _own_power(diff[i], d, q) if i == k else mpf(0)
+            if size[k]:  # an unbounded own term (q < 2 at v_i = 0) times a zero size adds nothing
+                total += (q - 1) / d * abs(own - e[i] * e[k]) * size[k]
+        sens.append(total)
+        jump.append(mpf(0))
+    if e_ == 0 and all(abs(v) <= u * K_KINK * s for v, s in zip(diff, size)):
         jump = [max(j, _kink(1 + abs(ei), mpf(0), mpf(0), u)) for j, ei in zip(jump, e)]
     return e, sens, jump, scale
 
@@ -589,4 +640,22 @@ def triplet_margin_with_distance_loss_grad_condition(
         second = _negated(first)
     return _triplet_condition(
         anchor, positive, negative, margin, swap, reduction, _distance(distance_function), first, second, wrt
+    )
+
+
+def mlx_triplet_loss_grad_condition(
+    anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-06, swap: bool = False,
+    size_average=None, reduce=None, reduction: str = "mean", *, wrt: str = "anchor",
+) -> GradientCondition:
+    """The condition of :func:`oracle.embedding.mlx_triplet_loss_grad` (the oracle convention
+    ``mlx-triplet-eps-in-sum``): :func:`_triplet_condition` over :func:`_mlx_distance_second_order`."""
+    _check_wrt(wrt, ("anchor", "positive", "negative"), "triplet_margin_loss")
+    from .embedding import _check_mlx_triplet, mlx_distance
+
+    _check_mlx_triplet(p, swap)
+    reduction = resolve_reduction(size_average, reduce, reduction)
+    first = lambda x, y, u: _mlx_distance_second_order(x, y, p, eps, u)  # noqa: E731
+    return _triplet_condition(
+        anchor, positive, negative, margin, False, reduction,
+        lambda x, y: mlx_distance(x, y, p, eps), first, _negated(first), wrt,
     )

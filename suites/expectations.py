@@ -801,6 +801,9 @@ def _squared_norm_out_of_range(case: Case) -> bool:
             a, p, n = vectors
             power = float(case.kwargs.get("p", 2.0)) if case.fn == "triplet_margin_loss" else 2.0
             sizes = np.concatenate([np.sum(np.abs(d) ** power, axis=-1) for d in (a - p, a - n, p - n)])
+            if _cosine_distance(case):  # the cosine of two vectors: their squared norms and product
+                squares = [np.sum(v * v, axis=-1) for v in (a, p, n)]
+                sizes = np.concatenate([sizes, *squares, *(x * y for i, x in enumerate(squares) for y in squares[i + 1:])])
     sizes = sizes[~np.isnan(sizes)]
     return bool(np.any(sizes > fmt.max_finite) or np.any((sizes > 0) & (sizes < fmt.smallest_normal)))
 
@@ -816,6 +819,16 @@ def _subnormal_cosine(case: Case) -> bool:
         cos = np.sum(a * b, axis=-1) / np.sqrt(np.sum(a * a, axis=-1) * np.sum(b * b, axis=-1))
     cos = np.abs(cos[np.isfinite(cos)])
     return bool(np.any((cos > 0) & (cos < format_of(case.dtype).smallest_normal)))
+
+
+def _cosine_distance(case: Case) -> bool:
+    """``triplet_margin_with_distance_loss`` with the named ``"cosine"`` distance."""
+    return case.fn == "triplet_margin_with_distance_loss" and case.kwargs.get("distance_function") == "cosine"
+
+
+def _cosine_of_vectors(case: Case) -> bool:
+    """The loss takes a cosine of its vectors: ``cosine_embedding_loss``, or the cosine distance."""
+    return case.fn == "cosine_embedding_loss" or _cosine_distance(case)
 
 
 def _zero_vector(case: Case) -> bool:
@@ -944,6 +957,7 @@ FEATURES.update({
     "squared_norm_out_of_range": _squared_norm_out_of_range,
     "zero_vector": _zero_vector,
     "cosine_distance_norm_below_eps": _cosine_distance_norm_below_eps,
+    "cosine_of_vectors": _cosine_of_vectors,
     "cosine_epsilon_visible": _cosine_epsilon_visible,
     "zero_distance": _zero_distance,
     "triplet_eps_visible": _triplet_eps_visible,
@@ -1149,19 +1163,66 @@ def _gaussian_quotient_exceeds_max(case: Case) -> bool:
 
 
 def _cosine_norm_product_below_1e_8(case: Case) -> bool:
-    """``cosine_embedding_loss``: some pair with ``0 < |x1| |x2| < 1e-8``, where MLX's
-    ``cosine_similarity_loss`` divides by ``max(|x1| |x2|, 1e-8)`` instead of the product."""
+    """``cosine_embedding_loss`` (or the cosine distance of ``triplet_margin_with_distance_loss``:
+    pairs ``(a, p)``, ``(a, n)``, and ``(p, n)`` with ``swap``): some pair with
+    ``0 < |x1| |x2| < 1e-8``, where MLX's ``cosine_similarity_loss`` divides by
+    ``max(|x1| |x2|, 1e-8)`` instead of the product."""
+    if _cosine_distance(case):
+        a, p, n = _vectors_of(case)
+        pairs = [(a, p), (a, n)] + ([(p, n)] if case.kwargs.get("swap") else [])
+        return any(_norm_product_below_1e_8(x, y) for x, y in pairs)
     if case.fn != "cosine_embedding_loss":
         return False
+    a, b = (np.atleast_2d(np.asarray(case.args[k], dtype=np.float64)) for k in ("input1", "input2"))
+    return _norm_product_below_1e_8(a, b)
+
+
+def _norm_product_below_1e_8(a: np.ndarray, b: np.ndarray) -> bool:
     def norm(v: np.ndarray) -> np.ndarray:  # scaled: the squares of tiny components underflow
         top = np.max(np.abs(v), axis=-1, keepdims=True)
         safe = np.where((top > 0) & np.isfinite(top), top, 1.0)
         return (safe * np.sqrt(np.sum((v / safe) ** 2, axis=-1, keepdims=True)))[..., 0]
 
-    a, b = (np.atleast_2d(np.asarray(case.args[k], dtype=np.float64)) for k in ("input1", "input2"))
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         product = norm(a) * norm(b)
     return bool(np.any((product > 0) & (product < 1e-8)))
+
+
+def _mlx_triplet_power_sum_underflows(case: Case) -> bool:
+    """``triplet_margin_loss`` with ``eps = 0``, ``p != 1`` and a row of ``(a, p)`` or ``(a, n)``
+    whose ``sum |x - y|^p`` is below the dtype's smallest normal (0 for equal vectors): MLX's
+    ``mx.power(S + eps, 1/p)`` has the derivative ``S^(1/p - 1) / p``, infinite at ``S = 0``
+    (huge and inexact just above), which ``mx.grad`` multiplies by ``dS/d(delta) = 0``."""
+    if case.fn != "triplet_margin_loss" or float(case.kwargs.get("eps", 1e-6)) != 0:
+        return False
+    power = float(case.kwargs.get("p", 2.0))
+    if power == 1:
+        return False
+    a, p, n = _vectors_of(case)
+    tiny = format_of(case.dtype).smallest_normal
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        return any(bool(np.any(np.sum(np.abs(a - y) ** power, axis=-1) < tiny)) for y in (p, n))
+
+
+def _mlx_triplet_root_exponent_rounded(case: Case) -> bool:
+    """``triplet_margin_loss`` whose root exponent MLX rounds to the dtype by enough to show:
+    ``mx.power(S, 1.0 / p)`` takes the Python float ``1/p`` in the array's dtype (bfloat16
+    ``1/3`` -> 0.333984375) and its derivative's exponent ``1/p - 1`` is rounded again
+    (-0.6640625), so the root and its derivative are off by the factor ``S^delta``: relative
+    ``|delta ln S|``, here beyond the dtype's ``u`` for some row's ``S = sum |x - y|^p + eps``."""
+    if case.fn != "triplet_margin_loss":
+        return False
+    power, eps = float(case.kwargs.get("p", 2.0)), float(case.kwargs.get("eps", 1e-6))
+    fmt = format_of(case.dtype)
+    root = np.asarray(1.0 / power, dtype=fmt.numpy_dtype)
+    derivative = float((root - np.asarray(1.0, dtype=fmt.numpy_dtype)).astype(fmt.numpy_dtype))
+    delta = max(abs(float(root) - 1.0 / power), abs(derivative - (1.0 / power - 1.0)))
+    if delta == 0:
+        return False
+    a, p, n = _vectors_of(case)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        logs = np.abs(np.log(np.concatenate([np.sum(np.abs(a - y) ** power, axis=-1) + eps for y in (p, n)])))
+    return bool(np.any(delta * logs[~np.isnan(logs)] > fmt.unit_roundoff))
 
 
 def _softmax_normalizer_beyond_half_precision(case: Case) -> bool:
@@ -1232,6 +1293,8 @@ FEATURES.update({
     "softmax_normalizer_beyond_half_precision": _softmax_normalizer_beyond_half_precision,
     "gaussian_quotient_exceeds_dtype_max": _gaussian_quotient_exceeds_max,
     "cosine_norm_product_below_1e_8": _cosine_norm_product_below_1e_8,
+    "mlx_triplet_power_sum_underflows": _mlx_triplet_power_sum_underflows,
+    "mlx_triplet_root_exponent_rounded": _mlx_triplet_root_exponent_rounded,
     "negative_logit": lambda c: c.fn in ("binary_cross_entropy_with_logits", "multilabel_soft_margin_loss")
     and bool(np.any(_input(c)[np.isfinite(_input(c))] < 0)),
     "log_softmax_axis_of_size_one": _log_softmax_axis_of_size_one,

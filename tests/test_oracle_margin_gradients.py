@@ -318,3 +318,11 @@ def test_cosine_gradient_is_exactly_zero_where_its_parts_cancel():
                                           "target": np.array([1.0])}, {"reduction": "none"}, "float64", wrt="input1")
     rounded = evaluate_gradient(case).rounded
     assert rounded[0, 1] == 0 and rounded[0, 2] == 0 and rounded[0, 0] < -2.3
+
+
+def test_a_shared_component_keeps_the_p2_second_derivative():
+    """eps = 0 and an anchor and positive equal in one component: ``v_0 = 0`` but
+    ``d^2 ||v|| / dv_0^2 = 1/d`` there (``|v_0 / d|^{p-2} = 1`` for p = 2, not 0), so a
+    perturbation of ``a_0`` or ``p_0`` (size 2) still turns the gradient's direction."""
+    args = {"anchor": np.array([[1.0, 1.0]]), "positive": np.array([[1.0, 2.0]]), "negative": np.array([[4.0, -3.0]])}
+    assert_covers("triplet_margin_loss", args, {"margin": 30.0, "p": 2.0, "eps": 0.0, "reduction": "sum"}, cancelling=True)
