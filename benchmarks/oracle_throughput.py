@@ -277,7 +277,7 @@ def conformance_runs(selection: list[str] | None = None, only: list[str] | None 
             continue
         with tempfile.TemporaryDirectory() as report:
             cache_arg = ["--lossconf-cache", "off" if cache == "off" else str(Path(report) / "cache")]
-            command = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
+            command = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--assert=plain",
                        "--report-dir", report, *cache_arg, *extra, *selection]
             load = os.getloadavg()[0]
             usage = resource.getrusage(resource.RUSAGE_CHILDREN)
