@@ -74,6 +74,8 @@ def test_gate_profile_is_derandomized_small_and_untargeted():
     assert Phase.target not in gate.phases
     assert Phase.target in settings.get_profile("thorough").phases
     assert settings.get_profile("ci").derandomize
+    for name in ("lossconf", "gate", "ci", "dev", "thorough"):
+        assert Phase.explain not in settings.get_profile(name).phases, name  # traced re-runs: minutes per failure
 
 
 def test_gate_examples_per_check(tmp_path):
