@@ -274,6 +274,9 @@ MINIMAL_CASES: list[Minimal] = [
                   {"reduction": "none", "label_smoothing": 0.1}), [INF]),
     Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
             _case("mse_loss", {"input": [0.0], "target": [1.8446744073709552e19]}, {"weight": [0.0], "reduction": "none"}), [NAN]),
+    Minimal("l1-loss-weight-dropped", "test_edge_cases",
+            _case("l1_loss", {"input": [0.5, -3.0, 2.0, 0.25], "target": [0.0, 1.0, -2.0, 0.25]},
+                  {"weight": [0.25, 1.0, 4.0, 0.0]}), [2.125]),
     Minimal("reduction-sum-overflow", "test_matches_oracle",
             _case("l1_loss", {"input": [3e38, 3e38], "target": [0.0, 0.0]}), [INF]),
 ]  # fmt: skip
