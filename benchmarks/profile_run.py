@@ -112,6 +112,9 @@ class Profile:
 
         class Reasons(logging.Handler):
             def emit(self, record: logging.LogRecord) -> None:
+                if getattr(record, "_lossconf_counted", False):  # propagated to a second logger
+                    return
+                record._lossconf_counted = True
                 lines = [line.strip() for line in record.getMessage().splitlines()]
                 failures = [line for line in lines if line.startswith("- ")] or lines[:1]
                 # one row per kind of guard (the first that failed): numbers and frame ids vary
