@@ -25,6 +25,7 @@ inflates; the load average is printed with them.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import sys
 import time
@@ -51,6 +52,7 @@ class Profile:
         self.current = "(collection)"
         self._depth = 0
         self.disk = None
+        self.recompiles: dict[str, int] = defaultdict(int)
 
     # -- wrappers ----------------------------------------------------------------------
 
@@ -98,6 +100,31 @@ class Profile:
             self.jax_events[event][1] += duration
 
         jax.monitoring.register_event_duration_secs_listener(listener)
+
+    def install_torch_compile(self) -> None:
+        """Count Dynamo's recompilations by reason (its ``recompiles`` log, captured here only)."""
+        import logging
+
+        import torch._logging
+
+        torch._logging.set_logs(recompiles=True)
+        profile = self
+
+        class Reasons(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if getattr(record, "_lossconf_counted", False):  # propagated to a second logger
+                    return
+                record._lossconf_counted = True
+                lines = [line.strip() for line in record.getMessage().splitlines()]
+                failures = [line for line in lines if line.startswith("- ")] or lines[:1]
+                # one row per kind of guard (the first that failed): numbers and frame ids vary
+                profile.recompiles[re.sub(r"\b\d+\b|0x[0-9a-f]+", "N", failures[0])[:120]] += 1
+
+        handler = Reasons()
+        for name in ("torch._dynamo", "torch._dynamo.convert_frame", "torch._dynamo.guards"):
+            logger = logging.getLogger(name)
+            logger.addHandler(handler)
+        # the artifact's own stderr handler stays; pytest captures it per test
 
     # -- pytest hooks --------------------------------------------------------------------
 
@@ -147,7 +174,30 @@ class Profile:
             print("\njax.monitoring events (count, wall seconds):")
             for event, (count, seconds) in sorted(self.jax_events.items(), key=lambda kv: -kv[1][1]):
                 print(f"  {event:<64} {count:6d} {seconds:8.1f}")
+        self.print_torch_compile()
         print(f"load average at end {os.getloadavg()}")
+
+    def print_torch_compile(self) -> None:
+        """Dynamo/Inductor's own counters, and the CPU of finished child processes (g++)."""
+        if "adapters.torch_compile" not in sys.modules:
+            return
+        from torch._dynamo.utils import counters
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        print("\ntorch.compile (torch._dynamo.utils.counters):")
+        print(f"  unique graphs {counters['stats']['unique_graphs']}")
+        print(f"  Inductor FX graph cache: {counters['inductor']['fxgraph_cache_hit']} hits, "
+              f"{counters['inductor']['fxgraph_cache_miss']} misses, "
+              f"{counters['inductor']['fxgraph_cache_bypass']} bypassed")
+        print(f"  AOTAutograd cache: {counters['aot_autograd']['autograd_cache_hit']} hits, "
+              f"{counters['aot_autograd']['autograd_cache_miss']} misses, "
+              f"{counters['aot_autograd']['autograd_cache_bypass']} bypassed")
+        print(f"  finished child processes (g++, compile workers that exited): "
+              f"{children.ru_utime + children.ru_stime:.1f} CPU s")
+        if self.recompiles:
+            print("  recompilations by guard (Dynamo's recompiles log):")
+            for reason, count in sorted(self.recompiles.items(), key=lambda kv: -kv[1])[:15]:
+                print(f"    {count:5d}  {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         args += ["--report-dir", tempfile.mkdtemp(prefix="lossconf-profile-")]
     profile = Profile()
     profile.install()
+    if any("torch-compile" in a for a in args):
+        profile.install_torch_compile()
     print(f"profile of: pytest suites {' '.join(args)}  (load average at start {os.getloadavg()})")
     wall, cpu = time.perf_counter(), _cpu()
     os.chdir(ROOT)

@@ -19,8 +19,19 @@
   jax/jaxlib/host versions, loaded without tracing. A ``LOSSCONF_JAX_EXECUTABLES`` the user
   set wins (empty: off).
 
-Both are safe to delete at any time, and CI may cache the directory between runs
-(docs/github-actions.yml). ``--lossconf-cache off`` turns both off.
+* ``DIR/torch-inductor``: torch.compile's on-disk caches, when a ``torch-compile`` adapter is
+  selected: Inductor's FX graph cache (each compiled graph's generated C++ and its ``.so``)
+  and AOTAutograd's cache (forward/backward pairs) live under ``TORCHINDUCTOR_CACHE_DIR``.
+  A cold compilation costs 1-3 CPU s, almost all of it g++ on the generated kernel; a hit
+  costs Dynamo's tracing and a load (README "torch.compile"). torch reads the directory from
+  that environment variable only (``torch._inductor.runtime.cache_dir_utils.cache_dir``; no
+  config API), so it is set here like JAX's, and undone at the end. torch keys its entries on
+  the graph, the inputs' metadata, Inductor's configuration and the torch version, so a stale
+  entry is never used. A ``TORCHINDUCTOR_CACHE_DIR`` the user set wins.
+
+All are safe to delete at any time, and CI may cache the directory between runs
+(docs/github-actions.yml). ``--lossconf-cache off`` turns them all off (torch.compile then
+uses torch's default directory, ``/tmp/torchinductor_<user>``).
 """
 
 from __future__ import annotations
@@ -32,12 +43,16 @@ from pathlib import Path
 
 from . import oracle_cache
 
-__all__ = ["JAX_EXECUTABLES", "JAX_SETTINGS", "configure_caches"]
+__all__ = ["JAX_EXECUTABLES", "JAX_SETTINGS", "TORCH_COMPILE_ADAPTERS", "TORCHINDUCTOR_CACHE_DIR", "configure_caches"]
 
 #: The environment variable the ``jax`` adapter reads its executable cache's directory from
 #: (adapters/_jax_executables.py ``ENV``; not imported from there, which would import JAX).
 JAX_EXECUTABLES = "LOSSCONF_JAX_EXECUTABLES"
 
+#: The adapters that run torch.compile (adapters/torch_compile.py; not imported, which would
+#: import torch), and the variable Inductor reads its cache directory from.
+TORCH_COMPILE_ADAPTERS = ("torch-compile", "torch-compile-dynamic")
+TORCHINDUCTOR_CACHE_DIR = "TORCHINDUCTOR_CACHE_DIR"
 
 #: JAX's environment variable -> (config name, value under DIR/jax or fixed).
 JAX_SETTINGS = {
@@ -55,6 +70,10 @@ def configure_caches(directory: str | os.PathLike[str] | None, adapters: Iterabl
     undo_executables = _set_environment({JAX_EXECUTABLES: str(Path(directory).resolve() / "jax-executables")}) if (
         jax_selected and JAX_EXECUTABLES not in os.environ
     ) else None
+    inductor_selected = directory is not None and any(name in TORCH_COMPILE_ADAPTERS for name in adapters)
+    undo_inductor = _set_environment({TORCHINDUCTOR_CACHE_DIR: str(Path(directory).resolve() / "torch-inductor")}) if (
+        inductor_selected and not os.environ.get(TORCHINDUCTOR_CACHE_DIR)
+    ) else None
 
     def undo() -> None:
         oracle_cache.restore(previous)
@@ -62,6 +81,8 @@ def configure_caches(directory: str | os.PathLike[str] | None, adapters: Iterabl
             undo_jax()
         if undo_executables is not None:
             undo_executables()
+        if undo_inductor is not None:
+            undo_inductor()
 
     return undo
 

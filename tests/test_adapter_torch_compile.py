@@ -118,6 +118,35 @@ def test_gradient_runs_through_the_compiled_backward(compiled) -> None:
     np.testing.assert_allclose(gradient, [[-0.75, 0.75]], rtol=2e-7)  # softmax - onehot
 
 
+def test_a_recompiled_call_is_a_cache_hit_with_the_same_bits() -> None:
+    """What ``--lossconf-cache DIR`` (``DIR/torch-inductor``, suites/caches.py) relies on: a
+    new process compiling the same call finds Inductor's FX graph and AOTAutograd entries on
+    disk instead of running g++, and the loaded kernels give the bits the compiled ones gave.
+    A second adapter instance is a new compiled callable (Dynamo traces it again); clearing
+    Inductor's in-memory caches leaves only the on-disk ones to hit."""
+    from torch._inductor.utils import clear_caches
+
+    x = np.array([0.1, 0.7, -2.5, 3.25, 1e-3], np.float32)
+    t = np.array([1.0, -0.5, 0.0, 3.0, 2e-3], np.float32)
+    keys = [("inductor", "fxgraph_cache_hit"), ("inductor", "fxgraph_cache_miss"),
+            ("aot_autograd", "autograd_cache_hit"), ("aot_autograd", "autograd_cache_miss")]
+    results, deltas = [], []
+    for _ in range(2):
+        adapter = load_adapter("torch-compile")
+        before = [counters[group][key] for group, key in keys]
+        value = adapter.function("huber_loss")(x, t, reduction="sum", delta=0.75)
+        gradient = adapter.grad("huber_loss", {"input": x, "target": t}, {"reduction": "sum", "delta": 0.75})
+        results.append((value, gradient))
+        deltas.append(dict(zip([key for _, key in keys], (counters[g][k] - b for (g, k), b in zip(keys, before)))))
+        clear_caches()
+    # the second round: the inference graph and the forward/backward pair, all from disk
+    assert deltas[1]["fxgraph_cache_miss"] == deltas[1]["autograd_cache_miss"] == 0, deltas
+    assert deltas[1]["autograd_cache_hit"] == 2 and deltas[1]["fxgraph_cache_hit"] >= 1, deltas
+    for first, second in zip(*results):
+        assert first.dtype == second.dtype == np.float32
+        assert np.array_equal(first.view(np.uint32), second.view(np.uint32))
+
+
 def test_a_bad_argument_raises_the_frameworks_own_error(compiled) -> None:
     x, t = np.array([[1.0, 2.0]], np.float32), np.array([0])
     with pytest.raises(ValueError, match="is not a valid value for reduction"):
@@ -245,6 +274,29 @@ MINIMAL_CASES: list[Minimal] = [
                   {"reduction": "none", "label_smoothing": 0.1}), [INF]),
     Minimal("regression-elementwise-intermediate-overflow", "test_matches_oracle",
             _case("mse_loss", {"input": [0.0], "target": [1.8446744073709552e19]}, {"weight": [0.0], "reduction": "none"}), [NAN]),
+    Minimal("smooth-l1-accepts-negative-beta", "test_rejects_invalid_input",
+            _case("smooth_l1_loss", {"input": [1.0], "target": [0.0]}, {"beta": -0.5}, "float64",
+                  label="beta_negative"), [1.25]),
+    Minimal("reduction-sum-overflow", "test_legacy_reduction_arguments",
+            _case("smooth_l1_loss", {"input": [0.0, 3.1223867017594384e38], "target": [2.804368660378982e37, 0.0]},
+                  {"beta": 0.5}), [INF]),
+    Minimal("bce-accepts-probability-outside-0-1", "test_rejects_invalid_input",
+            _case("binary_cross_entropy", {"input": [1.5], "target": [1.0]}, None, "float64",
+                  label="probability_above_one"), [NAN]),
+    Minimal("reduction-sum-overflow", "test_legacy_reduction_arguments",
+            _case("nll_loss", {"input": [0.0] * 10 + [8.507059173023462e37, 0.0], "target": np.array(10)},
+                  {"weight": [0.0] * 10 + [4.0, 0.0]}), [-INF]),
+    Minimal("reduction-sum-overflow", "test_legacy_reduction_arguments",
+            _case("binary_cross_entropy_with_logits", {"input": [8.5070586659632215e37] * 5, "target": [0.0] * 5}), [INF]),
+    Minimal("kl-div-batchmean-survives-legacy-arguments", "test_legacy_reduction_arguments",
+            _case("kl_div", {"input": [1.0, 0.0], "target": [1.0, 0.0]},
+                  {"reduction": "batchmean", "size_average": False, "reduce": False}), [-0.5, 0.0]),
+    Minimal("reduction-sum-overflow", "test_legacy_reduction_arguments",
+            _case("poisson_nll_loss", {"input": [0.0] * 8 + [8.402763980480044e37, 2.5625471697493322e38],
+                                       "target": [0.0] * 10}, {"log_input": False}), [INF]),
+    Minimal("l1-loss-weight-dropped", "test_edge_cases",
+            _case("l1_loss", {"input": [0.5, -3.0, 2.0, 0.25], "target": [0.0, 1.0, -2.0, 0.25]},
+                  {"weight": [0.25, 1.0, 4.0, 0.0]}), [2.125]),
     Minimal("reduction-sum-overflow", "test_matches_oracle",
             _case("l1_loss", {"input": [3e38, 3e38], "target": [0.0, 0.0]}), [INF]),
 ]  # fmt: skip

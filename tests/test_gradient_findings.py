@@ -170,6 +170,18 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  wrt="target"),
         ),
         "kl-div-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
+        "poisson-nll-full-zero-target-nan-gradient": (
+            "test_gradient_matches_oracle",
+            # d/dy (e^x - y x) = -x = -1; the masked Stirling term's log(0) gives 0 * inf = NaN
+            Case("poisson_nll_loss", {"input": _a([1.0], "float64"), "target": _a([0.0], "float64")},
+                 {"full": True, "reduction": "sum"}, "float64", wrt="target"),
+        ),
+        "l1-loss-weight-dropped-gradient": (
+            "test_gradient_matches_oracle",
+            # the compiled graph drops weight: d/dx = sign(x - y) = [1, -1]; exact w sign = [0.25, -4]
+            Case("l1_loss", {"input": _a([1.0, -1.0]), "target": _a([0.0, 0.0])},
+                 {"reduction": "sum", "weight": _a([0.25, 4.0])}, "float32", wrt="input"),
+        ),
     },
     "tensorflow": {
         "keras-sparse-labels-cast-to-loss-dtype-gradient": (

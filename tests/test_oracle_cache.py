@@ -211,3 +211,24 @@ def test_configure_caches_leaves_a_users_jax_cache_and_other_adapters_alone(tmp_
     assert oracle_cache.current() is None and "JAX_COMPILATION_CACHE_DIR" not in os.environ
     assert JAX_EXECUTABLES not in os.environ
     undo()
+
+
+def test_configure_caches_points_torch_compile_at_dir_unless_the_user_chose_one(tmp_path, monkeypatch):
+    """torch.compile's FX graph and AOTAutograd caches go under DIR/torch-inductor when a
+    torch-compile adapter runs (Inductor reads only the environment variable); a user's wins."""
+    from suites.caches import TORCHINDUCTOR_CACHE_DIR, configure_caches
+
+    monkeypatch.delenv(TORCHINDUCTOR_CACHE_DIR, raising=False)
+    for adapters in (["torch"], ["jax"]):
+        configure_caches(tmp_path, adapters)()
+        assert TORCHINDUCTOR_CACHE_DIR not in os.environ
+    for name in ("torch-compile", "torch-compile-dynamic"):
+        undo = configure_caches(tmp_path, ["torch", name])
+        assert os.environ[TORCHINDUCTOR_CACHE_DIR] == str(tmp_path.resolve() / "torch-inductor")
+        undo()
+        assert TORCHINDUCTOR_CACHE_DIR not in os.environ
+    configure_caches(None, ["torch-compile"])()
+    assert TORCHINDUCTOR_CACHE_DIR not in os.environ
+    monkeypatch.setenv(TORCHINDUCTOR_CACHE_DIR, "/the/users/own")
+    configure_caches(tmp_path, ["torch-compile"])()
+    assert os.environ[TORCHINDUCTOR_CACHE_DIR] == "/the/users/own"
