@@ -43,7 +43,7 @@ from pathlib import Path
 
 from . import oracle_cache
 
-__all__ = ["JAX_EXECUTABLES", "JAX_SETTINGS", "TORCH_COMPILE_ADAPTERS", "TORCHINDUCTOR_CACHE_DIR", "configure_caches"]
+__all__ = ["JAX_EXECUTABLES", "JAX_SETTINGS", "TORCHINDUCTOR_CACHE_DIR", "TORCH_COMPILE_ADAPTERS", "configure_caches"]
 
 #: The environment variable the ``jax`` adapter reads its executable cache's directory from
 #: (adapters/_jax_executables.py ``ENV``; not imported from there, which would import JAX).
