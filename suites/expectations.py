@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -967,6 +968,43 @@ FEATURES.update({
     "swap": lambda c: bool(c.kwargs.get("swap", False)),
     "no_swap": lambda c: not c.kwargs.get("swap", False),
 })
+
+
+def _pnorm_root_exponent_rounded(case: Case) -> bool:
+    r"""``triplet_margin_loss`` with ``p`` not 1 or 2 and a distance whose root PyTorch's rounded
+    exponent moves beyond the error model's allowance for a computed distance. The norm
+    reduction returns ``pow(S, 1 / p)`` with ``1/p`` rounded to its accumulation type
+    (``NormOps::project``; float64 for float64, float32 for the other dtypes), ``S = sum |x -
+    y + eps|^p`` unscaled, so ``d`` is off by the factor ``S^delta``: relative ``|delta ln S|``
+    (``delta = fl(1/p) - 1/p``), here beyond ``K_IN (ceil(log2 D) + 2) u``: the forward model's
+    relative error of a distance of ``D`` components, ``(ceil(log2 D) + 2) u``, as much as the
+    gradient bound's working-scale term admits in ``d`` (``oracle.gradients_margin``; the
+    gradient ``(v / d)^(p-1)`` has ``p - 1`` times the error). Below that the exponent's error
+    fits the bound; a tiny ``S`` of a distance that is not the hinge's (``swap``'s other pair)
+    can still fire it. A distance whose ``S`` overflows or underflows the dtype is
+    ``squared_norm_out_of_range``'s."""
+    if case.fn != "triplet_margin_loss":
+        return False
+    power = float(case.kwargs.get("p", 2.0))
+    if power in (1.0, 2.0):  # no root, or sqrt (correctly rounded)
+        return False
+    accumulate = np.float64 if case.dtype == "float64" else np.float32
+    delta = abs(float(Fraction(float(accumulate(1.0) / accumulate(power))) - 1 / Fraction(power)))  # exact: 1/p is inexact
+    if delta == 0:
+        return False
+    fmt = format_of(case.dtype)
+    eps = float(case.kwargs.get("eps", 1e-6))
+    a, p, n = _vectors_of(case)
+    pairs = [(a, p), (a, n)] + ([(p, n)] if case.kwargs.get("swap") else [])
+    dim = a.shape[-1]
+    allowance = 4 * fmt.unit_roundoff * ((math.ceil(math.log2(dim)) if dim > 1 else 0) + 2)  # K_IN (ceil(log2 D) + 2) u
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        sums = np.concatenate([np.sum(np.abs(x - y + eps) ** power, axis=-1) for x, y in pairs])
+    in_range = np.isfinite(sums) & (sums >= fmt.smallest_normal) & (sums <= fmt.max_finite)
+    return bool(np.any(delta * np.abs(np.log(sums[in_range])) > allowance))
+
+
+FEATURES["pnorm_root_exponent_rounded"] = _pnorm_root_exponent_rounded
 
 
 # Features of the regression and distribution losses (issue 4).
