@@ -1579,6 +1579,26 @@ FEATURES.update({
 })
 
 
+def _weighted_mean_sums_exceed_max(case: Case) -> bool:
+    """``l1_loss``/``mse_loss`` with ``weight`` and ``reduction='mean'``, whose weighted mean
+    ``S / W`` (``S = sum w_i t_i``, ``W = sum w_i``) has ``sum |w_i t_i|`` or ``sum |w_i|`` beyond
+    the dtype's max: PyTorch composes it as ``torch.sum(w * t) / torch.sum(w)``, so autograd's
+    ``d/dw_i = t_i / W - S / W^2`` needs the overflowed sum although the exact gradient
+    ``(t_i W - S) / W^2`` is representable."""
+    if case.fn not in ("l1_loss", "mse_loss") or case.kwargs.get("weight") is None:
+        return False
+    if case.kwargs.get("reduction", "mean") != "mean":
+        return False
+    fmt = format_of(case.dtype)
+    weight = np.asarray(case.kwargs["weight"], dtype=np.float64)
+    if np.sum(np.abs(weight) / fmt.max_finite) > 1:  # scaled: the float64 sum must not overflow
+        return True
+    return _intermediate_exceeds_max(case)
+
+
+FEATURES["weighted_mean_sums_exceed_dtype_max"] = _weighted_mean_sums_exceed_max
+
+
 # Which parameter a gradient case differentiates by (``Case.wrt``, suites/gradients.py): an
 # entry for the gradient w.r.t. ``target`` says ``when = ["wrt_target"]``. Forward cases have
 # none of these.
@@ -1596,6 +1616,7 @@ _COSTLY_FEATURES = frozenset({
     "intermediate_exceeds_dtype_max", "masked_mean_rescale_overflows", "subnormal_result",
     "subnormal_result_or_term", "subnormal_result_any_reduction",
     "nonzero_sum_over_zero_denominator", "mean_denominator_zero", "margin_sum_exceeds_dtype_max",
+    "weighted_mean_sums_exceed_dtype_max",
 })
 
 

@@ -156,6 +156,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  wrt="target"),
         ),
         "kl-div-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
+        "weighted-mean-sum-overflow-weight-gradient": (
+            "test_gradient_matches_oracle",
+            # exact (t_i W - S) / W^2 = [-2.5e37, 2.5e37]; S = 5e38 overflows float32: -S / W^2 = -inf
+            Case("l1_loss", {"input": _a([0.0, 0.0]), "target": _a([2e38, 3e38])},
+                 {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight"),
+        ),
         "pnorm-root-exponent-rounded": (
             "test_gradient_matches_oracle",
             # exact (v/d)^2 = 1 (one component dominates); pow(S, fl(1/3)) with ln S = 110.9 puts d
@@ -819,6 +825,19 @@ FURTHER_CASES: list[tuple[str, str, str, Case]] = [
      Case("gaussian_nll_loss", {"input": _a([0.3], "float16"), "target": _a([0.0], "float16"), "var": _a([0.0], "float16")},
           {"eps": 0.001, "reduction": "sum"}, "float16", wrt="var")),
     ("torch", "kl-div-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
+    ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
+     # exact [-2.025e37, 2.025e37]; S = 1.44e38 + 2.25e38 overflows float32: -inf
+     Case("mse_loss", {"input": _a([0.0, 0.0]), "target": _a([1.2e19, 1.5e19])},
+          {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight")),
+    ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
+     # exact [0, 0] (equal terms); W = 6e38 overflows float32: 2/inf - inf/inf = NaN
+     Case("l1_loss", {"input": _a([0.0, 1.0]), "target": _a([2.0, 3.0])},
+          {"reduction": "mean", "weight": _a([3e38, 3e38])}, "float32", wrt="weight")),
+    ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
+     # the suite's float64 case: S = max + 2**970 rounds to inf
+     Case("l1_loss", {"input": _a([0.0, 0.0, 0.0], "float64"),
+                      "target": _a([0.0, 9.9792015476736e291, 1.7976931348623157e308], "float64")},
+          {"reduction": "mean", "weight": _a([0.0, 1.0, 1.0], "float64")}, "float64", wrt="weight")),
     ("jax", "kl-divergence-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
     ("torch", "bce-target-gradient-ignores-log-clamp", "test_gradient_matches_oracle",
      # log(1.4e-45) = -103.28 is clamped: exact 100; -logit(x) = 103.28
