@@ -1007,6 +1007,36 @@ def _pnorm_root_exponent_rounded(case: Case) -> bool:
 FEATURES["pnorm_root_exponent_rounded"] = _pnorm_root_exponent_rounded
 
 
+def _cosine_backward_intermediate_subnormal(case: Case) -> bool:
+    """``cosine_embedding_loss``'s gradient where the backward pass of PyTorch's composed cosine
+    (``cos = (a.b) / sqrt(N_a N_b)``, every op a tensor in the dtype) forms a nonzero
+    intermediate below the dtype's smallest normal in an active row: ``g / R``, ``g cos / R``
+    (the division's backward) or ``g cos / (2 R^2)`` (the square root's), ``R = sqrt(N_a N_b)``,
+    ``g`` the reduction's ``1/N`` (``1`` for sum and none). A subnormal keeps only a few bits,
+    and the next steps multiply it back up (by ``N_b`` and ``2 a_i``), so the gradient loses
+    them: float16 ``g cos / (2 R^2)`` = 3.7e-7 is 6 subnormal steps."""
+    if case.fn != "cosine_embedding_loss" or case.wrt not in ("input1", "input2"):
+        return False
+    a, b = (v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1) for v in _vectors_of(case)[:2])
+    y = np.asarray(case.args["target"], dtype=np.float64).reshape(-1)
+    margin = float(case.kwargs.get("margin", 0.0))
+    g = 1.0 / len(y) if case.kwargs.get("reduction", "mean") == "mean" else 1.0
+    tiny = format_of(case.dtype).smallest_normal
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        root = np.sqrt(np.sum(a * a, axis=-1)) * np.sqrt(np.sum(b * b, axis=-1))
+        cos = np.sum(a * b, axis=-1) / root
+        active = (y == 1) | ((y == -1) & (cos > margin))
+        steps = np.stack([g / root, np.abs(g * cos / root), np.abs(g * cos) / (2 * root * root)])
+    # a squared norm or their product out of the dtype's range is squared_norm_out_of_range's
+    fmt = format_of(case.dtype)
+    in_range = np.isfinite(root) & (root > 0) & (root * root <= fmt.max_finite)
+    steps = steps[:, active & in_range]
+    return bool(np.any((steps > 0) & (steps < tiny)))
+
+
+FEATURES["cosine_backward_intermediate_subnormal"] = _cosine_backward_intermediate_subnormal
+
+
 # Features of the regression and distribution losses (issue 4).
 
 _REGRESSION = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "poisson_nll_loss", "gaussian_nll_loss")
