@@ -1065,6 +1065,8 @@ def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
             return True  # the linear branch's delta |d| (smooth L1 composed as Huber / beta)
         if case.fn == "gaussian_nll_loss" and _gaussian_quotient_exceeds(case, d, limit):
             return True
+        if case.fn == "poisson_nll_loss" and _poisson_intermediate_exceeds(case, x, y, limit):
+            return True
     unweighted = Case(case.fn, case.args, {k: v for k, v in case.kwargs.items() if k != "weight"}, case.dtype)
     try:
         with working_precision(64):
@@ -1072,6 +1074,32 @@ def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
     except Exception:  # an input the spec rejects
         return False
     return any(abs(t) > limit for t in terms.reshape(-1) if t == t)
+
+
+def _poisson_intermediate_exceeds(case: Case, x: np.ndarray, y: np.ndarray, limit: float) -> bool:
+    """poisson_nll_loss's products ``y x`` (``log_input``) or ``y log(x + eps)``, and with ``full``
+    Stirling's ``y log y`` and ``y log y - y`` (``y > 1``), formed one op at a time in the dtype:
+    float16 ``y = 7360`` has ``y log y = 65535 > 65504`` although the loss is 58178."""
+    x, y = np.broadcast_arrays(x, y)
+    if case.kwargs.get("log_input", True):
+        product = y * x
+    else:
+        product = y * np.log(x + float(case.kwargs.get("eps", 1e-8)))
+    sizes = [np.abs(product)]
+    if case.kwargs.get("full", False):
+        big = np.where(y > 1, y, 1.0)
+        sizes += [np.abs(big * np.log(big)), np.abs(big * np.log(big) - big)]
+    return any(bool(np.any(v[np.isfinite(x) & np.isfinite(y)] > limit)) for v in sizes)
+
+
+def _poisson_exp_overflows(case: Case) -> bool:
+    """poisson_nll_loss with ``log_input`` differentiated w.r.t. ``input`` where some finite
+    ``x`` exceeds ``log(max)`` of the dtype: the backward multiplies by the forward's ``exp(x)``,
+    inf in the dtype, before the reduction's ``1/N`` (or a weight) scales it back into range."""
+    if case.fn != "poisson_nll_loss" or case.wrt != "input" or not case.kwargs.get("log_input", True):
+        return False
+    x = _input(case)
+    return bool(np.any(x[np.isfinite(x)] > math.log(format_of(case.dtype).max_finite)))
 
 
 def _squared_difference_and_clamped_variance(case: Case, d: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -1606,6 +1634,7 @@ FEATURES.update({
     "subnormal_difference": _subnormal_difference,
     "difference_gradient_overflows": _difference_gradient_overflows,
     "poisson_full_zero_target": _poisson_full_zero_target,
+    "poisson_exp_overflows": _poisson_exp_overflows,
 })
 
 

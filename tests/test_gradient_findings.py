@@ -168,6 +168,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cosine_embedding_loss", {"input1": _a([[15.0, 0.125]], "float16"), "input2": _a([[0.0, 15.0]], "float16"),
                                            "target": _a([1.0], "float16")}, {"reduction": "sum"}, "float16", wrt="input1"),
         ),
+        "poisson-nll-exp-overflow-gradient": (
+            "test_gradient_matches_oracle",
+            # exact exp(89) / 4 = 1.1224e38; the backward's exp(89) is inf in float32 before the 1/4
+            Case("poisson_nll_loss", {"input": _a([[85.0, 85.0], [85.0, 89.0]]), "target": _a([[0.0, 0.0], [0.0, 0.0]])},
+                 {"reduction": "mean"}, "float32", wrt="input"),
+        ),
         "pnorm-root-exponent-rounded": (
             "test_gradient_matches_oracle",
             # exact (v/d)^2 = 1 (one component dominates); pow(S, fl(1/3)) with ln S = 110.9 puts d
@@ -841,6 +847,10 @@ FURTHER_CASES: list[tuple[str, str, str, Case]] = [
                        [-3.75, -0.625, 0.0, -1.5, -1.375, 0.0, 0.0, 1.625], [4.5, -4.0, -2.625, 4.125, 0.0, 0.0, 0.0, 0.0],
                        [-0.75, 0.0, -3.875, -1.125, 0.0, -1.5, -2.375, 0.0]], "float16"),
          "target": _a([-1.0, -1.0, 1.0, 1.0, -1.0], "float16")}, {"reduction": "mean", "margin": -0.5}, "float16", wrt="input1")),
+    ("torch", "poisson-nll-exp-overflow-gradient", "test_gradient_matches_oracle",
+     # exact exp(12) / 5 = 32551; exp(12) = 162755 is inf in float16
+     Case("poisson_nll_loss", {"input": _a([8.0, 8.0, 8.0, 8.0, 12.0], "float16"), "target": _a([0.0] * 5, "float16")},
+          {"reduction": "mean"}, "float16", wrt="input")),
     ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
      # exact [-2.025e37, 2.025e37]; S = 1.44e38 + 2.25e38 overflows float32: -inf
      Case("mse_loss", {"input": _a([0.0, 0.0]), "target": _a([1.2e19, 1.5e19])},
