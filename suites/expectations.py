@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
