@@ -43,6 +43,7 @@ import fnmatch
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -969,6 +970,73 @@ FEATURES.update({
 })
 
 
+def _pnorm_root_exponent_rounded(case: Case) -> bool:
+    r"""``triplet_margin_loss`` with ``p`` not 1 or 2 and a distance whose root PyTorch's rounded
+    exponent moves beyond the error model's allowance for a computed distance. The norm
+    reduction returns ``pow(S, 1 / p)`` with ``1/p`` rounded to its accumulation type
+    (``NormOps::project``; float64 for float64, float32 for the other dtypes), ``S = sum |x -
+    y + eps|^p`` unscaled, so ``d`` is off by the factor ``S^delta``: relative ``|delta ln S|``
+    (``delta = fl(1/p) - 1/p``), here beyond ``K_IN (ceil(log2 D) + 2) u``: the forward model's
+    relative error of a distance of ``D`` components, ``(ceil(log2 D) + 2) u``, as much as the
+    gradient bound's working-scale term admits in ``d`` (``oracle.gradients_margin``; the
+    gradient ``(v / d)^(p-1)`` has ``p - 1`` times the error). Below that the exponent's error
+    fits the bound; a tiny ``S`` of a distance that is not the hinge's (``swap``'s other pair)
+    can still fire it. A distance whose ``S`` overflows or underflows the dtype is
+    ``squared_norm_out_of_range``'s."""
+    if case.fn != "triplet_margin_loss":
+        return False
+    power = float(case.kwargs.get("p", 2.0))
+    if power in (1.0, 2.0):  # no root, or sqrt (correctly rounded)
+        return False
+    accumulate = np.float64 if case.dtype == "float64" else np.float32
+    delta = abs(float(Fraction(float(accumulate(1.0) / accumulate(power))) - 1 / Fraction(power)))  # exact: 1/p is inexact
+    if delta == 0:
+        return False
+    fmt = format_of(case.dtype)
+    eps = float(case.kwargs.get("eps", 1e-6))
+    a, p, n = _vectors_of(case)
+    pairs = [(a, p), (a, n)] + ([(p, n)] if case.kwargs.get("swap") else [])
+    dim = a.shape[-1]
+    allowance = 4 * fmt.unit_roundoff * ((math.ceil(math.log2(dim)) if dim > 1 else 0) + 2)  # K_IN (ceil(log2 D) + 2) u
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        sums = np.concatenate([np.sum(np.abs(x - y + eps) ** power, axis=-1) for x, y in pairs])
+    in_range = np.isfinite(sums) & (sums >= fmt.smallest_normal) & (sums <= fmt.max_finite)
+    return bool(np.any(delta * np.abs(np.log(sums[in_range])) > allowance))
+
+
+FEATURES["pnorm_root_exponent_rounded"] = _pnorm_root_exponent_rounded
+
+
+def _cosine_backward_intermediate_subnormal(case: Case) -> bool:
+    """``cosine_embedding_loss``'s gradient where the backward pass of PyTorch's composed cosine
+    (``cos = (a.b) / sqrt(N_a N_b)``, every op a tensor in the dtype) forms a nonzero
+    intermediate below the dtype's smallest normal in an active row: ``g / R``, ``g cos / R``
+    (the division's backward) or ``g cos / (2 R^2)`` (the square root's), ``R = sqrt(N_a N_b)``,
+    ``g`` the reduction's ``1/N`` (``1`` for sum and none). A subnormal keeps only a few bits,
+    and the next steps multiply it back up (by ``N_b`` and ``2 a_i``), so the gradient loses
+    them: float16 ``g cos / (2 R^2)`` = 3.7e-7 is 6 subnormal steps."""
+    if case.fn != "cosine_embedding_loss" or case.wrt not in ("input1", "input2"):
+        return False
+    a, b = (v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1) for v in _vectors_of(case)[:2])
+    y = np.asarray(case.args["target"], dtype=np.float64).reshape(-1)
+    margin = float(case.kwargs.get("margin", 0.0))
+    g = 1.0 / len(y) if case.kwargs.get("reduction", "mean") == "mean" else 1.0
+    tiny = format_of(case.dtype).smallest_normal
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        root = np.sqrt(np.sum(a * a, axis=-1)) * np.sqrt(np.sum(b * b, axis=-1))
+        cos = np.sum(a * b, axis=-1) / root
+        active = (y == 1) | ((y == -1) & (cos > margin))
+        steps = np.stack([g / root, np.abs(g * cos / root), np.abs(g * cos) / (2 * root * root)])
+    # a squared norm or their product out of the dtype's range is squared_norm_out_of_range's
+    fmt = format_of(case.dtype)
+    in_range = np.isfinite(root) & (root > 0) & (root * root <= fmt.max_finite)
+    steps = steps[:, active & in_range]
+    return bool(np.any((steps > 0) & (steps < tiny)))
+
+
+FEATURES["cosine_backward_intermediate_subnormal"] = _cosine_backward_intermediate_subnormal
+
+
 # Features of the regression and distribution losses (issue 4).
 
 _REGRESSION = ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "poisson_nll_loss", "gaussian_nll_loss")
@@ -997,6 +1065,8 @@ def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
             return True  # the linear branch's delta |d| (smooth L1 composed as Huber / beta)
         if case.fn == "gaussian_nll_loss" and _gaussian_quotient_exceeds(case, d, limit):
             return True
+        if case.fn == "poisson_nll_loss" and _poisson_intermediate_exceeds(case, x, y, limit):
+            return True
     unweighted = Case(case.fn, case.args, {k: v for k, v in case.kwargs.items() if k != "weight"}, case.dtype)
     try:
         with working_precision(64):
@@ -1004,6 +1074,32 @@ def _elementwise_intermediate_exceeds_max(case: Case) -> bool:
     except Exception:  # an input the spec rejects
         return False
     return any(abs(t) > limit for t in terms.reshape(-1) if t == t)
+
+
+def _poisson_intermediate_exceeds(case: Case, x: np.ndarray, y: np.ndarray, limit: float) -> bool:
+    """poisson_nll_loss's products ``y x`` (``log_input``) or ``y log(x + eps)``, and with ``full``
+    Stirling's ``y log y`` and ``y log y - y`` (``y > 1``), formed one op at a time in the dtype:
+    float16 ``y = 7360`` has ``y log y = 65535 > 65504`` although the loss is 58178."""
+    x, y = np.broadcast_arrays(x, y)
+    if case.kwargs.get("log_input", True):
+        product = y * x
+    else:
+        product = y * np.log(x + float(case.kwargs.get("eps", 1e-8)))
+    sizes = [np.abs(product)]
+    if case.kwargs.get("full", False):
+        big = np.where(y > 1, y, 1.0)
+        sizes += [np.abs(big * np.log(big)), np.abs(big * np.log(big) - big)]
+    return any(bool(np.any(v[np.isfinite(x) & np.isfinite(y)] > limit)) for v in sizes)
+
+
+def _poisson_exp_overflows(case: Case) -> bool:
+    """poisson_nll_loss with ``log_input`` differentiated w.r.t. ``input`` where some finite
+    ``x`` exceeds ``log(max)`` of the dtype: the backward multiplies by the forward's ``exp(x)``,
+    inf in the dtype, before the reduction's ``1/N`` (or a weight) scales it back into range."""
+    if case.fn != "poisson_nll_loss" or case.wrt != "input" or not case.kwargs.get("log_input", True):
+        return False
+    x = _input(case)
+    return bool(np.any(x[np.isfinite(x)] > math.log(format_of(case.dtype).max_finite)))
 
 
 def _squared_difference_and_clamped_variance(case: Case, d: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -1538,7 +1634,28 @@ FEATURES.update({
     "subnormal_difference": _subnormal_difference,
     "difference_gradient_overflows": _difference_gradient_overflows,
     "poisson_full_zero_target": _poisson_full_zero_target,
+    "poisson_exp_overflows": _poisson_exp_overflows,
 })
+
+
+def _weighted_mean_sums_exceed_max(case: Case) -> bool:
+    """``l1_loss``/``mse_loss`` with ``weight`` and ``reduction='mean'``, whose weighted mean
+    ``S / W`` (``S = sum w_i t_i``, ``W = sum w_i``) has ``sum |w_i t_i|`` or ``sum |w_i|`` beyond
+    the dtype's max: PyTorch composes it as ``torch.sum(w * t) / torch.sum(w)``, so autograd's
+    ``d/dw_i = t_i / W - S / W^2`` needs the overflowed sum although the exact gradient
+    ``(t_i W - S) / W^2`` is representable."""
+    if case.fn not in ("l1_loss", "mse_loss") or case.kwargs.get("weight") is None:
+        return False
+    if case.kwargs.get("reduction", "mean") != "mean":
+        return False
+    fmt = format_of(case.dtype)
+    weight = np.asarray(case.kwargs["weight"], dtype=np.float64)
+    if np.sum(np.abs(weight) / fmt.max_finite) > 1:  # scaled: the float64 sum must not overflow
+        return True
+    return _intermediate_exceeds_max(case)
+
+
+FEATURES["weighted_mean_sums_exceed_dtype_max"] = _weighted_mean_sums_exceed_max
 
 
 # Which parameter a gradient case differentiates by (``Case.wrt``, suites/gradients.py): an
@@ -1558,6 +1675,7 @@ _COSTLY_FEATURES = frozenset({
     "intermediate_exceeds_dtype_max", "masked_mean_rescale_overflows", "subnormal_result",
     "subnormal_result_or_term", "subnormal_result_any_reduction",
     "nonzero_sum_over_zero_denominator", "mean_denominator_zero", "margin_sum_exceeds_dtype_max",
+    "weighted_mean_sums_exceed_dtype_max",
 })
 
 

@@ -140,3 +140,83 @@ def test_binary_gradient_features():
     assert small(mlsm([-5.0], [0.0])) and small(mlsm([5.0], [1.0]))
     assert not small(mlsm([5.0], [0.0])) and not small(mlsm([-5.0], [1.0])) and not small(mlsm([3.0], [1.0]))
     assert not small(mlsm([np.inf], [1.0]))
+
+
+def _triplet(anchor, dtype="float64", **kw) -> Case:
+    zeros = np.zeros((1, len(anchor)), dtype)
+    return Case("triplet_margin_loss", {"anchor": np.array([anchor], dtype), "positive": zeros, "negative": zeros.copy()},
+                {"reduction": "none", **kw}, dtype)
+
+
+def test_pnorm_root_exponent_feature_needs_a_visible_rounding():
+    """PyTorch's pow(S, fl(1/p)) is off by |delta ln S|: beyond K_IN (ceil(log2 D) + 2) u only for a
+    large |ln S| (float64 p = 3: S = 1.4e48 is, S = 1e3 is not), never for p = 2 (sqrt) or in float16
+    (accumulated in float32), and an overflowed S is squared_norm_out_of_range's."""
+    from suites.expectations import FEATURES
+
+    rounded = FEATURES["pnorm_root_exponent_rounded"]
+    assert rounded(_triplet([0.0, 1.1226262545535542e16], p=3.0, swap=True))
+    assert rounded(_triplet([0.0, 1e30], p=3.0))
+    assert not rounded(_triplet([0.0, 10.0], p=3.0, swap=True))
+    assert not rounded(_triplet([0.0, 1e30], p=2.0))
+    assert not rounded(_triplet([0.0, 1e30], p=1.0))
+    assert not rounded(_triplet([0.0, 1000.0], "float16", p=3.0))
+    assert not rounded(_triplet([0.0, 1e200], p=3.0))
+
+
+def test_weighted_mean_sum_feature():
+    """l1_loss's weighted mean sum(w t) / sum(w): the feature fires where a sum overflows, only for
+    a mean with a weight."""
+    from suites.expectations import FEATURES
+
+    def case(target, weight, reduction="mean"):
+        return Case("l1_loss", {"input": np.zeros(2, np.float32), "target": np.array(target, np.float32)},
+                    {"reduction": reduction, "weight": np.array(weight, np.float32)}, "float32", wrt="weight")
+
+    fires = FEATURES["weighted_mean_sums_exceed_dtype_max"]
+    assert fires(case([2e38, 3e38], [1.0, 1.0]))
+    assert fires(case([2.0, 3.0], [3e38, 3e38]))
+    assert not fires(case([2e38, 3e38], [1.0, 1.0], "sum"))
+    assert not fires(case([1e38, 1e38], [1.0, 1.0]))
+
+
+def test_cosine_backward_subnormal_feature():
+    """float16 cosine: g cos / (2 R^2) subnormal for |a| = |b| = 15 (R = 225); not in float32, not
+    for small vectors, and not where R^2 overflows (squared_norm_out_of_range's)."""
+    from suites.expectations import FEATURES
+
+    def case(a, b, dtype="float16"):
+        return Case("cosine_embedding_loss", {"input1": np.array([a], dtype), "input2": np.array([b], dtype),
+                                              "target": np.array([1.0], dtype)}, {"reduction": "sum"}, dtype, wrt="input1")
+
+    fires = FEATURES["cosine_backward_intermediate_subnormal"]
+    assert fires(case([15.0, 0.125], [0.0, 15.0]))
+    assert not fires(case([15.0, 0.125], [0.0, 15.0], "float32"))
+    assert not fires(case([1.0, 0.5], [0.5, 1.0]))
+    assert not fires(case([32.0, 0.125], [0.0, 32.0]))  # R^2 = 1048576 > 65504
+
+
+def test_poisson_overflow_features():
+    """poisson_nll_loss: Stirling's y log y beyond float16's max (7360 log 7360 = 65535) is an
+    elementwise intermediate (7000 log 7000 = 61975 is not); the log_input backward's exp(x)
+    overflows for x > log(max), for the input's gradient only."""
+    from suites.expectations import FEATURES
+
+    def stirling(y, full=True):
+        return Case("poisson_nll_loss", {"input": np.array(1.0, np.float16), "target": np.array(y, np.float16)},
+                    {"reduction": "none", "log_input": False, "full": full}, "float16")
+
+    elementwise = FEATURES["elementwise_intermediate_exceeds_dtype_max"]
+    assert elementwise(stirling(7360.0))
+    assert not elementwise(stirling(7000.0))
+    assert not elementwise(stirling(7360.0, full=False))
+
+    def exp_case(x, wrt="input", log_input=True):
+        return Case("poisson_nll_loss", {"input": np.array([x], np.float32), "target": np.array([0.0], np.float32)},
+                    {"log_input": log_input}, "float32", wrt=wrt)
+
+    overflows = FEATURES["poisson_exp_overflows"]
+    assert overflows(exp_case(89.0))
+    assert not overflows(exp_case(88.0))
+    assert not overflows(exp_case(89.0, wrt="target"))
+    assert not overflows(exp_case(89.0, log_input=False))

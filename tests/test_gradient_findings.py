@@ -156,6 +156,32 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  wrt="target"),
         ),
         "kl-div-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
+        "weighted-mean-sum-overflow-weight-gradient": (
+            "test_gradient_matches_oracle",
+            # exact (t_i W - S) / W^2 = [-2.5e37, 2.5e37]; S = 5e38 overflows float32: -S / W^2 = -inf
+            Case("l1_loss", {"input": _a([0.0, 0.0]), "target": _a([2e38, 3e38])},
+                 {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight"),
+        ),
+        "cosine-embedding-backward-intermediate-subnormal": (
+            "test_gradient_matches_oracle",
+            # exact cos a_0 / |a|^2 = 0.0005555; float16 backward: cos / (2 R^2) = 1.8e-7 subnormal -> 0.00040245
+            Case("cosine_embedding_loss", {"input1": _a([[15.0, 0.125]], "float16"), "input2": _a([[0.0, 15.0]], "float16"),
+                                           "target": _a([1.0], "float16")}, {"reduction": "sum"}, "float16", wrt="input1"),
+        ),
+        "poisson-nll-exp-overflow-gradient": (
+            "test_gradient_matches_oracle",
+            # exact exp(89) / 4 = 1.1224e38; the backward's exp(89) is inf in float32 before the 1/4
+            Case("poisson_nll_loss", {"input": _a([[85.0, 85.0], [85.0, 89.0]]), "target": _a([[0.0, 0.0], [0.0, 0.0]])},
+                 {"reduction": "mean"}, "float32", wrt="input"),
+        ),
+        "pnorm-root-exponent-rounded": (
+            "test_gradient_matches_oracle",
+            # exact (v/d)^2 = 1 (one component dominates); pow(S, fl(1/3)) with ln S = 110.9 puts d
+            # 2.05e-15 low: v |v| / d^2 = 1.0000000000000044 (1.11x the bound)
+            Case("triplet_margin_loss", {"anchor": _a([[0.0, 1.1226262545535542e16]], "float64"),
+                                         "positive": _a([[0.0, 0.0]], "float64"), "negative": _a([[0.0, 0.0]], "float64")},
+                 {"p": 3.0, "swap": True, "reduction": "none"}, "float64", wrt="anchor"),
+        ),
     },
     "torch-compile": {
         "bce-backward-divides-by-clamped-x-one-minus-x": (
@@ -823,6 +849,33 @@ FURTHER_CASES: list[tuple[str, str, str, Case]] = [
      Case("gaussian_nll_loss", {"input": _a([0.3], "float16"), "target": _a([0.0], "float16"), "var": _a([0.0], "float16")},
           {"eps": 0.001, "reduction": "sum"}, "float16", wrt="var")),
     ("torch", "kl-div-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
+    ("torch", "cosine-embedding-backward-intermediate-subnormal", "test_gradient_matches_oracle",
+     # the suite's case (mean over 5 rows): d/da[3, 7] -0.00023842, exact -0.00022597
+     Case("cosine_embedding_loss", {
+         "input1": _a([[1.625, -5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [-0.125, -3.5, 0.0, 3.5, 0.0, -2.0, 0.0, 0.0],
+                       [-3.625, 0.0, 0.0, 0.5, 0.0, 0.125, -2.625, 0.0], [0.0, 0.0, -0.25, 0.0, -4.125, 0.0, 3.25, -4.75],
+                       [2.125, -1.75, 2.875, -0.75, 0.0, 0.0, -1.0, -3.375]], "float16"),
+         "input2": _a([[-3.0, 4.5, 0.0, 0.0, -2.75, 0.0, 0.0, 0.0], [0.0, -2.75, -3.625, 0.0, 0.0, 0.0, 0.0, 3.75],
+                       [-3.75, -0.625, 0.0, -1.5, -1.375, 0.0, 0.0, 1.625], [4.5, -4.0, -2.625, 4.125, 0.0, 0.0, 0.0, 0.0],
+                       [-0.75, 0.0, -3.875, -1.125, 0.0, -1.5, -2.375, 0.0]], "float16"),
+         "target": _a([-1.0, -1.0, 1.0, 1.0, -1.0], "float16")}, {"reduction": "mean", "margin": -0.5}, "float16", wrt="input1")),
+    ("torch", "poisson-nll-exp-overflow-gradient", "test_gradient_matches_oracle",
+     # exact exp(12) / 5 = 32551; exp(12) = 162755 is inf in float16
+     Case("poisson_nll_loss", {"input": _a([8.0, 8.0, 8.0, 8.0, 12.0], "float16"), "target": _a([0.0] * 5, "float16")},
+          {"reduction": "mean"}, "float16", wrt="input")),
+    ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
+     # exact [-2.025e37, 2.025e37]; S = 1.44e38 + 2.25e38 overflows float32: -inf
+     Case("mse_loss", {"input": _a([0.0, 0.0]), "target": _a([1.2e19, 1.5e19])},
+          {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight")),
+    ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
+     # exact [0, 0] (equal terms); W = 6e38 overflows float32: 2/inf - inf/inf = NaN
+     Case("l1_loss", {"input": _a([0.0, 1.0]), "target": _a([2.0, 3.0])},
+          {"reduction": "mean", "weight": _a([3e38, 3e38])}, "float32", wrt="weight")),
+    ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
+     # the suite's float64 case: S = max + 2**970 rounds to inf
+     Case("l1_loss", {"input": _a([0.0, 0.0, 0.0], "float64"),
+                      "target": _a([0.0, 9.9792015476736e291, 1.7976931348623157e308], "float64")},
+          {"reduction": "mean", "weight": _a([0.0, 1.0, 1.0], "float64")}, "float64", wrt="weight")),
     ("jax", "kl-divergence-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
     ("torch", "bce-target-gradient-ignores-log-clamp", "test_gradient_matches_oracle",
      # log(1.4e-45) = -103.28 is clamped: exact 100; -logit(x) = 103.28

@@ -73,6 +73,8 @@ TWD_COSINE_ZERO_16 = _c(
 HINGE_LABEL_0 = _c("hinge_embedding_loss", {"input": [0.5], "target": [0.0]}, label="target_label_0")
 RANKING_LABEL_2 = _c("margin_ranking_loss", {"input1": [1.0], "input2": [0.0], "target": [2.0]}, label="target_label_2")
 RANKING_BROADCAST = _c("margin_ranking_loss", {"input1": [1.0, 2.0], "input2": [0.0], "target": [1.0, 1.0]}, label="input_shape_mismatch")
+TRIPLET_P3_LARGE_64 = _c("triplet_margin_loss", {"anchor": [[0.0, 1e30]], "positive": [[0.0, 0.0]], "negative": [[0.0, 0.0]]},
+                         {"p": 3.0, "swap": True, "reduction": "none"}, "float64")
 TRIPLET_BROADCAST = _c("triplet_margin_loss", {"anchor": [[1.0, 2.0]], "positive": [[0.0]], "negative": [[2.0, 1.0]]}, label="shape_mismatch")
 MULTI_MARGIN_WEIGHT = _c("multi_margin_loss", {"input": [[0.0, 1.0]], "target": [0]}, {"weight": [1.0, 1.0, 1.0]}, label="weight_wrong_length")
 MULTILABEL_BELOW = _c("multilabel_margin_loss", {"input": [[0.1, 0.2]], "target": [[-2, 0]]}, label="target_below_minus_one")
@@ -112,6 +114,8 @@ MINIMAL_CASES = [
     Minimal("torch", "margin-reduction-intermediate-overflow", "test_matches_oracle", RANKING_MEAN_OVERFLOW, [INF]),
     Minimal("torch", "margin-reduction-intermediate-overflow", "test_matches_oracle", MLSM_CLASS_SUM_OVERFLOW, [INF]),
     Minimal("torch", "cosine-embedding-epsilon", "test_edge_cases", COSINE_EPS_64, _near(1.2501111257279263e-13, 1e-3)),
+    # exact 1e30 + 1; pow(S, fl(1/3)) with S = 1e90 (ln S = 207): 27 ULP low
+    Minimal("torch", "pnorm-root-exponent-rounded", "test_matches_oracle", TRIPLET_P3_LARGE_64, [9.999999999999962e29]),
     # -- tensorflow (composed tf ops; Keras CosineSimilarity, BinaryCrossentropy)
     Minimal("tensorflow", "multilabel-soft-margin-infinite-logit-nan", "test_edge_cases", MLSM_INF, [NAN]),
     Minimal("tensorflow", "hinge-argument-overflow", "test_edge_cases", MULTI_MARGIN_OVERFLOW, [INF]),
