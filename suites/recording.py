@@ -12,7 +12,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from .cases import MAX_WRITTEN_ELEMENTS, Case, max_abs_input, repro_text
+from .cases import Case, max_abs_input, repro_text
 from .checks import ConformanceFailure, OracleUndecided, Outcome
 
 __all__ = ["ItemRecorder", "record_from_report"]
@@ -135,10 +135,6 @@ def case_features(case: Case) -> list[str]:
         except Exception:  # a feature test written for another loss's inputs
             continue
     return found
-
-
-#: Kept for readers of this module: the limit lives with the case (suites/cases.py).
-MAX_RECORDED_ELEMENTS = MAX_WRITTEN_ELEMENTS
 
 
 def _case_dict(outcome: Outcome | None, adapter, *, features: bool = False, repro: bool = True) -> dict[str, Any] | None:

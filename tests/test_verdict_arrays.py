@@ -166,9 +166,9 @@ def test_a_large_case_is_recorded_by_its_summary():
     """A results record names an LLM-scale case by label and shapes: its literal would be
     gigabytes, and its expectation features may call the mpmath oracle."""
     from suites.checks import Outcome
-    from suites.recording import MAX_RECORDED_ELEMENTS, _case_dict
+    from suites.recording import _case_dict
 
-    x = np.zeros((2, MAX_RECORDED_ELEMENTS), dtype=np.float32)
+    x = np.zeros((2, MAX_WRITTEN_ELEMENTS), dtype=np.float32)
     case = Case("cross_entropy", {"input": x, "target": np.array([0, 1])}, {"reduction": "mean"}, "float32", "llm_scale")
     adapter = SimpleNamespace(repro=lambda *a: pytest.fail("a repro of a large case was written"))
     record = _case_dict(Outcome(case, False, None, x, "short message"), adapter, features=True)
