@@ -378,11 +378,14 @@ def _ctc_softmax_below_smallest_normal(case: Case) -> bool:
     """``ctc_loss``: some used frame's softmax probability (of its ``log_softmax``) is below the
     dtype's smallest normal (subnormal or zero when rounded): where a kernel that floors
     probabilities at it (warp-ctc) differs."""
-    if case.fn != "ctc_loss":
-        return False
+    return case.fn == "ctc_loss" and _ctc_log_softmax_below(case, math.log(format_of(case.dtype).smallest_normal))
+
+
+def _ctc_log_softmax_below(case: Case, floor: float) -> bool:
+    """Some used frame of a ``ctc_loss`` case (its first ``input_lengths`` time steps) has a
+    normalized log-probability (``log_softmax`` over the classes, in float64) below ``floor``."""
     x = np.asarray(case.args["log_probs"], dtype=np.float64)
     x = x[:, None, :] if x.ndim == 2 else x
-    floor = math.log(format_of(case.dtype).smallest_normal)
     lengths = np.asarray(case.args["input_lengths"]).reshape(-1)
     with np.errstate(invalid="ignore", over="ignore"):
         for n, steps in enumerate(lengths):
@@ -1191,20 +1194,7 @@ def _ctc_impossible_alignment(case: Case) -> bool:
 def _ctc_log_probability_below_minus_700(case: Case) -> bool:
     """``ctc_loss``: some used frame's normalized log-probability (``log_softmax`` over the
     classes) is below -700, beyond which ``exp`` leaves float64's normal range."""
-    if case.fn != "ctc_loss":
-        return False
-    x = np.asarray(case.args["log_probs"], dtype=np.float64)
-    x = x[:, None, :] if x.ndim == 2 else x
-    lengths = np.asarray(case.args["input_lengths"]).reshape(-1)
-    with np.errstate(invalid="ignore", over="ignore"):
-        for n, steps in enumerate(lengths):
-            rows = x[: int(steps), n, :]
-            if rows.size:
-                top = np.max(rows, axis=1, keepdims=True)
-                lsm = rows - top - np.log(np.sum(np.exp(rows - top), axis=1, keepdims=True))
-                if np.any(lsm < -700):
-                    return True
-    return False
+    return case.fn == "ctc_loss" and _ctc_log_softmax_below(case, -700.0)
 
 
 FEATURES.update({
