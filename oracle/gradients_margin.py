@@ -64,13 +64,13 @@ __all__ = [
     "cosine_embedding_loss_grad_condition",
     "hinge_embedding_loss_grad_condition",
     "margin_ranking_loss_grad_condition",
+    "mlx_triplet_loss_grad_condition",
     "multi_margin_loss_grad_condition",
     "multilabel_margin_loss_grad_condition",
-    "mlx_triplet_loss_grad_condition",
     "multilabel_soft_margin_loss_grad_condition",
     "soft_margin_loss_grad_condition",
-    "triplet_margin_loss_grad_condition",
     "torch_cosine_embedding_loss_grad_condition",
+    "triplet_margin_loss_grad_condition",
     "triplet_margin_with_distance_loss_grad_condition",
 ]
 
@@ -461,12 +461,32 @@ def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: m
     size = [abs(x) + abs(y) + abs(e_) for x, y in zip(a, b)]
     q = to_mpf(p)
     d = _p_norm(diff, q)
-    dim = len(diff)
     if d == 0:
-        return [mpf(0)] * dim, [mpf(0)] * dim, [_kink(mpf(1), mpf(0), mpf(0), u)] * dim, [mpf(0)] * dim
-    e = [mpmath.sign(v) * (abs(v) / d) ** (q - 1) for v in diff]
-    # the computed d carries the forward model's relative error (ceil(log2 D) + 2) u (sum of
-    # powers, then the root), which the power p - 1 of v_i / d amplifies
+        return _undefined_direction(len(diff), u)
+    e, sens, jump, scale = _p_norm_derivative_terms(diff, size, d, q, u)
+    if all(abs(v) <= u * K_KINK * s for v, s in zip(diff, size)):
+        # Every component of v within its input perturbation of 0 (an eps rounded to the
+        # dtype can cancel a - b exactly): the perturbed v may point anywhere or be 0
+        # (PyTorch's gradient 0), so each component may jump by up to 1 + |e_i|.
+        jump = [max(j, _kink(1 + abs(ei), mpf(0), mpf(0), u)) for j, ei in zip(jump, e)]
+    return e, sens, jump, scale
+
+
+def _undefined_direction(dim: int, u: mpf):
+    """``(e, sens, jump, scale)`` at ``d = 0``: the direction is undefined (the oracle's
+    gradient 0), so every component may jump by 1."""
+    return [mpf(0)] * dim, [mpf(0)] * dim, [_kink(mpf(1), mpf(0), mpf(0), u)] * dim, [mpf(0)] * dim
+
+
+def _p_norm_derivative_terms(diff: list, size: list, d: mpf, q: mpf, u: mpf, eps_term=None):
+    r"""The p-norm's ``(e, sens, jump, scale)`` at ``d > 0``, shared by the spec's distance and
+    MLX's (``eps_term(e_i)``: its eps's share of ``sens_i``): ``e_i = sign(v_i) |v_i / d|^{q-1}``,
+    ``sens_i = sum_k (q - 1)/d |[i=k] |v_i/d|^{q-2} - e_i e_k| size_k``; for ``q = 1`` no
+    sensitivity but ``sign(v_i)``'s jump within ``u K_KINK`` of its size. Scale: the computed
+    ``d`` carries the forward model's relative error ``(ceil(log2 D) + 2) u`` (sum of powers,
+    then the root), which the power ``q - 1`` of ``v_i / d`` amplifies."""
+    dim = len(diff)
+    e = [mpmath.sign(v) * (abs(v) / d) ** (q - 1) if v else mpf(0) for v in diff]
     scale = [(q - 1) * (_sum_error_factor(dim) + 2) * abs(v) for v in e]
     sens, jump = [], []
     for i in range(dim):
@@ -474,18 +494,13 @@ def _pnorm_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: float, u: m
             sens.append(mpf(0))
             jump.append(_kink(mpf(1), diff[i], size[i], u))
             continue
-        total = mpf(0)
+        total = eps_term(e[i]) if eps_term is not None else mpf(0)
         for k in range(dim):
             own = _own_power(diff[i], d, q) if i == k else mpf(0)
             if size[k]:  # an unbounded own term (q < 2 at v_i = 0) times a zero size adds nothing
                 total += (q - 1) / d * abs(own - e[i] * e[k]) * size[k]
         sens.append(total)
         jump.append(mpf(0))
-    if all(abs(v) <= u * K_KINK * s for v, s in zip(diff, size)):
-        # Every component of v within its input perturbation of 0 (an eps rounded to the
-        # dtype can cancel a - b exactly): the perturbed v may point anywhere or be 0
-        # (PyTorch's gradient 0), so each component may jump by up to 1 + |e_i|.
-        jump = [max(j, _kink(1 + abs(ei), mpf(0), mpf(0), u)) for j, ei in zip(jump, e)]
     return e, sens, jump, scale
 
 
@@ -507,24 +522,10 @@ def _mlx_distance_second_order(a: np.ndarray, b: np.ndarray, p: float, eps: floa
     diff = _mlx_differences(a, b)
     size = [abs(x) + abs(y) for x, y in zip(a, b)]
     d, _ = mlx_distance(a, b, p, eps)
-    dim = len(diff)
     if d == 0:
-        return [mpf(0)] * dim, [mpf(0)] * dim, [_kink(mpf(1), mpf(0), mpf(0), u)] * dim, [mpf(0)] * dim
-    e = [mpmath.sign(v) * (abs(v) / d) ** (q - 1) if v else mpf(0) for v in diff]
-    scale = [(q - 1) * (_sum_error_factor(dim) + 2) * abs(v) for v in e]
-    sens, jump = [], []
-    for i in range(dim):
-        if q == 1:
-            sens.append(mpf(0))
-            jump.append(_kink(mpf(1), diff[i], size[i], u))
-            continue
-        total = (q - 1) / q * abs(e[i]) * e_ / d**q
-        for k in range(dim):
-            own = _own_power(diff[i], d, q) if i == k else mpf(0)
-            if size[k]:  # an unbounded own term (q < 2 at v_i = 0) times a zero size adds nothing
-                total += (q - 1) / d * abs(own - e[i] * e[k]) * size[k]
-        sens.append(total)
-        jump.append(mpf(0))
+        return _undefined_direction(len(diff), u)
+    # eps moves d: de_i/d eps = -(p - 1)/p e_i / d^p, eps perturbed by itself
+    e, sens, jump, scale = _p_norm_derivative_terms(diff, size, d, q, u, eps_term=lambda ei: (q - 1) / q * abs(ei) * e_ / d**q)
     if e_ == 0 and all(abs(v) <= u * K_KINK * s for v, s in zip(diff, size)):
         jump = [max(j, _kink(1 + abs(ei), mpf(0), mpf(0), u)) for j, ei in zip(jump, e)]
     return e, sens, jump, scale
