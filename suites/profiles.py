@@ -30,11 +30,13 @@ from the example database (``--example-db DIR``, which CI can cache) or from
 from __future__ import annotations
 
 import hashlib
+import inspect
 
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.internal import reflection
 
 __all__ = [
-    "DEFAULT_PROFILE", "GATE_EXAMPLES", "GATE_SECONDARY_EXAMPLES", "PROFILES", "gate_examples", "item_seed", "register_profiles", "separate_per_item", "set_run_seed",
+    "DEFAULT_PROFILE", "GATE_EXAMPLES", "GATE_SECONDARY_EXAMPLES", "PROFILES", "gate_examples", "item_digest", "item_seed", "register_profiles", "separate_per_item", "set_run_seed",
 ]
 
 DEFAULT_PROFILE = "lossconf"
@@ -148,5 +150,40 @@ def separate_per_item(test, key: str) -> None:
     inner = getattr(getattr(test, "hypothesis", None), "inner_test", None)
     if inner is not None:
         inner._hypothesis_internal_add_digest = key.encode()
+        # What Hypothesis would compute twice per item (the database key; under a
+        # derandomized profile also the seed), from a source digest made once per function.
+        digest = item_digest(inner, key)
+        test._hypothesis_internal_database_key = digest
+        if is_derandomized() and hasattr(test, "_hypothesis_internal_use_seed"):
+            test._hypothesis_internal_use_seed = int.from_bytes(digest, "big")
     if _RUN_SEED is not None and not is_derandomized() and hasattr(test, "_hypothesis_internal_use_seed"):
         test._hypothesis_internal_use_seed = item_seed(_RUN_SEED, key)
+
+
+_SOURCE_DIGESTS: dict[tuple, object] = {}
+
+
+def item_digest(inner, key: str) -> bytes:
+    """``hypothesis.internal.reflection.function_digest(inner)`` once ``inner`` carries
+    ``key`` as its added digest: SHA-384 of the function's cleaned source, its
+    signature's repr, then ``key``. Hypothesis computes it from the source text for
+    every item -- twice under a derandomized profile, as the database key and as the
+    seed -- ~3 ms each (``inspect.getsource`` and a tokenizer pass; ~3% of a gate run's
+    CPU); every item of one test function shares the source, so the hash state after
+    source and signature is made once and copied. ``tests/test_oracle_cache.py`` checks
+    the result equals Hypothesis's own, so that a Hypothesis release that changes the
+    recipe fails a test instead of silently giving other cases."""
+    signature = repr(reflection.get_signature(inner))
+    cache_key = (inner.__code__, signature)
+    state = _SOURCE_DIGESTS.get(cache_key)
+    if state is None:
+        state = hashlib.sha384()
+        try:
+            state.update(reflection._clean_source(inspect.getsource(inner)))
+        except (OSError, TypeError):
+            state.update(inner.__name__.encode())
+        state.update(signature.encode())
+        _SOURCE_DIGESTS[cache_key] = state
+    hasher = state.copy()
+    hasher.update(key.encode())
+    return hasher.digest()

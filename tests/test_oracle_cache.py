@@ -167,6 +167,32 @@ def test_run_seed_gives_every_adapter_the_same_cases():
     assert first != other_item and first != other_run
 
 
+def test_item_digest_is_hypothesis_function_digest():
+    """separate_per_item hands Hypothesis the database key and derandomized seed it would
+    compute itself: a Hypothesis release that changes its recipe must fail here, not
+    silently change every derandomized case."""
+    from hypothesis.internal.compat import int_from_bytes
+    from hypothesis.internal.reflection import function_digest
+
+    tests = []
+    for key in ("test_x['mse_loss', 'float32']", "test_x['mse_loss', 'float64']"):
+
+        @settings(max_examples=1, database=None)
+        @given(st.integers())
+        def draw(value):
+            pass
+
+        profiles.separate_per_item(draw, key)
+        inner = draw.hypothesis.inner_test
+        expected = function_digest(inner)
+        assert profiles.item_digest(inner, key) == expected
+        assert draw._hypothesis_internal_database_key == expected
+        if profiles.is_derandomized():
+            assert draw._hypothesis_internal_use_seed == int_from_bytes(expected)
+        tests.append(expected)
+    assert tests[0] != tests[1]
+
+
 def test_item_seed_depends_on_run_and_key():
     assert profiles.item_seed(1, "a") == profiles.item_seed(1, "a")
     assert len({profiles.item_seed(1, "a"), profiles.item_seed(2, "a"), profiles.item_seed(1, "b")}) == 3
