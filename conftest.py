@@ -44,6 +44,9 @@ from suites.profiles import DEFAULT_PROFILE, register_profiles
 
 RECORDER_KEY = pytest.StashKey["object"]()
 FLIGHT_KEY = pytest.StashKey["object"]()
+#: Ids of the expectations entries that explained a deviation in this process (recorders add,
+#: lookups skip them when collecting XPASS evidence).
+EXPLAINED_KEY = pytest.StashKey[set]()
 PARTS_DIRNAME = ".parts"  # reports.recovery.PARTS_DIRNAME
 
 # CI gating (strict expectations, XPASS, rerun commands, JUnit details, --example-db).
@@ -352,14 +355,17 @@ def expected_deviation(request, adapter):
     """``lookup(case) -> Expectation | None`` for this adapter and test."""
     from suites.expectations import ExpectationLookup
 
-    return ExpectationLookup(request.config._lossconf_expectations, adapter.name, request.node.originalname)
+    explained = request.config.stash.setdefault(EXPLAINED_KEY, set())
+    return ExpectationLookup(request.config._lossconf_expectations, adapter.name, request.node.originalname, explained)
 
 
 @pytest.fixture
 def recorder(request):
     from suites.recording import ItemRecorder
 
-    rec = ItemRecorder(request.node, flight=request.config.stash.get(FLIGHT_KEY, None))
+    rec = ItemRecorder(
+        request.node, flight=request.config.stash.get(FLIGHT_KEY, None), explained=request.config.stash.setdefault(EXPLAINED_KEY, set())
+    )
     request.node.stash[RECORDER_KEY] = rec
     return rec
 

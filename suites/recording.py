@@ -31,9 +31,13 @@ def _finite_or_str(x: float) -> float | str:
 class ItemRecorder:
     """Accumulates outcomes of one test item: counts, worst case, the failure."""
 
-    def __init__(self, node, flight=None):
+    def __init__(self, node, flight=None, explained: set[str] | None = None):
         self.node = node
         self.flight = flight  # suites.isolation.FlightRecorder, or None
+        # The ids of the entries that explained a deviation in this process, shared with
+        # the expectations lookups (suites.expectations.ExpectationLookup): such an entry
+        # is used, never XPASS, so conforming cases need not be asked about it.
+        self.explained = explained
         self.last_case: Case | None = None
         self.last_adapter = None
         self.undecided = 0
@@ -100,6 +104,8 @@ class ItemRecorder:
             expectation.id, {"expectation": expectation, "count": 0, "example": text}
         )
         entry["count"] += 1
+        if self.explained is not None:
+            self.explained.add(expectation.id)
 
     def deviation_summary(self) -> str:
         lines = []

@@ -8,6 +8,7 @@ import pytest
 from adapters import BUILTIN_ADAPTERS
 from suites.cases import Case
 from suites.expectations import (
+    ExpectationLookup,
     ExpectationsError,
     builtin_adapters_sharing,
     builtin_expectations_file,
@@ -71,6 +72,27 @@ def test_features_keep_entries_narrow(tmp_path):
     assert entry.matches("anything", "test_matches_oracle", zero)
     assert not entry.matches("anything", "test_matches_oracle", positive)
     assert not entry.matches("anything", "test_matches_oracle", Case("nll_loss", zero.args))
+
+
+def test_lookup_filters_patterns_and_skips_explained_entries_for_xpass_evidence(tmp_path):
+    """A lookup answers as the entries' own ``matches`` would; once an entry has explained a
+    deviation in the process (the shared ``explained`` set, which recorders fill), conforming
+    cases no longer collect XPASS evidence for it -- it is used, and used ranks first."""
+    path = tmp_path / "e.toml"
+    path.write_text(VALID + VALID.replace('id = "x"', 'id = "y"').replace('losses = ["kl_div"]', 'losses = ["kl_div"]\nadapters = ["other"]'))
+    entries = load_expectations(path)
+    zero = Case("kl_div", {"input": np.array([-1.0]), "target": np.array([0.0])})
+    positive = Case("kl_div", {"input": np.array([-1.0]), "target": np.array([0.5])})
+    explained: set[str] = set()
+    lookup = ExpectationLookup(entries, "mine", "test_matches_oracle", explained)
+    assert [e.id for e in lookup.entries] == ["x"]  # "y" is for adapter "other" only
+    assert lookup(zero).id == "x" and lookup(positive) is None
+    assert [e.id for e in lookup.conforming(zero)] == ["x"]
+    from suites.recording import ItemRecorder
+
+    ItemRecorder(None, explained=explained).add_deviation_text(lookup(zero), zero, "deviates")
+    assert explained == {"x"}
+    assert lookup.conforming(zero) == [] and lookup(zero).id == "x"  # still explains failures
 
 
 def test_wrt_features_say_which_parameter_a_gradient_case_differentiates():
