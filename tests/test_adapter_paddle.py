@@ -185,6 +185,53 @@ def test_half_precision_is_unsupported_naming_the_kernel(paddle_adapter, dtype):
         assert "\n" not in str(raised.value), fn
 
 
+def _refused_calls(dtype: str):
+    """The three calls the adapter refuses in float32/float64 (they kill the process)."""
+    ctc = {"targets": i([[1]]), "input_lengths": i([4]), "target_lengths": i([0])}
+    yield "ctc_loss", {"log_probs": a(np.log(np.full((4, 1, 3), 1 / 3)), dtype), **ctc}, {"reduction": "none"}
+    both_empty = {"targets": i([[1], [1]]), "input_lengths": i([4, 0]), "target_lengths": i([1, 0])}
+    yield "ctc_loss", {"log_probs": a(np.log(np.full((4, 2, 2), 0.5)), dtype), **both_empty}, {"reduction": "none"}
+    yield "nll_loss", {"input": a(np.full((8, 3), -1.0), dtype), "target": i([0] + [-100] * 7)}, {"reduction": "sum"}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_refused_calls_in_half_precision_are_unsupported(paddle_adapter, dtype):
+    """The crash refusals hold only where Paddle has the kernel: in half precision Paddle
+    raises "not registered" for `warpctc` and `nll_loss` before they run (checked in a
+    child process below), so the value, the gradient and the repro say *unsupported*,
+    like every other half-precision call -- not a bug deviation of a kernel that never ran
+    (the default-profile run's float16 CTC items were 'deviation' before this)."""
+    for fn, args, kwargs in _refused_calls(dtype):
+        case = Case(fn, args, kwargs, dtype)
+        with pytest.raises(NotImplementedError, match=f"not registered for {dtype} \\(it has: float32, float64\\)"):
+            case.call(paddle_adapter.function(fn))
+        with pytest.raises(NotImplementedError, match=f"not registered for {dtype}"):
+            paddle_adapter.grad(fn, args, kwargs, wrt=next(iter(args)))
+        assert paddle_adapter.repro(fn, args, kwargs).startswith("# unsupported by the paddle adapter"), fn
+    probe = subprocess.run(
+        [sys.executable, "-c", (
+            "import warnings; warnings.simplefilter('ignore')\n"
+            "import paddle, paddle.nn.functional as F\n"
+            f"x = paddle.zeros([4, 1, 3], dtype='{dtype}')\n"
+            "try:\n"
+            "    F.ctc_loss(x, paddle.to_tensor([[1]], dtype='int32'), paddle.to_tensor([4]), paddle.to_tensor([0]), reduction='none')\n"
+            "except RuntimeError as error:\n"
+            "    print('not registered' in str(error))\n"
+        )],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert probe.returncode == 0 and probe.stdout.strip() == "True", (probe.returncode, probe.stdout, probe.stderr[-2000:])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_refused_calls_stay_refused_where_paddle_has_the_kernel(paddle_adapter, dtype):
+    from adapters.paddle_losses import KernelRefusal
+
+    for fn, args, kwargs in _refused_calls(dtype):
+        with pytest.raises(KernelRefusal):
+            Case(fn, args, kwargs, dtype).call(paddle_adapter.function(fn))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_repro_snippets_reproduce_the_output_bit_for_bit(paddle_adapter, dtype):
     for fn, args, kwargs, _ in _calls(dtype):
