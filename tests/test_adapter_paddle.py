@@ -903,6 +903,19 @@ def _first_match(test: str, case: Case) -> Expectation | None:
     return next((e for e in ENTRIES.values() if (e.tests or not gradient) and e.matches("paddle", test, case)), None)
 
 
+def test_unit_weight_property_on_spatial_soft_labels_is_the_soft_weight_entry(paddle_adapter):
+    """The default-profile run's one classification failure: ``unit_weight_is_no_weight`` on an
+    (N, C, d1) probability target adds a weight of ones, and that derived call raises
+    (entry soft-label-class-weights-on-spatial-input). The generated case has no weight, so
+    only the derived call (``PropertyViolation.call``) matches the entry."""
+    case = _case("cross_entropy", {"input": np.zeros((1, 1, 2), np.float32), "target": a([[[1.0, 1.0]]], "float32")},
+                 {"reduction": "none"}, "float32")
+    with pytest.raises(PropertyViolation, match="matmul") as raised:
+        PROPERTIES["unit_weight_is_no_weight"].check(paddle_adapter, case)
+    assert _first_match("test_properties", case) is None
+    assert _first_match("test_properties", raised.value.call) is ENTRIES["soft-label-class-weights-on-spatial-input"]
+
+
 @pytest.mark.parametrize("entry_id", list(MINIMAL_CASES))
 def test_expectations_entry_still_describes_paddle(paddle_adapter, entry_id):
     """Paddle still deviates on the entry's minimal case, and the entry is the one that explains it."""
