@@ -698,6 +698,20 @@ def _multi_margin_float64(adapter):
     return case
 
 
+def _multi_margin_negative_margin(adapter):
+    # every hinge max(0, -0.5 - 0 + 0) is 0; Paddle subtracts margin / C = -0.5 / 9 for i = y
+    case = _case("multi_margin_loss", {"input": np.zeros((1, 9), np.float32), "target": i([0])},
+                 {"margin": -0.5, "reduction": "none"}, "float32")
+    _deviates(adapter, case, [0.5 / 9], [0.0])
+    squared = _case("multi_margin_loss", {"input": np.zeros((1, 9), np.float32), "target": i([0])},
+                    {"p": 2, "margin": -0.5, "reduction": "none"}, "float32")
+    _deviates(adapter, squared, [-0.25 / 9], [0.0])
+    # the same zeros with margin 0.5: the i = y term is margin^p, removed exactly
+    assert check_case(adapter, _case("multi_margin_loss", {"input": np.zeros((1, 9), np.float32), "target": i([0])},
+                                     {"margin": 0.5, "reduction": "none"}, "float32")).passed
+    return case
+
+
 def _ctc_empty_input(adapter):
     lp = np.log(np.full((4, 2, 2), 0.5))
     case = _case("ctc_loss", {"log_probs": lp, "targets": i([[1], [1]]), "input_lengths": i([4, 0]), "target_lengths": i([1, 0])},
@@ -866,6 +880,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "multilabel-margin-loss-row-without-listed-class-raises": ("test_edge_cases", _multilabel_no_listed),
     "soft-margin-log-of-one-plus-exp": ("test_matches_oracle", _soft_margin),
     "multilabel-soft-margin-infinite-logit-nan": ("test_edge_cases", _multilabel_soft_inf),
+    "multi-margin-loss-subtracts-the-margin-term-of-a-negative-margin": ("test_matches_oracle", _multi_margin_negative_margin),
     "multi-margin-loss-float64-at-float32-accuracy": ("test_edge_cases", _multi_margin_float64),
     "huber-delta-rounded-to-float32": ("test_matches_oracle", _huber_float32_delta),
     "ctc-loss-mean-divides-by-zero-target-length": ("test_matches_oracle", _ctc_mean_empty),
