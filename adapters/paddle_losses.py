@@ -30,7 +30,9 @@ Choices, each what a Paddle user would write:
   position past the first writes past its one-element output and corrupts the heap
   (glibc aborts the process, often in a later call): refused with a ``RuntimeError``.
   A refused call is a failure of that case, recorded in the expectations file as a
-  bug with its minimal case; the suite keeps running.
+  bug with its minimal case; the suite keeps running. The refusals (``KernelRefusal``)
+  hold only where Paddle has the kernel for the case's dtype: in float16/bfloat16 Paddle
+  raises "not registered" before the kernel runs, so those calls are unsupported.
 * **Layout.** Paddle takes the class axis as ``axis=`` (cross entropy) or already
   at 1 (``nll_loss``): no transposes.
 * **Dtypes.** Every loss kernel of Paddle's CPU build is registered for float32 and
@@ -78,8 +80,24 @@ _UNREGISTERED = re.compile(
 )
 
 
+#: One key of Paddle's kernel registry (``core._get_registered_phi_kernels``): backend, dtype.
+_KERNEL_KEY = re.compile(r"\((?P<backend>\w+), [^,]+, (?P<dtype>\w+)\)")
+
+
 #: The same refusal from Paddle's Python-side dtype check (cosine_embedding_loss, ...).
 _PYTHON_DTYPE_CHECK = re.compile(r"data type of input Variable must be (?P<supported>'float32' or 'float64')")
+
+
+class KernelRefusal(RuntimeError):
+    """A call the adapter does not run because Paddle's ``kernel`` would kill the process
+    on it (heap corruption, SIGFPE). It applies only where Paddle has that kernel for the
+    case's dtype and place: where it has not, Paddle raises "not registered" before the
+    kernel runs, so the call is *unsupported* there, as every other call in that dtype
+    (``PaddleLosses._checked_program``)."""
+
+    def __init__(self, kernel: str, message: str) -> None:
+        super().__init__(message)
+        self.kernel = kernel
 
 
 def _kw(value: object) -> str:
@@ -163,7 +181,8 @@ def _refuse_reduced_nll_with_ignored_positions(a: Mapping[str, object]) -> None:
         return
     ignored = np.flatnonzero(np.asarray(a["target"]).reshape(-1) == int(a["ignore_index"]))
     if ignored.size and ignored.max() >= 1:
-        raise RuntimeError(
+        raise KernelRefusal(
+            "nll_loss",
             f"nll_loss: reduction={a['reduction']!r} with a target equal to ignore_index at flat "
             f"position {int(ignored.max())} >= 1; Paddle's nll_loss kernel writes a 0 for it into its "
             "one-element output, past the buffer, corrupting the heap (glibc aborts the process), "
@@ -273,13 +292,15 @@ def _ctc_loss(a: dict[str, Any]) -> list[str]:
     lengths = np.asarray(a["target_lengths"]).reshape(-1)
     if lengths.size and not lengths.any():
         # warp-ctc divides by the total label length: an all-empty batch is SIGFPE
-        raise RuntimeError(
+        raise KernelRefusal(
+            "warpctc",
             "ctc_loss: every target is empty; paddle's warp-ctc kernel kills the process with "
             "SIGFPE (integer division by zero) on this input, so the adapter does not call it"
         )
     _refuse_out_of_bounds_ctc(a)
     if ((np.asarray(a["input_lengths"]).reshape(-1) == 0) & (lengths == 0)).any():
-        raise RuntimeError(
+        raise KernelRefusal(
+            "warpctc",
             "ctc_loss: a sequence with input length 0 and target length 0; paddle's warp-ctc "
             "corrupts the heap on it (glibc aborts the process), so the adapter does not call it"
         )
@@ -535,7 +556,7 @@ class PaddleLosses(SpecFunctions):
             raise ValueError(f"{fn_name}: no array argument {wrt!r} to differentiate")
         if not is_floating(value.dtype):
             raise ValueError(f"{fn_name}: argument {wrt!r} is not a floating array")
-        program = self._program(fn_name, arguments)
+        program = self._checked_program(fn_name, arguments)
         paddle = self._paddle
         tensors = self._tensors(fn_name, arguments)
         variable = tensors[wrt]
@@ -565,7 +586,7 @@ class PaddleLosses(SpecFunctions):
         except (TypeError, ValueError) as error:  # never raise from a repro: say why there is none
             return f"# no paddle repro for this call: {error}\n"
         try:
-            program = self._program(fn_name, arguments)
+            program = self._checked_program(fn_name, arguments)
         except NotImplementedError as error:
             return f"# unsupported by the paddle adapter: {error}\n"
         except (ValueError, RuntimeError) as error:
@@ -582,7 +603,7 @@ class PaddleLosses(SpecFunctions):
 
     def _forward(self, fn_name: str, local: dict[str, object]) -> np.ndarray:
         arguments = {k: v for k, v in local.items() if k != "self"}
-        program = self._program(fn_name, arguments)
+        program = self._checked_program(fn_name, arguments)
         tensors = self._tensors(fn_name, arguments)
         try:
             with self._paddle.no_grad():
@@ -599,6 +620,39 @@ class PaddleLosses(SpecFunctions):
     @staticmethod
     def _program(fn_name: str, arguments: dict[str, object]) -> list[str]:
         return _PROGRAMS[fn_name](arguments)
+
+    def _checked_program(self, fn_name: str, arguments: dict[str, object]) -> list[str]:
+        """:meth:`_program`, where a :class:`KernelRefusal` whose kernel Paddle lacks for the
+        case's dtype on this place becomes that dtype's NotImplementedError (unsupported):
+        Paddle itself would raise "not registered" there before the kernel could crash
+        (float16 ``F.ctc_loss`` on an all-empty batch: ``NotFound``, not SIGFPE)."""
+        try:
+            return self._program(fn_name, arguments)
+        except KernelRefusal as refusal:
+            unsupported = self._unregistered(refusal.kernel, arguments)
+            if unsupported is not None:
+                raise unsupported from refusal
+            raise
+
+    def _unregistered(self, kernel: str, arguments: Mapping[str, object]) -> NotImplementedError | None:
+        """NotImplementedError when Paddle registers ``kernel`` for this place's backend but
+        not for the dtype of the case's floating arrays; None when it has it (or when
+        Paddle's kernel registry cannot be read: the refusal then stands)."""
+        floating = [v.dtype for v in arguments.values() if isinstance(v, np.ndarray) and is_floating(v.dtype)]
+        if not floating:
+            return None
+        dtype = paddle_dtype_name(floating[0])
+        try:
+            keys = self._paddle.base.core._get_registered_phi_kernels("function").get(kernel)
+        except (AttributeError, RuntimeError, TypeError):
+            return None
+        backend = "GPU" if type(self.place).__name__ == "CUDAPlace" else "CPU"
+        registered = [m.group(2) for m in map(_KERNEL_KEY.match, keys or ()) if m and m.group(1) == backend]
+        if not registered or dtype in registered:
+            return None
+        return NotImplementedError(
+            f"paddle's {backend} kernel `{kernel}` is not registered for {dtype} (it has: {', '.join(registered)})"
+        )
 
     @staticmethod
     def _arrays(fn_name: str, arguments: Mapping[str, object]) -> dict[str, np.ndarray]:

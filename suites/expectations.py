@@ -915,6 +915,13 @@ def _multi_margin_double_hinge_overflows(case: Case) -> bool:
     return bool(np.any(2 * z[np.isfinite(z)] > format_of(case.dtype).max_finite))
 
 
+def _multi_margin_negative_margin(case: Case) -> bool:
+    """``multi_margin_loss`` with ``margin < 0``: the sum's ``i = y`` term, ``max(0, margin)^p``,
+    is 0 there, not ``margin^p`` -- a formula that removes that term by subtracting
+    ``margin^p / C`` (Paddle's) is off by ``w_y margin^p / C`` per sample."""
+    return case.fn == "multi_margin_loss" and float(case.kwargs.get("margin", 1.0)) < 0
+
+
 def _pnorm_zero_component(case: Case) -> bool:
     """``triplet_margin_loss`` with ``p`` other than 1 and 2 and a difference ``x - y + eps`` with
     a zero component: ``|v|^p``'s derivative is computed as ``p |v|^p / v`` = 0/0 there by
@@ -967,6 +974,7 @@ FEATURES.update({
     "triplet_eps_visible": _triplet_eps_visible,
     "pnorm_zero_component": _pnorm_zero_component,
     "multi_margin_double_hinge_overflows": _multi_margin_double_hinge_overflows,
+    "multi_margin_negative_margin": _multi_margin_negative_margin,
     "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
     "swap": lambda c: bool(c.kwargs.get("swap", False)),
     "no_swap": lambda c: not c.kwargs.get("swap", False),

@@ -65,7 +65,16 @@ __all__ = ["PROPERTIES", "Property", "PropertyViolation"]
 
 
 class PropertyViolation(AssertionError):
-    """A relation between outputs fails beyond its derived tolerance."""
+    """A relation between outputs fails beyond its derived tolerance, or one of its calls
+    fails outright. ``call``: the derived call that raised (a weight of ones added, the
+    reduction changed), else None. The expectations lookup (``test_properties``) asks the
+    generated case first, then that call: a call that raises is a behaviour of that call
+    alone, which an entry may describe exactly (its features hold there, not necessarily on
+    the generated case)."""
+
+    def __init__(self, message: str, call: Case | None = None) -> None:
+        super().__init__(message)
+        self.call = call
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ def _observe(adapter, case: Case) -> tuple[np.ndarray, np.ndarray]:
     try:
         observed = call_adapter(adapter, case)
     except (AdapterFailure, AdapterContractError) as exc:
-        raise PropertyViolation(f"  {exc}\n  case: {case.describe()}") from None
+        raise PropertyViolation(f"  {exc}\n  case: {case.describe()}", call=case) from None
     bound = evaluate_oracle(case).bound
     if observed.shape != bound.shape:
         raise PropertyViolation(

@@ -185,6 +185,53 @@ def test_half_precision_is_unsupported_naming_the_kernel(paddle_adapter, dtype):
         assert "\n" not in str(raised.value), fn
 
 
+def _refused_calls(dtype: str):
+    """The three calls the adapter refuses in float32/float64 (they kill the process)."""
+    ctc = {"targets": i([[1]]), "input_lengths": i([4]), "target_lengths": i([0])}
+    yield "ctc_loss", {"log_probs": a(np.log(np.full((4, 1, 3), 1 / 3)), dtype), **ctc}, {"reduction": "none"}
+    both_empty = {"targets": i([[1], [1]]), "input_lengths": i([4, 0]), "target_lengths": i([1, 0])}
+    yield "ctc_loss", {"log_probs": a(np.log(np.full((4, 2, 2), 0.5)), dtype), **both_empty}, {"reduction": "none"}
+    yield "nll_loss", {"input": a(np.full((8, 3), -1.0), dtype), "target": i([0] + [-100] * 7)}, {"reduction": "sum"}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_refused_calls_in_half_precision_are_unsupported(paddle_adapter, dtype):
+    """The crash refusals hold only where Paddle has the kernel: in half precision Paddle
+    raises "not registered" for `warpctc` and `nll_loss` before they run (checked in a
+    child process below), so the value, the gradient and the repro say *unsupported*,
+    like every other half-precision call -- not a bug deviation of a kernel that never ran
+    (the default-profile run's float16 CTC items were 'deviation' before this)."""
+    for fn, args, kwargs in _refused_calls(dtype):
+        case = Case(fn, args, kwargs, dtype)
+        with pytest.raises(NotImplementedError, match=f"not registered for {dtype} \\(it has: float32, float64\\)"):
+            case.call(paddle_adapter.function(fn))
+        with pytest.raises(NotImplementedError, match=f"not registered for {dtype}"):
+            paddle_adapter.grad(fn, args, kwargs, wrt=next(iter(args)))
+        assert paddle_adapter.repro(fn, args, kwargs).startswith("# unsupported by the paddle adapter"), fn
+    probe = subprocess.run(
+        [sys.executable, "-c", (
+            "import warnings; warnings.simplefilter('ignore')\n"
+            "import paddle, paddle.nn.functional as F\n"
+            f"x = paddle.zeros([4, 1, 3], dtype='{dtype}')\n"
+            "try:\n"
+            "    F.ctc_loss(x, paddle.to_tensor([[1]], dtype='int32'), paddle.to_tensor([4]), paddle.to_tensor([0]), reduction='none')\n"
+            "except RuntimeError as error:\n"
+            "    print('not registered' in str(error))\n"
+        )],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert probe.returncode == 0 and probe.stdout.strip() == "True", (probe.returncode, probe.stdout, probe.stderr[-2000:])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_refused_calls_stay_refused_where_paddle_has_the_kernel(paddle_adapter, dtype):
+    from adapters.paddle_losses import KernelRefusal
+
+    for fn, args, kwargs in _refused_calls(dtype):
+        with pytest.raises(KernelRefusal):
+            Case(fn, args, kwargs, dtype).call(paddle_adapter.function(fn))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_repro_snippets_reproduce_the_output_bit_for_bit(paddle_adapter, dtype):
     for fn, args, kwargs, _ in _calls(dtype):
@@ -651,6 +698,20 @@ def _multi_margin_float64(adapter):
     return case
 
 
+def _multi_margin_negative_margin(adapter):
+    # every hinge max(0, -0.5 - 0 + 0) is 0; Paddle subtracts margin / C = -0.5 / 9 for i = y
+    case = _case("multi_margin_loss", {"input": np.zeros((1, 9), np.float32), "target": i([0])},
+                 {"margin": -0.5, "reduction": "none"}, "float32")
+    _deviates(adapter, case, [0.5 / 9], [0.0])
+    squared = _case("multi_margin_loss", {"input": np.zeros((1, 9), np.float32), "target": i([0])},
+                    {"p": 2, "margin": -0.5, "reduction": "none"}, "float32")
+    _deviates(adapter, squared, [-0.25 / 9], [0.0])
+    # the same zeros with margin 0.5: the i = y term is margin^p, removed exactly
+    assert check_case(adapter, _case("multi_margin_loss", {"input": np.zeros((1, 9), np.float32), "target": i([0])},
+                                     {"margin": 0.5, "reduction": "none"}, "float32")).passed
+    return case
+
+
 def _ctc_empty_input(adapter):
     lp = np.log(np.full((4, 2, 2), 0.5))
     case = _case("ctc_loss", {"log_probs": lp, "targets": i([[1], [1]]), "input_lengths": i([4, 0]), "target_lengths": i([1, 0])},
@@ -819,6 +880,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "multilabel-margin-loss-row-without-listed-class-raises": ("test_edge_cases", _multilabel_no_listed),
     "soft-margin-log-of-one-plus-exp": ("test_matches_oracle", _soft_margin),
     "multilabel-soft-margin-infinite-logit-nan": ("test_edge_cases", _multilabel_soft_inf),
+    "multi-margin-loss-subtracts-the-margin-term-of-a-negative-margin": ("test_matches_oracle", _multi_margin_negative_margin),
     "multi-margin-loss-float64-at-float32-accuracy": ("test_edge_cases", _multi_margin_float64),
     "huber-delta-rounded-to-float32": ("test_matches_oracle", _huber_float32_delta),
     "ctc-loss-mean-divides-by-zero-target-length": ("test_matches_oracle", _ctc_mean_empty),
@@ -854,6 +916,19 @@ def _first_match(test: str, case: Case) -> Expectation | None:
     """The suite's lookup: a gradient test only consults entries whose ``tests`` name it."""
     gradient = test.startswith("test_gradient")
     return next((e for e in ENTRIES.values() if (e.tests or not gradient) and e.matches("paddle", test, case)), None)
+
+
+def test_unit_weight_property_on_spatial_soft_labels_is_the_soft_weight_entry(paddle_adapter):
+    """The default-profile run's one classification failure: ``unit_weight_is_no_weight`` on an
+    (N, C, d1) probability target adds a weight of ones, and that derived call raises
+    (entry soft-label-class-weights-on-spatial-input). The generated case has no weight, so
+    only the derived call (``PropertyViolation.call``) matches the entry."""
+    case = _case("cross_entropy", {"input": np.zeros((1, 1, 2), np.float32), "target": a([[[1.0, 1.0]]], "float32")},
+                 {"reduction": "none"}, "float32")
+    with pytest.raises(PropertyViolation, match="matmul") as raised:
+        PROPERTIES["unit_weight_is_no_weight"].check(paddle_adapter, case)
+    assert _first_match("test_properties", case) is None
+    assert _first_match("test_properties", raised.value.call) is ENTRIES["soft-label-class-weights-on-spatial-input"]
 
 
 @pytest.mark.parametrize("entry_id", list(MINIMAL_CASES))

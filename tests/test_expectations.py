@@ -139,6 +139,20 @@ def test_gaussian_quotient_overflow_is_an_elementwise_intermediate():
     assert not FEATURES["elementwise_intermediate_exceeds_dtype_max"](case(1.0))
 
 
+def test_multi_margin_negative_margin_feature():
+    """Only multi_margin_loss with margin < 0 (the default margin is 1): where the i = y hinge
+    term max(0, margin)^p is 0 rather than margin^p."""
+    from suites.expectations import FEATURES
+
+    def case(fn="multi_margin_loss", **kwargs):
+        return Case(fn, {"input": np.zeros((1, 3), np.float32), "target": np.array([0])}, kwargs, "float32")
+
+    assert FEATURES["multi_margin_negative_margin"](case(margin=-0.5))
+    assert not FEATURES["multi_margin_negative_margin"](case(margin=0.0))
+    assert not FEATURES["multi_margin_negative_margin"](case())
+    assert not FEATURES["multi_margin_negative_margin"](case("multilabel_margin_loss", margin=-0.5))
+
+
 def test_binary_gradient_features():
     """The features of the binary losses' target/weight gradient entries select what their
     docstrings say: a clamped BCE log (x < e^-100 or x = 1), a BCE probability in [0.28, 0.53]

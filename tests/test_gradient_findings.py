@@ -510,6 +510,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         ),
     },
     "paddle": {
+        "weighted-mean-sum-overflow-weight-gradient": (
+            "test_gradient_matches_oracle",
+            # exact (t_i W - S) / W^2 = [-2.5e37, 2.5e37]; S = 5e38 overflows float32: -S / W^2 = -inf
+            Case("l1_loss", {"input": _a([0.0, 0.0]), "target": _a([2e38, 3e38])},
+                 {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight"),
+        ),
         "nll-loss-reduced-ignored-position-corrupts-heap": (
             "test_gradient_matches_oracle",
             # refused: the forward kernel writes past its one-element output (heap corruption)
@@ -873,6 +879,19 @@ FURTHER_CASES: list[tuple[str, str, str, Case]] = [
           {"reduction": "mean", "weight": _a([3e38, 3e38])}, "float32", wrt="weight")),
     ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
      # the suite's float64 case: S = max + 2**970 rounds to inf
+     Case("l1_loss", {"input": _a([0.0, 0.0, 0.0], "float64"),
+                      "target": _a([0.0, 9.9792015476736e291, 1.7976931348623157e308], "float64")},
+          {"reduction": "mean", "weight": _a([0.0, 1.0, 1.0], "float64")}, "float64", wrt="weight")),
+    ("paddle", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
+     # exact [-2.025e37, 2.025e37]; S = 1.44e38 + 2.25e38 overflows float32: -inf
+     Case("mse_loss", {"input": _a([0.0, 0.0]), "target": _a([1.2e19, 1.5e19])},
+          {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight")),
+    ("paddle", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
+     # exact [0, 0] (equal terms); W = 6e38 overflows float32: 2/inf - inf/inf = NaN
+     Case("l1_loss", {"input": _a([0.0, 1.0]), "target": _a([2.0, 3.0])},
+          {"reduction": "mean", "weight": _a([3e38, 3e38])}, "float32", wrt="weight")),
+    ("paddle", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
+     # the default-profile run's float64 case, reduced: S = max + 2**970 rounds to inf
      Case("l1_loss", {"input": _a([0.0, 0.0, 0.0], "float64"),
                       "target": _a([0.0, 9.9792015476736e291, 1.7976931348623157e308], "float64")},
           {"reduction": "mean", "weight": _a([0.0, 1.0, 1.0], "float64")}, "float64", wrt="weight")),

@@ -303,3 +303,35 @@ def test_padding_property_case_describes_a_call_the_framework_accepts():
         assert set(case.kwargs) <= {"reduction", "size_average", "reduce"}, case.kwargs
         assert "repadded" not in case.describe() and "repadded_target" in case.companion
         assert case.companion["repadded_target"].shape == case.args["target"].shape
+
+
+def test_property_violation_names_the_derived_call_that_raised():
+    """A property's derived call that raises (here the weight of ones that
+    ``unit_weight_is_no_weight`` adds) is carried on the violation as ``call``, so that
+    ``test_properties`` can look up the expectations entry describing *that* call (its
+    features -- a class weight -- do not hold on the generated case). An accuracy violation
+    between calls that all ran carries none: it is judged on the generated case alone."""
+    from types import SimpleNamespace
+
+    from suites.cases import Case
+    from suites.properties import PROPERTIES, PropertyViolation
+
+    def mse_loss(input, target, reduction="mean", weight=None):
+        if weight is not None:
+            raise ValueError("this backend rejects weights (lossconf harness test)")
+        return np.asarray(np.mean((input - target) ** 2), dtype=input.dtype)
+
+    adapter = SimpleNamespace(name="weightless", function=lambda fn: mse_loss if fn == "mse_loss" else None)
+    case = Case("mse_loss", {"input": np.array([0.5, 1.0]), "target": np.array([0.0, 0.0])}, {"reduction": "mean"}, "float64")
+    with pytest.raises(PropertyViolation, match="rejects weights") as raised:
+        PROPERTIES["unit_weight_is_no_weight"].check(adapter, case)
+    assert raised.value.call is not None and raised.value.call.kwargs["weight"].tolist() == [1.0, 1.0]
+    assert "weight" not in case.kwargs
+
+    def off_by_one(input, target, reduction="mean", weight=None):
+        return np.asarray(np.mean((input - target) ** 2) + (weight is not None), dtype=input.dtype)
+
+    adapter = SimpleNamespace(name="off", function=lambda fn: off_by_one if fn == "mse_loss" else None)
+    with pytest.raises(PropertyViolation, match="weight of ones") as raised:
+        PROPERTIES["unit_weight_is_no_weight"].check(adapter, case)
+    assert raised.value.call is None
