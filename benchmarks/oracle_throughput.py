@@ -263,6 +263,7 @@ def conformance_runs(selection: list[str] | None = None, only: list[str] | None 
     """Wall and CPU time of whole default-profile runs, each in a fresh process, report dir
     and cache; ``selection`` (pytest arguments such as ``--loss nll_loss``) narrows every run."""
     import resource
+    import secrets
     import subprocess
     import tempfile
 
@@ -277,8 +278,11 @@ def conformance_runs(selection: list[str] | None = None, only: list[str] | None 
             continue
         with tempfile.TemporaryDirectory() as report:
             cache_arg = ["--lossconf-cache", "off" if cache == "off" else str(Path(report) / "cache")]
+            # A drawn seed, printed, so that a run's failures can be regenerated
+            # (--hypothesis-seed in the selection wins).
+            seed = [] if "--hypothesis-seed" in " ".join(selection) else ["--hypothesis-seed", str(secrets.randbits(32))]
             command = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--assert=plain",
-                       "--report-dir", report, *cache_arg, *extra, *selection]
+                       "--report-dir", report, *cache_arg, *extra, *seed, *selection]
             load = os.getloadavg()[0]
             usage = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
@@ -290,6 +294,12 @@ def conformance_runs(selection: list[str] | None = None, only: list[str] | None 
             summary = lines[-1] if lines else done.stderr[-200:]
             print(f"{label:44} {walls[label]:8.1f} {cpu:8.1f}  {done.returncode:2d}  {summary}  "
                   f"(load {load:.2f}/{os.getloadavg()[0]:.2f})", flush=True)
+            # A random profile's failures are new findings or regressions: name them (the
+            # report directory is temporary), with the line that says how to rerun the run.
+            for line in [x for x in lines if x.startswith(("FAILED ", "ERROR "))][:20]:
+                print(f"    {line[:300]}", flush=True)
+            if seed:
+                print(f"    rerun: {' '.join(seed)}", flush=True)
     if "torch, -n 1" in walls and "torch, -n 2" in walls:
         print(f"speed-up of -n 2 over -n 1 (torch): x{walls['torch, -n 1'] / walls['torch, -n 2']:.2f}")
 
