@@ -208,6 +208,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("l1_loss", {"input": _a([1.0, -1.0]), "target": _a([0.0, 0.0])},
                  {"reduction": "sum", "weight": _a([0.25, 4.0])}, "float32", wrt="input"),
         ),
+        "soft-margin-backward-sigmoid-cancellation": (
+            "test_gradient_edge_cases",
+            # d/dx log1p(exp(-x)) = -sigmoid(-x) = -4.2483542552915889e-18 at x = 40; the compiled
+            # backward's sigmoid(40) - 1 is 1 - 1 = 0 in float64
+            Case("soft_margin_loss", {"input": _a([40.0], "float64"), "target": _a([1.0], "float64")},
+                 {"reduction": "sum"}, "float64", wrt="input"),
+        ),
     },
     "tensorflow": {
         "keras-sparse-labels-cast-to-loss-dtype-gradient": (
