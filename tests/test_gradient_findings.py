@@ -208,6 +208,14 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("l1_loss", {"input": _a([1.0, -1.0]), "target": _a([0.0, 0.0])},
                  {"reduction": "sum", "weight": _a([0.25, 4.0])}, "float32", wrt="input"),
         ),
+        "multilabel-margin-padding-counted-gradient": (
+            "test_gradient_edge_cases",
+            # the docs' example: class 0's two active hinges (classes 1, 2) give d/dx_0 = -2/4 = -0.5;
+            # the -1 slot and the slot after it are gathered as class 0 too: 3 copies, -1.5
+            Case("multilabel_margin_loss", {"input": _a([[0.1, 0.2, 0.4, 0.8]], "float64"),
+                                            "target": np.array([[3, 0, -1, 1]])},
+                 {"reduction": "sum"}, "float64", wrt="input"),
+        ),
         "soft-margin-backward-sigmoid-cancellation": (
             "test_gradient_edge_cases",
             # d/dx log1p(exp(-x)) = -sigmoid(-x) = -4.2483542552915889e-18 at x = 40; the compiled
