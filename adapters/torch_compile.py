@@ -36,7 +36,12 @@ default ``/tmp/torchinductor_<user>``) makes a repeated run's compilations cache
 Errors. An exception raised inside the traced call (a bad argument) reaches the caller
 wrapped in Dynamo's own exception types; the adapter re-raises the original exception
 when Dynamo kept it (``NotImplementedError`` for a dtype without a kernel then still means
-*unsupported*), else Dynamo's.
+*unsupported*), else Dynamo's. An operator whose output shape depends on its input values
+(FakeTensor's ``DynamicOutputShapeException``: ``aten._ctc_loss``, so every
+``F.ctc_loss`` call) cannot be captured in one graph: with ``fullgraph=True`` Dynamo raises
+("Dynamic shape operator"), and without it the call would run eagerly, which is not this
+adapter's implementation. So that is *unsupported* (``NotImplementedError`` naming the
+operator), not a verdict on the loss: the function's row of the option table says so.
 """
 
 from __future__ import annotations
@@ -93,6 +98,18 @@ def _require_cpp_compiler(adapter_name: str) -> None:
 #: What an argument check of the traced call raises (eager PyTorch raises the same); any
 #: other exception Dynamo wrapped is Dynamo's own failure and is re-raised as Dynamo's.
 _ARGUMENT_ERRORS = (ValueError, TypeError, IndexError, RuntimeError, NotImplementedError)
+
+
+def _dynamic_output_shape(error: BaseException) -> BaseException | None:
+    """The ``DynamicOutputShapeException`` in ``error``'s chain (Dynamo wraps it), if any."""
+    from torch._subclasses.fake_tensor import DynamicOutputShapeException
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, DynamicOutputShapeException):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _original_error(error: Exception) -> BaseException:
@@ -167,6 +184,12 @@ class TorchCompile(TorchAdapter):
             try:
                 return compiled(*tensors)
             except torch._dynamo.exc.TorchDynamoException as error:
+                if (dynamic := _dynamic_output_shape(error)) is not None:
+                    raise NotImplementedError(
+                        f"{fn_name}: torch.compile(fullgraph=True) cannot capture {dynamic} (an "
+                        "operator with a data-dependent output shape; without fullgraph it would "
+                        "run eagerly)"
+                    ) from error
                 original = _original_error(error)
                 if original is error:
                     raise
@@ -216,8 +239,15 @@ class TorchCompileDynamic(TorchCompile):
     dynamic = True
 
 
-#: Every option native: the same ``torch.nn.functional`` calls, compiled (docs/options.md).
+#: Every option native: the same ``torch.nn.functional`` calls, compiled (docs/options.md);
+#: except ``ctc_loss``, which Dynamo cannot capture in one graph (module docstring, "Errors").
 OPTION_TABLE = _torch_option_table("torch.compile(torch.nn.functional.{loss})")
+_CTC_REASON = (
+    "torch.compile(torch.nn.functional.ctc_loss): aten._ctc_loss has a data-dependent output "
+    "shape, so with fullgraph=True Dynamo raises (Dynamic shape operator; pytorch/pytorch#183396): "
+    "NotImplementedError"
+)
+OPTION_TABLE["ctc_loss"] = {option: ("unsupported", _CTC_REASON) for option in OPTION_TABLE["ctc_loss"]}
 
 
 def create(*, device: str = "cpu") -> TorchCompile:
