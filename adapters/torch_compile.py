@@ -42,6 +42,12 @@ when Dynamo kept it (``NotImplementedError`` for a dtype without a kernel then s
 ("Dynamic shape operator"), and without it the call would run eagerly, which is not this
 adapter's implementation. So that is *unsupported* (``NotImplementedError`` naming the
 operator), not a verdict on the loss: the function's row of the option table says so.
+Likewise ``F.gaussian_nll_loss``, whose Python checks ``torch.any(var < 0)`` before the
+loss: a branch on a tensor's value, which ``fullgraph=True`` cannot trace (Dynamo raises
+``GuardOnDataDependentSymNode``; with ``dynamic=True`` some shapes a ``TypeError`` on a
+``SymBool``); without ``fullgraph`` the check would run eagerly and the loss in a second
+graph. The adapter declares it unsupported up front (``_UNCAPTURABLE``); the tests re-check
+that ``torch.compile(fullgraph=True)`` still fails on it.
 """
 
 from __future__ import annotations
@@ -70,6 +76,16 @@ _RECOMPILE_LIMIT = 100_000
 #: the same name is the same object (a compiled callable's cache key and Dynamo's guard).
 _DISTANCES: dict[str, Callable[..., torch.Tensor]] = {
     name: torch_distance(name) for name in TORCH_DISTANCES
+}
+
+
+#: Functions ``torch.compile(fullgraph=True)`` cannot capture in one graph, and why
+#: (module docstring, "Errors"); re-checked by tests/test_adapter_torch_compile.py.
+_UNCAPTURABLE: dict[str, str] = {
+    "gaussian_nll_loss": (
+        "F.gaussian_nll_loss branches on torch.any(var < 0) in Python, which "
+        "torch.compile(fullgraph=True) cannot trace (GuardOnDataDependentSymNode)"
+    ),
 }
 
 
@@ -164,6 +180,8 @@ class TorchCompile(TorchAdapter):
         return positional, options
 
     def _invoke(self, fn_name: str, positional: list[Any], options: dict[str, Any]) -> torch.Tensor:
+        if fn_name in _UNCAPTURABLE:
+            raise NotImplementedError(f"{fn_name}: {_UNCAPTURABLE[fn_name]}")
         slots = [i for i, v in enumerate(positional) if isinstance(v, torch.Tensor)]
         names = sorted(k for k, v in options.items() if isinstance(v, torch.Tensor))
         static_positional = [None if i in slots else v for i, v in enumerate(positional)]
@@ -240,7 +258,8 @@ class TorchCompileDynamic(TorchCompile):
 
 
 #: Every option native: the same ``torch.nn.functional`` calls, compiled (docs/options.md);
-#: except ``ctc_loss``, which Dynamo cannot capture in one graph (module docstring, "Errors").
+#: except ``ctc_loss`` and ``gaussian_nll_loss``, which Dynamo cannot capture in one graph
+#: (module docstring, "Errors").
 OPTION_TABLE = _torch_option_table("torch.compile(torch.nn.functional.{loss})")
 _CTC_REASON = (
     "torch.compile(torch.nn.functional.ctc_loss): aten._ctc_loss has a data-dependent output "
@@ -248,6 +267,10 @@ _CTC_REASON = (
     "NotImplementedError"
 )
 OPTION_TABLE["ctc_loss"] = {option: ("unsupported", _CTC_REASON) for option in OPTION_TABLE["ctc_loss"]}
+_GAUSSIAN_REASON = f"torch.compile(torch.nn.functional.gaussian_nll_loss): {_UNCAPTURABLE['gaussian_nll_loss']}: NotImplementedError"
+OPTION_TABLE["gaussian_nll_loss"] = {
+    option: ("unsupported", _GAUSSIAN_REASON) for option in OPTION_TABLE["gaussian_nll_loss"]
+}
 
 
 def create(*, device: str = "cpu") -> TorchCompile:

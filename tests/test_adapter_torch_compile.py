@@ -216,8 +216,26 @@ def test_option_table_covers_every_spec_option() -> None:
         assert set(table[loss]) == {"(function)", *options}, loss
         assert all(status in STATUSES for status, _ in table[loss].values())
         assert table[loss]["(function)"][1].startswith(f"torch.compile(torch.nn.functional.{loss})")
-    assert {status for status, _ in table["ctc_loss"].values()} == {"unsupported"}
-    assert all(status == "native" for loss in set(table) - {"ctc_loss"} for status, _ in table[loss].values())
+    for uncapturable in ("ctc_loss", "gaussian_nll_loss"):
+        assert {status for status, _ in table[uncapturable].values()} == {"unsupported"}
+    assert all(status == "native" for loss in set(table) - {"ctc_loss", "gaussian_nll_loss"}
+               for status, _ in table[loss].values())
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_gaussian_nll_loss_cannot_be_captured_so_it_is_unsupported(dynamic) -> None:
+    """``F.gaussian_nll_loss`` branches on ``torch.any(var < 0)``: ``fullgraph=True`` cannot
+    trace it (dynamic=False and True), so the adapters declare the function unsupported. When
+    torch can compile it, this fails: then drop it from ``torch_compile._UNCAPTURABLE`` and the
+    option table, and run the gaussian_nll_loss gate."""
+    import torch.nn.functional as F
+
+    fn = torch.compile(lambda x, y, v: F.gaussian_nll_loss(x, y, v), backend="inductor", dynamic=dynamic, fullgraph=True)
+    with pytest.raises(Exception, match="data.dependent|Data-dependent|SymBool"):
+        fn(torch.zeros(3), torch.ones(3), torch.ones(3))
+    adapter = load_adapter("torch-compile-dynamic" if dynamic else "torch-compile")
+    with pytest.raises(NotImplementedError, match="torch.any"):
+        adapter.function("gaussian_nll_loss")(np.zeros(3, np.float32), np.ones(3, np.float32), np.ones(3, np.float32))
 
 
 @pytest.mark.parametrize("name", NAMES)
