@@ -36,7 +36,18 @@ default ``/tmp/torchinductor_<user>``) makes a repeated run's compilations cache
 Errors. An exception raised inside the traced call (a bad argument) reaches the caller
 wrapped in Dynamo's own exception types; the adapter re-raises the original exception
 when Dynamo kept it (``NotImplementedError`` for a dtype without a kernel then still means
-*unsupported*), else Dynamo's.
+*unsupported*), else Dynamo's. An operator whose output shape depends on its input values
+(FakeTensor's ``DynamicOutputShapeException``: ``aten._ctc_loss``, so every
+``F.ctc_loss`` call) cannot be captured in one graph: with ``fullgraph=True`` Dynamo raises
+("Dynamic shape operator"), and without it the call would run eagerly, which is not this
+adapter's implementation. So that is *unsupported* (``NotImplementedError`` naming the
+operator), not a verdict on the loss: the function's row of the option table says so.
+Likewise ``F.gaussian_nll_loss``, whose Python checks ``torch.any(var < 0)`` before the
+loss: a branch on a tensor's value, which ``fullgraph=True`` cannot trace (Dynamo raises
+``GuardOnDataDependentSymNode``; with ``dynamic=True`` some shapes a ``TypeError`` on a
+``SymBool``); without ``fullgraph`` the check would run eagerly and the loss in a second
+graph. The adapter declares it unsupported up front (``_UNCAPTURABLE``); the tests re-check
+that ``torch.compile(fullgraph=True)`` still fails on it.
 """
 
 from __future__ import annotations
@@ -68,6 +79,16 @@ _DISTANCES: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+#: Functions ``torch.compile(fullgraph=True)`` cannot capture in one graph, and why
+#: (module docstring, "Errors"); re-checked by tests/test_adapter_torch_compile.py.
+_UNCAPTURABLE: dict[str, str] = {
+    "gaussian_nll_loss": (
+        "F.gaussian_nll_loss branches on torch.any(var < 0) in Python, which "
+        "torch.compile(fullgraph=True) cannot trace (GuardOnDataDependentSymNode)"
+    ),
+}
+
+
 def _dynamo_settings():
     return torch._dynamo.config.patch(
         recompile_limit=_RECOMPILE_LIMIT,
@@ -93,6 +114,18 @@ def _require_cpp_compiler(adapter_name: str) -> None:
 #: What an argument check of the traced call raises (eager PyTorch raises the same); any
 #: other exception Dynamo wrapped is Dynamo's own failure and is re-raised as Dynamo's.
 _ARGUMENT_ERRORS = (ValueError, TypeError, IndexError, RuntimeError, NotImplementedError)
+
+
+def _dynamic_output_shape(error: BaseException) -> BaseException | None:
+    """The ``DynamicOutputShapeException`` in ``error``'s chain (Dynamo wraps it), if any."""
+    from torch._subclasses.fake_tensor import DynamicOutputShapeException
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, DynamicOutputShapeException):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _original_error(error: Exception) -> BaseException:
@@ -147,6 +180,8 @@ class TorchCompile(TorchAdapter):
         return positional, options
 
     def _invoke(self, fn_name: str, positional: list[Any], options: dict[str, Any]) -> torch.Tensor:
+        if fn_name in _UNCAPTURABLE:
+            raise NotImplementedError(f"{fn_name}: {_UNCAPTURABLE[fn_name]}")
         slots = [i for i, v in enumerate(positional) if isinstance(v, torch.Tensor)]
         names = sorted(k for k, v in options.items() if isinstance(v, torch.Tensor))
         static_positional = [None if i in slots else v for i, v in enumerate(positional)]
@@ -167,6 +202,12 @@ class TorchCompile(TorchAdapter):
             try:
                 return compiled(*tensors)
             except torch._dynamo.exc.TorchDynamoException as error:
+                if (dynamic := _dynamic_output_shape(error)) is not None:
+                    raise NotImplementedError(
+                        f"{fn_name}: torch.compile(fullgraph=True) cannot capture {dynamic} (an "
+                        "operator with a data-dependent output shape; without fullgraph it would "
+                        "run eagerly)"
+                    ) from error
                 original = _original_error(error)
                 if original is error:
                     raise
@@ -216,8 +257,20 @@ class TorchCompileDynamic(TorchCompile):
     dynamic = True
 
 
-#: Every option native: the same ``torch.nn.functional`` calls, compiled (docs/options.md).
+#: Every option native: the same ``torch.nn.functional`` calls, compiled (docs/options.md);
+#: except ``ctc_loss`` and ``gaussian_nll_loss``, which Dynamo cannot capture in one graph
+#: (module docstring, "Errors").
 OPTION_TABLE = _torch_option_table("torch.compile(torch.nn.functional.{loss})")
+_CTC_REASON = (
+    "torch.compile(torch.nn.functional.ctc_loss): aten._ctc_loss has a data-dependent output "
+    "shape, so with fullgraph=True Dynamo raises (Dynamic shape operator; pytorch/pytorch#183396): "
+    "NotImplementedError"
+)
+OPTION_TABLE["ctc_loss"] = {option: ("unsupported", _CTC_REASON) for option in OPTION_TABLE["ctc_loss"]}
+_GAUSSIAN_REASON = f"torch.compile(torch.nn.functional.gaussian_nll_loss): {_UNCAPTURABLE['gaussian_nll_loss']}: NotImplementedError"
+OPTION_TABLE["gaussian_nll_loss"] = {
+    option: ("unsupported", _GAUSSIAN_REASON) for option in OPTION_TABLE["gaussian_nll_loss"]
+}
 
 
 def create(*, device: str = "cpu") -> TorchCompile:

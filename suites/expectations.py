@@ -960,8 +960,58 @@ def _margin_sum_exceeds_max_or_raise(case: Case) -> bool:
         return any(abs(t) * n_classes > format_of(case.dtype).max_finite for t in terms.reshape(-1) if t == t)
 
 
+def _compute_dtype(dtype: str) -> str:
+    """The dtype Inductor's generated CPU kernels compute a ``dtype`` case in: float16 and
+    bfloat16 are upcast to float32 and rounded once at the end."""
+    return "float64" if dtype == "float64" else "float32"
+
+
+def _soft_margin_backward_cancels(case: Case) -> bool:
+    r"""``soft_margin_loss`` where a backward that forms ``y (sigmoid(y x) - 1)`` (the
+    decomposition of ``aten.soft_margin_loss_backward``, which torch.compile runs) loses the
+    gradient ``-y sigmoid(-y x)`` to cancellation: for some element with ``z = y x > 0``,
+    ``sigmoid(z)`` rounded to the compute dtype (float32 for float16, bfloat16 and float32;
+    float64 for float64) minus 1 differs from the exact ``-sigmoid(-z)`` by more than
+    ``K_OUT`` units of the case's dtype (the error model's output multiple,
+    suites/verdict.py), where that exact value is at least the dtype's smallest normal.
+    ``1 - sigmoid(z)`` keeps about ``z / ln 2`` fewer bits than the compute dtype has, and
+    none once ``sigmoid(z)`` rounds to 1 (``z > 16.6`` in float32, ``36.7`` in float64): 0.
+    A region: the gradient bound also scales with ``|x|``, so cases near its edge conform."""
+    from .verdict import K_OUT
+
+    if case.fn != "soft_margin_loss":
+        return False
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        z = (np.asarray(case.args["target"], dtype=np.float64) * _input(case)).reshape(-1)
+        z = z[np.isfinite(z) & (z > 0)]
+        exact = -1.0 / (1.0 + np.exp(z))  # -sigmoid(-z), no cancellation
+        computed = (1.0 / (1.0 + np.exp(-z))).astype(_compute_dtype(case.dtype)).astype(np.float64) - 1.0
+    fmt = format_of(case.dtype)
+    visible = np.abs(exact) >= fmt.smallest_normal
+    error = np.abs(computed[visible] - exact[visible]) / np.abs(exact[visible])
+    return bool(np.any(error > K_OUT * fmt.unit_roundoff))
+
+
+def _unbatched_class_margin(case: Case) -> bool:
+    """``multi_margin_loss`` or ``multilabel_margin_loss`` of one sample: a 1-d ``(C)`` input
+    (the spec's ``reduction='none'`` output is then 0-d)."""
+    return case.fn in ("multi_margin_loss", "multilabel_margin_loss") and np.ndim(case.args["input"]) == 1
+
+
+def _multilabel_target_has_sentinel(case: Case) -> bool:
+    """``multilabel_margin_loss`` with a ``-1`` in some target row: the row's target classes
+    are the entries before its first ``-1`` (fewer than ``C``); the slots from the ``-1`` on
+    are padding that must contribute nothing."""
+    if case.fn != "multilabel_margin_loss":
+        return False
+    return bool(np.any(np.asarray(case.args["target"]) == -1))
+
+
 FEATURES.update({
     "margin_sum_exceeds_dtype_max": _margin_sum_exceeds_max,
+    "soft_margin_backward_cancels": _soft_margin_backward_cancels,
+    "unbatched_class_margin": _unbatched_class_margin,
+    "multilabel_target_has_sentinel": _multilabel_target_has_sentinel,
     "soft_margin_exp_overflows": _soft_margin_exp_overflows,
     "soft_margin_exp_overflows_upcast": _soft_margin_exp_overflows_upcast,
     "inputs_span_exceeds_dtype_max": _inputs_span_exceeds_max,

@@ -256,3 +256,29 @@ def test_poisson_overflow_features():
     assert not overflows(exp_case(88.0))
     assert not overflows(exp_case(89.0, wrt="target"))
     assert not overflows(exp_case(89.0, log_input=False))
+
+
+def test_compiled_margin_features():
+    """The features of torch-compile's margin entries select what their docstrings say: a
+    soft-margin gradient whose sigmoid(yx) - 1 (in float32 for float16/bfloat16/float32) is
+    more than K_OUT u of the dtype off -sigmoid(-yx), where that value is a normal number; a
+    one-sample (1-d) multi-class margin input; a -1 in a multilabel target."""
+    from suites.expectations import FEATURES
+
+    def soft(x, dtype="float32", y=1.0):
+        return Case("soft_margin_loss", {"input": np.array([x], dtype), "target": np.array([y], dtype)},
+                    {"reduction": "sum"}, dtype, wrt="input")
+
+    cancels = FEATURES["soft_margin_backward_cancels"]
+    assert cancels(soft(40.0, "float64")) and cancels(soft(40.0)) and cancels(soft(10.0))
+    assert not cancels(soft(-40.0)) and not cancels(soft(40.0, y=-1.0)) and not cancels(soft(0.5))
+    assert not cancels(soft(40.0, "float16"))  # e^-40 is below float16's smallest normal: 0 is right
+
+    def margin(fn, x, t):
+        return Case(fn, {"input": np.array(x, np.float32), "target": np.array(t)}, {"reduction": "none"}, "float32")
+
+    assert FEATURES["unbatched_class_margin"](margin("multi_margin_loss", [0.5, 1.0], 1))
+    assert not FEATURES["unbatched_class_margin"](margin("multi_margin_loss", [[0.5, 1.0]], [1]))
+    assert FEATURES["unbatched_class_margin"](margin("multilabel_margin_loss", [0.5, 1.0], [1, -1]))
+    assert FEATURES["multilabel_target_has_sentinel"](margin("multilabel_margin_loss", [[0.5, 1.0]], [[1, -1]]))
+    assert not FEATURES["multilabel_target_has_sentinel"](margin("multilabel_margin_loss", [[0.5, 1.0]], [[1, 0]]))

@@ -208,6 +208,40 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("l1_loss", {"input": _a([1.0, -1.0]), "target": _a([0.0, 0.0])},
                  {"reduction": "sum", "weight": _a([0.25, 4.0])}, "float32", wrt="input"),
         ),
+        "multilabel-margin-padding-counted-gradient": (
+            "test_gradient_edge_cases",
+            # the docs' example: class 0's two active hinges (classes 1, 2) give d/dx_0 = -2/4 = -0.5;
+            # the -1 slot and the slot after it are gathered as class 0 too: 3 copies, -1.5
+            Case("multilabel_margin_loss", {"input": _a([[0.1, 0.2, 0.4, 0.8]], "float64"),
+                                            "target": np.array([[3, 0, -1, 1]])},
+                 {"reduction": "sum"}, "float64", wrt="input"),
+        ),
+        "cosine-embedding-epsilon-gradient": (
+            "test_gradient_matches_oracle",
+            # parallel vectors: cos = 1 is a maximum, exact [0, 0]; EPSILON's gradient [-4e-14, -8e-14]
+            Case("cosine_embedding_loss", {"input1": _a([[1.0, 2.0]], "float64"), "input2": _a([[2.0, 4.0]], "float64"),
+                                           "target": _a([1.0], "float64")}, {"reduction": "sum"}, "float64", wrt="input1"),
+        ),
+        "squared-norm-out-of-range-gradient": (
+            "test_gradient_edge_cases",
+            # |x1|^2 = 5e40 overflows float32: inf / inf = nan, exact [-2.4e-21, 1.2e-21]
+            Case("cosine_embedding_loss", {"input1": _a([[1e20, 2e20]]), "input2": _a([[2e20, 1e20]]), "target": _a([1.0])},
+                 {"reduction": "sum"}, "float32", wrt="input1"),
+        ),
+        "cosine-embedding-zero-vector-gradient-overflows-float16": (
+            "test_gradient_edge_cases",
+            # the epsilon formula's -b / sqrt(1e-12 * 9) ~ -3.3e5 in float32, then float16: -inf; exact 0
+            Case("cosine_embedding_loss", {"input1": _a([[0.0, 0.0, 0.0]], "float16"),
+                                           "input2": _a([[1.0, 2.0, 2.0]], "float16"), "target": _a([1.0], "float16")},
+                 {"reduction": "sum"}, "float16", wrt="input1"),
+        ),
+        "soft-margin-backward-sigmoid-cancellation": (
+            "test_gradient_edge_cases",
+            # d/dx log1p(exp(-x)) = -sigmoid(-x) = -4.2483542552915889e-18 at x = 40; the compiled
+            # backward's sigmoid(40) - 1 is 1 - 1 = 0 in float64
+            Case("soft_margin_loss", {"input": _a([40.0], "float64"), "target": _a([1.0], "float64")},
+                 {"reduction": "sum"}, "float64", wrt="input"),
+        ),
     },
     "tensorflow": {
         "keras-sparse-labels-cast-to-loss-dtype-gradient": (
