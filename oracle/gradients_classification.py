@@ -49,7 +49,8 @@ appears in numerator and denominator, ``F = S / D``:
     \frac{\partial F}{\partial w_c} = A_c \quad(\text{sum, none})
 
 The second form shows which terms cancel (``k = c`` identically): the numerator is
-evaluated with exact products and sums (``A_c D - n_c S``, equal to it), so the derivative
+evaluated with exact products and sums (``A_c D - n_c S``, equal to it; a part more than
+``2**15`` bits below the other operand is a sticky bit, ``oracle.core.exact_add``), so the derivative
 is exactly 0 where it is (one kept row and ``eps = 0``: ``F = r_y`` whatever ``w_y``; all
 kept rows of one class), and the only rounding is the division (correct rounding of an
 exact 0 terminates; of a rounded near-0 it would not). A ``mean`` over nothing (all rows ignored, or every selected
@@ -106,7 +107,7 @@ from .classification import (
     _layout,
     _smoothed_probability,
 )
-from .core import mp_array
+from .core import exact_add, mp_array
 from .reduction import divide, exact_sum, resolve_reduction
 
 __all__ = [
@@ -261,8 +262,11 @@ def _index_weight(fn, input, target, weight, ignore_index, reduction, label_smoo
     SS = mpmath.fsum(W[k] * Ws[k] for k in range(n_classes))
     grad, cond, scale, summation = (_zeros((n_classes,)) for _ in range(4))
     for c in range(n_classes):
-        # exact: equal to sum_{k != c} w_k (A_c n_k - n_c A_k), so 0 where that is identically 0
-        numerator = mpmath.fsub(_mul(A[c], D), _mul(n[c], S), exact=True)
+        # exact: equal to sum_{k != c} w_k (A_c n_k - n_c A_k), so 0 where that is identically 0.
+        # exact_add, not fsub(exact=True): A_c can be e^-(2e19) (a row's dominant class), whose
+        # exact difference with n_c S has a mantissa of 3e19 bits (OverflowError); the sticky bit
+        # keeps its sign, and equal operands still give an exact 0.
+        numerator = exact_add(_mul(A[c], D), mpmath.fneg(_mul(n[c], S), exact=True))
         grad[c] = divide(numerator, D2)
         if D == 0:
             cond[c] = scale[c] = summation[c] = mpmath.nan

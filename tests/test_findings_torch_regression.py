@@ -70,6 +70,14 @@ MINIMAL_CASES += [
     Minimal("bce-with-logits-pos-weight-factor-cancels", "test_matches_oracle",
             _case("binary_cross_entropy_with_logits", {"input": [-1000.0], "target": [1.0]},
                   {"pos_weight": [1e-20], "reduction": "sum"}, "float64"), [0.0]),
+    # x - max = -2**103 - 3.4e38 overflows to -inf: 0 * -inf = NaN, exact 0
+    Minimal("cross-entropy-probability-target-overflowing-logit-spread-nan", "test_matches_oracle",
+            _case("cross_entropy", {"input": [3.4028234663852886e38, -2.0**103], "target": [1.0, 0.0]},
+                  {"reduction": "none"}, "float32"), [NAN]),
+    # a nonzero target on the overflowing class: 0.5 * inf = inf, exact 0.5 * 4e38 = 2e38
+    Minimal("cross-entropy-probability-target-overflowing-logit-spread-nan", "test_matches_oracle",
+            _case("cross_entropy", {"input": [[3e38, -1e38]], "target": [[0.5, 0.5]]}, {"reduction": "sum"}, "float32"),
+            [INF]),
 ]  # fmt: skip
 
 

@@ -66,6 +66,9 @@ _CE_MASKED_CLASS_WEIGHT = Case("cross_entropy", {"input": _a([[1.0, -np.inf, 2.0
 # d/dtarget = w_c (lse - x_c) = [log 2, 2e38, log 2]; x - max = -4e38 overflows to -inf in float32: inf
 _CE_SPREAD_TARGET = Case("cross_entropy", {"input": _a([[3e38, -1e38, 3e38]]), "target": _a([[0.5, 0.0, 0.5]])},
                          {"weight": _a([1.0, 0.5, 1.0]), "reduction": "sum"}, "float32", wrt="target")
+# d/dweight_1 = 0.5 (lse - x_1) = 2e38; x - max = -4e38 overflows to -inf in float32: 0.5 * inf = inf
+_CE_SPREAD_WEIGHT = Case("cross_entropy", {"input": _a([[3e38, -1e38]]), "target": _a([[0.5, 0.5]])},
+                         {"weight": _a([1.0, 1.0]), "reduction": "sum"}, "float32", wrt="weight")
 # issue 6, the binary and divergence losses' targets: d/dp (p log p - p x) at p = 0 is -inf
 _KL_ZERO_TARGET = Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "sum"}, "float32",
                        wrt="target")
@@ -148,6 +151,9 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         ),
         "cross-entropy-probability-target-overflowing-logit-spread-target-gradient": (
             "test_gradient_matches_oracle", _CE_SPREAD_TARGET,
+        ),
+        "cross-entropy-probability-target-overflowing-logit-spread-weight-gradient": (
+            "test_gradient_matches_oracle", _CE_SPREAD_WEIGHT,
         ),
         "bce-target-gradient-ignores-log-clamp": (
             "test_gradient_matches_oracle",
@@ -889,6 +895,15 @@ FURTHER_CASES: list[tuple[str, str, str, Case]] = [
      Case("gaussian_nll_loss", {"input": _a([0.3], "float16"), "target": _a([0.0], "float16"), "var": _a([0.0], "float16")},
           {"eps": 0.001, "reduction": "sum"}, "float16", wrt="var")),
     ("torch", "kl-div-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
+    ("torch", "cross-entropy-probability-target-overflowing-logit-spread-weight-gradient", "test_gradient_matches_oracle",
+     # the default-profile run's bfloat16 item: exact [0, 2.0005e38]; x - max overflows bfloat16's (float32's) range
+     Case("cross_entropy", {"input": _a([[3e38, -1e38]]).astype(ml_dtypes.bfloat16),
+                            "target": _a([[0.5, 0.5]]).astype(ml_dtypes.bfloat16)},
+          {"weight": _a([1.0, 1.0]).astype(ml_dtypes.bfloat16), "reduction": "sum"}, "bfloat16", wrt="weight")),
+    ("torch", "cross-entropy-probability-target-overflowing-logit-spread-weight-gradient", "test_gradient_matches_oracle",
+     # float16: log_softmax_1 = -8e4 is beyond 65504: -inf; exact d/dweight_1 = 0.5 * 8e4 = 4e4
+     Case("cross_entropy", {"input": _a([[6e4, -2e4]], "float16"), "target": _a([[0.5, 0.5]], "float16")},
+          {"weight": _a([1.0, 1.0], "float16"), "reduction": "none"}, "float16", wrt="weight")),
     ("torch", "cosine-embedding-backward-intermediate-subnormal", "test_gradient_matches_oracle",
      # the suite's case (mean over 5 rows): d/da[3, 7] -0.00023842, exact -0.00022597
      Case("cosine_embedding_loss", {

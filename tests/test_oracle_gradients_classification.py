@@ -107,6 +107,24 @@ def test_one_kept_row_mean_weight_gradient_is_exactly_zero():
         assert [mpmath.almosteq(a, b, 1e-40) for a, b in zip(g, expected)] == [True] * 3
 
 
+def test_weighted_mean_weight_gradient_with_a_dominant_class_row():
+    """x = [[1e20, 0], [0, 0]], y = [0, 1], w = [1, 1], mean: A = [log1p(e^-1e20), log 2],
+    D = 2, S = A_0 + A_1, dF/dw = [(A_0 - log 2) / 4, (log 2 - A_0) / 4]. A_0 D and n_0 S are
+    ~2**1.4e20 apart: an exact difference would need a mantissa of that many bits (it raised
+    OverflowError, the default-profile run's bfloat16 weight-gradient error); the sticky-bit
+    sum keeps the sign of A_0's part."""
+    x, y, w = np.array([[1e20, 0.0], [0.0, 0.0]]), np.array([0, 1]), np.array([1.0, 1.0])
+    with mpmath.workdps(50):
+        g = oracle.cross_entropy_grad(x, y, w, wrt="weight")
+        quarter_log2 = mpmath.log(2) / 4
+        assert mpmath.almosteq(g[0], -quarter_log2, 1e-40) and mpmath.almosteq(g[1], quarter_log2, 1e-40)
+    # the run's case, reduced: one row dominated by 2.1e19, w_4 = 0, class 2's row all zeros
+    x = np.zeros((2, 6))
+    x[0, 4] = 2.11849e19
+    g = oracle.cross_entropy_grad(x, np.array([4, 2]), np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0]), wrt="weight")
+    assert mpmath.almosteq(g[4], -mpmath.log(6), 1e-12) and [g[c] for c in (0, 1, 2, 3, 5)] == [0] * 5
+
+
 def test_all_ignored():
     """A mean of nothing is 0/0 = NaN (undefined: the suite does not judge it); a sum is 0
     for every weight."""
