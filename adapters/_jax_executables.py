@@ -46,7 +46,7 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["ENV", "FORMAT", "TOTALS", "ExecutableCache", "cache_directory", "describe"]
+__all__ = ["ENV", "FORMAT", "TOTALS", "ExecutableCache", "cache_directory", "compile_uncached", "describe"]
 
 #: The environment variable naming the directory (suites/caches.py sets it to
 #: ``DIR/jax-executables`` for ``--lossconf-cache DIR``); unset or empty: no disk cache.
@@ -132,15 +132,22 @@ class ExecutableCache:
         self._loaded: set[str] = set()
 
     def discard(self, key: str, directory: Path) -> bool:
-        """Forget ``key``'s executable if it came from disk (and delete the entry); False when
-        it was compiled in this process (then an error running it is the program's own)."""
+        """Forget ``key``'s executable, which cannot run: from memory, and its disk entry if it
+        came from disk (True then). False when it was compiled in this process -- which on a
+        miss may still be a deserialized one, from JAX's persistent cache."""
+        self._memory.pop(key, None)
+        self._reject()
         if key not in self._loaded:
             return False
         self._loaded.discard(key)
-        self._memory.pop(key, None)
         (directory / _file_name(key)).unlink(missing_ok=True)
-        self._reject()
         return True
+
+    def remember(self, key: str, executable: Callable[..., Any]) -> None:
+        """Hold ``executable`` for ``key`` in memory only (never written to disk)."""
+        self._memory[key] = executable
+        if len(self._memory) > _IN_MEMORY:
+            self._memory.popitem(last=False)
 
     def get(self, key: str, compile_: Callable[[], Any], directory: Path, values: Sequence[Any] = ()) -> Callable[..., Any]:
         """The executable for ``key``; ``compile_()`` returns a ``jax.stages.Compiled`` on a miss.
@@ -225,15 +232,36 @@ def _reloads_identically(compiled: Any, executable: bytes, in_tree: Any, out_tre
         loaded = serialize_executable.deserialize_and_load(
             executable, in_tree, out_tree, backend=device.client, execution_devices=[device],
         )
-        expected = jax.tree_util.tree_leaves(compiled(*values))
-        got = jax.tree_util.tree_leaves(loaded(*values))
+        # to NumPy inside the handler: dispatch is asynchronous, so an executable that cannot
+        # run (either one: ``compiled`` may itself be JAX's persistent cache's) raises only here
+        expected = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(compiled(*values))]
+        got = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(loaded(*values))]
     except Exception:
         return False
     return len(expected) == len(got) and all(
-        np.asarray(e).dtype == np.asarray(g).dtype and np.asarray(e).shape == np.asarray(g).shape
-        and np.asarray(e).tobytes() == np.asarray(g).tobytes()
-        for e, g in zip(expected, got)
+        e.dtype == g.dtype and e.shape == g.shape and e.tobytes() == g.tobytes() for e, g in zip(expected, got)
     )
+
+
+def compile_uncached(compile_: Callable[[], Any]) -> Any:
+    """``compile_()`` with JAX's persistent compilation cache off: a fresh XLA compilation,
+    neither read from nor written to the cache directory.
+
+    JAX decides once per process whether its cache is used (``jax._src.compilation_cache.
+    is_cache_used`` memoizes it), so turning ``jax_enable_compilation_cache`` off alone is
+    not seen; ``reset_cache()`` (the public ``jax.experimental.compilation_cache``) makes it
+    decide again, before and after. For an executable that JAX's cache returned but that
+    cannot run (``adapters/jax_losses.py`` ``_run``)."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    previous = jax.config.jax_enable_compilation_cache
+    compilation_cache.reset_cache()
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        return compile_()
+    finally:
+        jax.config.update("jax_enable_compilation_cache", previous)
+        compilation_cache.reset_cache()
 
 
 def _file_name(key: str) -> str:

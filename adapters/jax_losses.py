@@ -242,14 +242,20 @@ class JaxLosses(SpecFunctions):
         key = executables.describe(source, values, x64=x64, device=self.device)
         executable = self._executables.get(key, lambda: jitted().lower(*values).compile(), directory, values)
         try:
-            return executable(*values)
+            # block: dispatch is asynchronous, and a kernel the runtime cannot find otherwise
+            # raises only when the caller converts the result, outside this handler
+            return jax.block_until_ready(executable(*values))
         except jax.errors.JaxRuntimeError:
-            # an entry from disk that loads but cannot run here (a kernel XLA's runtime does not
-            # find): dropped, and the program runs as plain jax.jit would -- never an error the
-            # uncached run would not raise
-            if not self._executables.discard(key, directory):
-                raise
-            return jitted()(*values)
+            # An executable that cannot run here (XLA:CPU "NOT_FOUND: Function
+            # add_convert_fusion not found": a deserialized executable whose fused kernel the
+            # runtime does not find) came from a cache: this one's disk entry, or JAX's
+            # persistent cache (DIR/jax), which jitted().lower().compile() consults on a miss
+            # here. Dropped (never stored), and the program compiled afresh with JAX's cache
+            # off -- so the only error left is one the uncached run raises too.
+            self._executables.discard(key, directory)
+            fresh = executables.compile_uncached(lambda: jitted().lower(*values).compile())
+            self._executables.remember(key, fresh)
+            return fresh(*values)
 
     def _device_arrays(self, arrays: Mapping[str, np.ndarray]) -> list[jax.Array]:
         return [jax.device_put(array, self.device) for array in arrays.values()]

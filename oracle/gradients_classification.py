@@ -262,10 +262,11 @@ def _index_weight(fn, input, target, weight, ignore_index, reduction, label_smoo
     SS = mpmath.fsum(W[k] * Ws[k] for k in range(n_classes))
     grad, cond, scale, summation = (_zeros((n_classes,)) for _ in range(4))
     for c in range(n_classes):
-        # exact: equal to sum_{k != c} w_k (A_c n_k - n_c A_k), so 0 where that is identically 0.
-        # exact_add, not fsub(exact=True): A_c can be e^-(2e19) (a row's dominant class), whose
-        # exact difference with n_c S has a mantissa of 3e19 bits (OverflowError); the sticky bit
-        # keeps its sign, and equal operands still give an exact 0.
+        # exact (exact_add): equal to sum_{k != c} w_k (A_c n_k - n_c A_k), so 0 where that is
+        # identically 0. Not mpmath.fsub(exact=True): A_c may be a lone log1p tail (a row whose
+        # target logit sits 2e19 above the rest has -log p_y ~ 5 e^-2e19, exponent ~ -3e19 bits),
+        # and an exact difference with an O(1) n_c S needs a 3e19-bit mantissa (OverflowError
+        # "the exact result does not fit in memory"); exact_add keeps such a tail as its sticky bit.
         numerator = exact_add(_mul(A[c], D), mpmath.fneg(_mul(n[c], S), exact=True))
         grad[c] = divide(numerator, D2)
         if D == 0:

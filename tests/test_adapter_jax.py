@@ -569,3 +569,46 @@ def test_executable_cache_survives_an_entry_that_loads_but_cannot_run(tmp_path, 
     storing = jax_losses.create(device="cpu")
     assert_same_bits(storing.cross_entropy(x, t), want)
     assert not list(tmp_path.glob("*/*.pickle")), "an executable that does not reload identically was stored"
+
+
+def test_executable_cache_survives_a_miss_that_cannot_run(tmp_path, monkeypatch) -> None:
+    """Issue 11 (jax log_softmax d/dinput bfloat16, ``NOT_FOUND: Function add_convert_fusion
+    not found``): on a miss, ``jitted().lower().compile()`` may return JAX's persistent cache's
+    deserialized executable (an entry the plain ``jax.jit`` call path wrote in an earlier run),
+    which cannot run; and dispatch is asynchronous, so the error surfaced outside the
+    handlers, when the result was converted. Reproduced with a copy of a warm DIR/jax and the
+    case's (1, 214) bfloat16 input, dim=-2. Simulated here: the run check's result raises
+    only on conversion, and the compiled executable raises when run. Expected: not stored,
+    compiled afresh with JAX's cache off, jit's bits."""
+    import jax
+
+    from adapters import _jax_executables as executables
+
+    x, t = np.array([[1.0, 2.0, 0.5]], np.float32), np.array([2])
+    monkeypatch.delenv(executables.ENV, raising=False)
+    want = jax_losses.create(device="cpu").cross_entropy(x, t)
+    monkeypatch.setenv(executables.ENV, str(tmp_path))
+
+    class Unconvertible:
+        def __array__(self, *args, **kwargs):
+            raise jax.errors.JaxRuntimeError("NOT_FOUND: Function add_convert_fusion not found (type id: 1)")
+
+    def broken(*_args):
+        raise jax.errors.JaxRuntimeError("NOT_FOUND: Function add_convert_fusion not found (type id: 1)")
+
+    from jax.experimental import serialize_executable
+
+    monkeypatch.setattr(serialize_executable, "deserialize_and_load", lambda *a, **k: lambda *v: Unconvertible())
+    adapter = jax_losses.create(device="cpu")
+    assert_same_bits(adapter.cross_entropy(x, t), want)  # the check's late error: not stored, not raised
+    assert not list(tmp_path.glob("*/*.pickle")), "an executable whose reload cannot run was stored"
+
+    monkeypatch.undo()
+    monkeypatch.setenv(executables.ENV, str(tmp_path))
+    adapter = jax_losses.create(device="cpu")
+    real_get = adapter._executables.get
+    monkeypatch.setattr(adapter._executables, "get", lambda key, compile_, directory, values=(): (
+        real_get(key, compile_, directory, values), broken)[1])
+    assert_same_bits(adapter.cross_entropy(x, t), want)  # the miss's executable cannot run: compiled afresh
+    assert adapter._executables.rejected == 1
+    assert x64_is_off()

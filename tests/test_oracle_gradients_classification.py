@@ -174,3 +174,21 @@ def test_registry_and_missing_parameter():
         oracle.cross_entropy_grad(np.zeros((1, 2)), np.array([0]), wrt="target")
     with pytest.raises(ValueError, match="no differentiable parameter 'weight'"):
         oracle.nll_loss_grad(np.zeros((1, 2)), np.array([0]), wrt="weight")
+
+
+def test_mean_weight_gradient_with_a_lone_log1p_tail():
+    """Regression (issue 11, jax cross_entropy d/dweight bfloat16 "error": OverflowError "the
+    exact result does not fit in memory"). x = [[0, 2^64], [0, 0]], y = [1, 0], w = [1, 0]
+    (reduction mean): D = w_0 = 1, F = S/D = log 2 (row 1), and row 0's loss is
+    A_1 = log(1 + e^-2^64) ~ e^-2^64, an mpf whose exponent is ~ -2.7e19 bits. dF/dw_1 =
+    (A_1 D - n_1 S) / D^2 = e^-2^64 - log 2; formed with an exact subtraction it needed a
+    2.7e19-bit mantissa. Expected: -log 2 (the tail lies far below every format), and
+    dF/dw_0 = (A_0 - F) / D = log 2 - log 2 = 0 exactly."""
+    x = np.array([[0.0, 2.0**64], [0.0, 0.0]], dtype=np.float32)
+    y, w = np.array([1, 0]), np.array([1.0, 0.0], dtype=np.float32)
+    with mpmath.workdps(50):
+        g = oracle.cross_entropy_grad(x, y, w, wrt="weight")
+        assert g[0] == 0
+        assert mpmath.almosteq(g[1], -mpmath.log(2), 1e-40)
+    rounded = oracle.correctly_rounded(lambda: oracle.cross_entropy_grad(x, y, w, wrt="weight"), "bfloat16")[1]
+    assert [float(v) for v in np.asarray(rounded).reshape(-1)] == [0.0, -0.69140625]
