@@ -915,6 +915,40 @@ def _multi_margin_double_hinge_overflows(case: Case) -> bool:
     return bool(np.any(2 * z[np.isfinite(z)] > format_of(case.dtype).max_finite))
 
 
+def _multi_margin_squared_hinge_overflows(case: Case) -> bool:
+    """``multi_margin_loss`` with ``p = 2`` and a positive hinge argument ``z = margin - x_y +
+    x_i`` (``i != y``) whose square exceeds the dtype's max although ``z`` does not.
+
+    The loss's term is ``w_y max(0, z)^2 / C``; an implementation that squares the hinge in
+    the dtype before it multiplies by ``w_y`` and divides by ``C`` gets ``inf`` there, and
+    ``0 * inf = NaN`` for ``w_y = 0`` -- where the exact term is 0, or, for a small ``w_y``,
+    representable. (With ``w_y = 1`` the class sum ``|t_n| C`` exceeds the max too:
+    ``margin_sum_exceeds_dtype_max``; with a small or zero weight only this feature sees it.)
+    ``z`` is taken both exactly (float64 of the dtype's values) and rounded to the dtype as the
+    implementation forms it, ``fl(fl(margin - x_y) + x_i)``: either square beyond the max counts,
+    so a ``z`` just below ``sqrt(max)`` that the dtype rounds up is included. A ``z`` that itself
+    overflows is ``inputs_span_exceeds_dtype_max``'s."""
+    if case.fn != "multi_margin_loss" or case.kwargs.get("p", 1) != 2:
+        return False
+    fmt = format_of(case.dtype)
+    limit = fmt.max_finite
+    x = np.atleast_2d(np.asarray(case.args["input"], dtype=np.float64))
+    y = np.asarray(case.args["target"]).reshape(-1)
+    if y.size != x.shape[0] or np.any((y < 0) | (y >= x.shape[-1])):
+        return False  # an input the spec rejects has no hinge to speak of
+    margin = float(case.kwargs.get("margin", 1.0))
+    picked = x[np.arange(len(y)), y][:, None]
+    others = np.arange(x.shape[-1])[None, :] != y[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        exact = margin - picked + x
+        def in_dtype(v: np.ndarray) -> np.ndarray:
+            return v.astype(fmt.numpy_dtype).astype(np.float64)
+
+        rounded = in_dtype(in_dtype(margin - picked) + x)
+        hits = [others & np.isfinite(z) & (z > 0) & (np.abs(z) <= limit) & (z * z > limit) for z in (exact, rounded)]
+    return bool(np.any(hits[0] | hits[1]))
+
+
 def _multi_margin_negative_margin(case: Case) -> bool:
     """``multi_margin_loss`` with ``margin < 0``: the sum's ``i = y`` term, ``max(0, margin)^p``,
     is 0 there, not ``margin^p`` -- a formula that removes that term by subtracting
@@ -1025,6 +1059,7 @@ FEATURES.update({
     "pnorm_zero_component": _pnorm_zero_component,
     "multi_margin_double_hinge_overflows": _multi_margin_double_hinge_overflows,
     "multi_margin_negative_margin": _multi_margin_negative_margin,
+    "multi_margin_squared_hinge_overflows": _multi_margin_squared_hinge_overflows,
     "triplet_p_not_2": lambda c: c.fn == "triplet_margin_loss" and float(c.kwargs.get("p", 2)) != 2,
     "swap": lambda c: bool(c.kwargs.get("swap", False)),
     "no_swap": lambda c: not c.kwargs.get("swap", False),

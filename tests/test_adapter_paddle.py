@@ -789,6 +789,15 @@ def _hinge_overflow(adapter):
     return case
 
 
+def _squared_hinge_overflow(adapter):
+    # p = 2: z = 2**64 + 1, z*z = 2**128 overflows float32 before weight[y] = 0 multiplies it
+    for weight, observed, exact in (([1.0, 0.0], [NAN], [0.0]), ([1.0, 0.25], [INF], [4.253529586511731e37])):
+        case = _case("multi_margin_loss", {"input": a([[0.0, -1.8446744073709552e19]], "float32"), "target": i([1])},
+                     {"p": 2, "weight": a(weight, "float32"), "reduction": "none"}, "float32")
+        _deviates(adapter, case, observed, exact)
+    return case
+
+
 def _margin_sum_overflow(adapter):
     case = _case("multi_margin_loss", {"input": a([[0.0, -1.7014118346046923e38, 0.0]], "float32"), "target": i([1])},
                  {"reduction": "none"}, "float32")
@@ -847,6 +856,7 @@ MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "pnorm-exponent-in-float32": ("test_matches_oracle", _pnorm_float32_exponent),
     "multilabel-soft-margin-log-sigmoid-of-one-plus-exp": ("test_matches_oracle", _log_sigmoid),
     "hinge-argument-overflow": ("test_edge_cases", _hinge_overflow),
+    "multi-margin-squared-hinge-overflow": ("test_matches_oracle", _squared_hinge_overflow),
     "margin-reduction-intermediate-overflow": ("test_matches_oracle", _margin_sum_overflow),
     "cross-entropy-mean-counts-ignored-positions": ("test_matches_oracle", _ce_mean_ignored),
     "cross-entropy-mean-property-counts-ignored-positions": ("test_properties", _ce_mean_property),

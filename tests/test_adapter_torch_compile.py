@@ -319,6 +319,13 @@ MINIMAL_CASES: list[Minimal] = [
             _case("cosine_embedding_loss", {"input1": [[1.0, 0.0], [1.0, 2.0]], "input2": [[0.0, 3.0], [2.0, 4.0]],
                                             "target": [1.0, 1.0]}, {"reduction": "none"}, "float64"),
             [1.0, 1.2501111257279263e-13]),
+    # p = 2: z = 2**64 + 1, z*z = 2**128 overflows float32 before weight[y] = 0 multiplies it
+    Minimal("multi-margin-squared-hinge-overflow", "test_legacy_reduction_arguments",
+            _case("multi_margin_loss", {"input": [[0.0, -1.8446744073709552e19]], "target": [1]},
+                  {"p": 2, "weight": [1.0, 0.0], "reduction": "none"}), [NAN]),
+    Minimal("multi-margin-squared-hinge-overflow", "test_matches_oracle",
+            _case("multi_margin_loss", {"input": [[0.0, -1.8446744073709552e19]], "target": [1]},
+                  {"p": 2, "weight": [1.0, 0.0], "reduction": "none"}, "bfloat16"), [NAN]),
     Minimal("cross-entropy-probability-target-overflowing-logit-spread-nan", "test_matches_oracle",
             _case("cross_entropy", {"input": [3.4028234663852886e38, -(2.0**103)], "target": [1.0, 0.0]},
                   {"reduction": "none"}), [NAN]),

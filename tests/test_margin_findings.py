@@ -86,6 +86,13 @@ TRIPLET_P1 = _c(
 )
 MLSM_CLASS_SUM_OVERFLOW = _c("multilabel_soft_margin_loss", {"input": [[MAX32, MAX32]], "target": [[0.0, 0.0]]}, NONE)
 RANKING_MEAN_OVERFLOW = _c("margin_ranking_loss", {"input1": [0.0] * 5, "input2": [8.507059e37] * 5, "target": [1.0] * 5})
+# p = 2: z = 2**64 + 1, z*z = 2**128 overflows float32 before the weight w_y (0 or 1/4) and 1/C
+SQUARED_HINGE_W0 = _c("multi_margin_loss", {"input": [[0.0, -1.8446744073709552e19]], "target": [1]},
+                      {"p": 2, "weight": [1.0, 0.0], "reduction": "none"})
+SQUARED_HINGE_QUARTER = _c("multi_margin_loss", {"input": [[0.0, -1.8446744073709552e19]], "target": [1]},
+                           {"p": 2, "weight": [1.0, 0.25], "reduction": "none"})
+SQUARED_HINGE_W0_16 = _c("multi_margin_loss", {"input": [[0.0, -300.0]], "target": [1]},
+                         {"p": 2, "weight": [1.0, 0.0], "reduction": "none"}, "float16")  # z*z = 90601 > 65504
 TRIPLET_EPS = _c(
     "triplet_margin_loss", {"anchor": [[1.0, 2.0]], "positive": [[1.0, 2.0]], "negative": [[3.0, 2.0]]},
     {"margin": 2.0, "reduction": "none"}, "float64",
@@ -113,6 +120,8 @@ MINIMAL_CASES = [
     Minimal("torch", "margin-losses-broadcast-mismatched-shapes", "test_rejects_invalid_input", TRIPLET_BROADCAST, _near(1.8218557)),
     Minimal("torch", "margin-reduction-intermediate-overflow", "test_matches_oracle", RANKING_MEAN_OVERFLOW, [INF]),
     Minimal("torch", "margin-reduction-intermediate-overflow", "test_matches_oracle", MLSM_CLASS_SUM_OVERFLOW, [INF]),
+    Minimal("torch", "multi-margin-squared-hinge-overflow", "test_legacy_reduction_arguments", SQUARED_HINGE_W0, [NAN]),
+    Minimal("torch", "multi-margin-squared-hinge-overflow", "test_matches_oracle", SQUARED_HINGE_QUARTER, [INF]),
     Minimal("torch", "cosine-embedding-epsilon", "test_edge_cases", COSINE_EPS_64, _near(1.2501111257279263e-13, 1e-3)),
     # exact 1e30 + 1; pow(S, fl(1/3)) with S = 1e90 (ln S = 207): 27 ULP low
     Minimal("torch", "pnorm-root-exponent-rounded", "test_matches_oracle", TRIPLET_P3_LARGE_64, [9.999999999999962e29]),
@@ -124,6 +133,9 @@ MINIMAL_CASES = [
     Minimal("tensorflow", "half-precision-epsilon-underflows-zero-vector-nan", "test_edge_cases", COSINE_ZERO_16, [NAN]),
     Minimal("tensorflow", "margin-class-sum-intermediate-overflow", "test_matches_oracle", MLSM_CLASS_SUM_OVERFLOW, [INF]),
     Minimal("tensorflow", "margin-class-sum-intermediate-overflow", "test_matches_oracle", RANKING_MEAN_OVERFLOW, [INF]),
+    Minimal("tensorflow", "multi-margin-squared-hinge-overflow", "test_legacy_reduction_arguments", SQUARED_HINGE_W0, [NAN]),
+    Minimal("tensorflow", "multi-margin-squared-hinge-overflow", "test_matches_oracle", SQUARED_HINGE_QUARTER, [INF]),
+    Minimal("tensorflow", "multi-margin-squared-hinge-overflow", "test_edge_cases", SQUARED_HINGE_W0_16, [NAN]),
     Minimal("tensorflow", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", HINGE_LABEL_0, [0.5]),
     Minimal("tensorflow", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", RANKING_BROADCAST, [0.0]),
     Minimal("tensorflow", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", MULTI_MARGIN_WEIGHT, [1.0]),
@@ -140,6 +152,9 @@ MINIMAL_CASES = [
     Minimal("jax", "composed-margin-losses-accept-invalid-input", "test_rejects_invalid_input", MULTI_MARGIN_OUT, [NAN]),
     Minimal("jax", "margin-reduction-intermediate-overflow", "test_matches_oracle", RANKING_MEAN_OVERFLOW, [INF]),
     Minimal("jax", "margin-reduction-intermediate-overflow", "test_matches_oracle", MLSM_CLASS_SUM_OVERFLOW, [INF]),
+    Minimal("jax", "multi-margin-squared-hinge-overflow", "test_legacy_reduction_arguments", SQUARED_HINGE_W0, [NAN]),
+    Minimal("jax", "multi-margin-squared-hinge-overflow", "test_matches_oracle", SQUARED_HINGE_QUARTER, [INF]),
+    Minimal("jax", "multi-margin-squared-hinge-overflow", "test_edge_cases", SQUARED_HINGE_W0_16, [NAN]),
     Minimal("jax", "triplet-eps-added-to-sum-of-powers", "test_edge_cases", TRIPLET_EPS, _near(0.00099975000001562, 1e-9)),
 ]
 
