@@ -541,6 +541,23 @@ def _kl_ratio_overflows(case: Case) -> bool:
         return bool(np.any(p / q > format_of(case.dtype).max_finite))
 
 
+def _kl_ratio_gradient_overflows(case: Case) -> bool:
+    """The backward pass of Keras's ``log(p / q)`` overflows: TensorFlow's RealDiv gradient
+    w.r.t. the divisor forms ``(-p / q) / q`` in the dtype before it multiplies the upstream
+    gradient, which is inf for ``p / q^2`` beyond the dtype's max (float16: ``q < 0.0039``
+    for ``p = 1``) although ``d/dx = -p`` is small. ``p, q`` are the clipped KL distributions."""
+    pair = _kl_distributions(case)
+    if pair is None:
+        return False
+    fmt = format_of(case.dtype)
+    lo, _ = _keras_clip_bounds(case.dtype)
+    p, q = (np.clip(v, lo, 1.0) for v in pair)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ratio = (-p / q).astype(fmt.numpy_dtype).astype(np.float64)
+        formed = (ratio / q).astype(fmt.numpy_dtype).astype(np.float64)
+    return bool(np.any(np.isinf(formed) & np.isfinite(p) & np.isfinite(q)))
+
+
 def _one_minus_probability_inexact(case: Case) -> bool:
     """``binary_cross_entropy``: some element with target ``y < 1`` whose ``1 - x`` is not
     representable in the dtype (``0 < x < 1/2`` mostly), so ``log(1 - x)`` evaluated after
@@ -731,6 +748,7 @@ FEATURES.update({
     "one_minus_probability_inexact": _one_minus_probability_inexact,
     "keras_clips_probability": _keras_clips_probability,
     "kl_ratio_overflows": _kl_ratio_overflows,
+    "kl_ratio_gradient_overflows": _kl_ratio_gradient_overflows,
     "masked_mean_rescale_overflows": _masked_mean_rescale_overflows,
     "pos_weight_factor_inexact": _pos_weight_factor_inexact,
     "subnormal_result_any_reduction": _subnormal_result_any_reduction,

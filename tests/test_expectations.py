@@ -256,3 +256,19 @@ def test_poisson_overflow_features():
     assert not overflows(exp_case(88.0))
     assert not overflows(exp_case(89.0, wrt="target"))
     assert not overflows(exp_case(89.0, log_input=False))
+
+
+def test_kl_ratio_gradient_overflow_feature():
+    """Keras's log(p / q) backward forms (-p / q) / q in the dtype: inf in float16 for p = 1 at
+    input -6 (q = 0.00248), not at -5 (q = 0.0067), not in float32 or bfloat16 (q >= 1e-7 after
+    the clip, so p / q^2 <= 1e14)."""
+    from suites.expectations import FEATURES
+
+    def case(x, p, dtype="float16"):
+        return Case("kl_div", {"input": np.array(x, dtype), "target": np.array(p, dtype)}, {"reduction": "none"}, dtype,
+                    wrt="input")
+
+    fires = FEATURES["kl_ratio_gradient_overflows"]
+    assert fires(case([-6.0], [1.0])) and fires(case([0.0, -20.0], [0.5, 1.0]))
+    assert not fires(case([-5.0], [1.0])) and not fires(case([-6.0], [0.001]))
+    assert not fires(case([-20.0], [1.0], "float32")) and not fires(case([-20.0], [1.0], "bfloat16"))
