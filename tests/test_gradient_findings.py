@@ -216,6 +216,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cross_entropy", {"input": np.where(np.arange(300) == 257, 10.0, 0.0)[None, :].astype(ml_dtypes.bfloat16),
                                    "target": np.array([257])}, {"reduction": "sum"}, "bfloat16"),
         ),
+        "nll-weight-gradient-sum-overflows": (
+            "test_gradient_matches_oracle",
+            # d/dweight = 3e38 + 1e38 - 2e38 = 2e38; the class's segment sum overflows at 3e38 + 1e38: inf
+            Case("nll_loss", {"input": _a([[-3e38], [-1e38], [2e38]]), "target": np.array([0, 0, 0])},
+                 {"weight": _a([1.0]), "reduction": "none"}, "float32", wrt="weight"),
+        ),
         "keras-unbatched-weighted-mean-not-divided-gradient": (
             "test_gradient_matches_oracle",
             # the mean of one position is its loss whatever its weight: d/dweight = 0; Keras: w_y l, so log 6
@@ -921,6 +927,10 @@ FURTHER_CASES: list[tuple[str, str, str, Case]] = [
      Case("ctc_loss", {"log_probs": np.where((np.arange(60) == 19).reshape(10, 1, 6), 1000.0, 0.0).astype(np.float16),
                        "targets": np.array([[1]]), "input_lengths": np.array([10]), "target_lengths": np.array([0])},
           {"reduction": "none"}, "float16", wrt="log_probs")),
+    ("tensorflow", "nll-weight-gradient-sum-overflows", "test_gradient_matches_oracle",
+     # the weighted mean does not depend on its one weight: exact 0; S = 3e38 + 1e38 - 2e38 overflows: -inf
+     Case("nll_loss", {"input": _a([[-3e38], [-1e38], [2e38]]), "target": np.array([0, 0, 0])},
+          {"weight": _a([1.0]), "reduction": "mean"}, "float32", wrt="weight")),
     ("tensorflow", "keras-bce-target-and-weight-gradients-of-clipped-probability", "test_gradient_matches_oracle",
      # d/dw = -log(1 - 0) = 0; Keras: -log(1 - 1e-7) = 1.19e-7 (1 - 1e-7 in float32)
      Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum", "weight": _a([1.0])},
