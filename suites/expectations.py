@@ -541,6 +541,56 @@ def _kl_ratio_overflows(case: Case) -> bool:
         return bool(np.any(p / q > format_of(case.dtype).max_finite))
 
 
+def _kl_ratio_gradient_overflows(case: Case) -> bool:
+    """The backward pass of Keras's ``log(p / q)`` overflows: TensorFlow's RealDiv gradient
+    w.r.t. the divisor forms ``(-p / q) / q`` in the dtype before it multiplies the upstream
+    gradient, which is inf for ``p / q^2`` beyond the dtype's max (float16: ``q < 0.0039``
+    for ``p = 1``) although ``d/dx = -p`` is small. ``p, q`` are the clipped KL distributions."""
+    pair = _kl_distributions(case)
+    if pair is None:
+        return False
+    fmt = format_of(case.dtype)
+    lo, _ = _keras_clip_bounds(case.dtype)
+    p, q = (np.clip(v, lo, 1.0) for v in pair)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ratio = (-p / q).astype(fmt.numpy_dtype).astype(np.float64)
+        formed = (ratio / q).astype(fmt.numpy_dtype).astype(np.float64)
+    return bool(np.any(np.isinf(formed) & np.isfinite(p) & np.isfinite(q)))
+
+
+def _nll_weight_gradient_sum_overflows(case: Case) -> bool:
+    """``nll_loss`` with class weights: a sum the weight's gradient forms in the dtype exceeds
+    its max. The gradient of ``tf.gather(weight, target)`` adds the incoming gradients of every
+    position of a class: ``sum |l_n|`` over the class's positions (``l_n = -x[n, t_n]``); for
+    ``mean`` those divided by ``W = sum w_n``, plus ``S / W^2`` per position, and the forward sum
+    ``S = sum |w_n l_n|`` that ``S / W`` differentiates. Partial sums are taken in magnitude (the
+    order is the kernel's), so the exact gradient may still be representable."""
+    if case.fn != "nll_loss" or case.kwargs.get("weight") is None:
+        return False
+    x = _class_axis_last(_input(case))
+    target = np.asarray(case.args["target"])
+    weight = np.asarray(case.kwargs["weight"], dtype=np.float64)
+    valid = target != case.kwargs.get("ignore_index", -100)
+    index = np.where(valid, target, 0)
+    picked = np.take_along_axis(x, index[..., None], axis=-1)[..., 0]
+    keep = valid & np.isfinite(picked)
+    terms, classes = np.abs(picked[keep]), index[keep]
+    limit = format_of(case.dtype).max_finite
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        per_class = {c: math.fsum(terms[classes == c]) for c in np.unique(classes)}
+        if case.kwargs.get("reduction", "mean") != "mean":
+            return any(v > limit for v in per_class.values())
+        w = weight[classes]
+        total = math.fsum(np.abs(w * terms))
+        denominator = math.fsum(w)
+        if total > limit:
+            return True
+        if denominator == 0:
+            return False
+        return any(v / abs(denominator) + np.sum(classes == c) * total / denominator**2 > limit
+                   for c, v in per_class.items())
+
+
 def _one_minus_probability_inexact(case: Case) -> bool:
     """``binary_cross_entropy``: some element with target ``y < 1`` whose ``1 - x`` is not
     representable in the dtype (``0 < x < 1/2`` mostly), so ``log(1 - x)`` evaluated after
@@ -731,6 +781,8 @@ FEATURES.update({
     "one_minus_probability_inexact": _one_minus_probability_inexact,
     "keras_clips_probability": _keras_clips_probability,
     "kl_ratio_overflows": _kl_ratio_overflows,
+    "kl_ratio_gradient_overflows": _kl_ratio_gradient_overflows,
+    "nll_weight_gradient_sum_overflows": _nll_weight_gradient_sum_overflows,
     "masked_mean_rescale_overflows": _masked_mean_rescale_overflows,
     "pos_weight_factor_inexact": _pos_weight_factor_inexact,
     "subnormal_result_any_reduction": _subnormal_result_any_reduction,

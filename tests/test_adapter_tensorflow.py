@@ -305,6 +305,16 @@ def _subnormal_weights(adapter):
     return case
 
 
+def _subnormal_difference(adapter):
+    case = _case("l1_loss", {"input": a([0.0], "float32"), "target": a([6.887662211849341e-39], "float32")},
+                 {"weight": a([2.0], "float32"), "reduction": "none"}, "float32")
+    _deviates(adapter, case, [0.0], [1.3775324423698682e-38])  # w |x - y| is normal, |x - y| is not
+    bf16 = _case("l1_loss", {"input": a([0.0], "bfloat16"), "target": a([6.887662211849341e-39], "bfloat16")},
+                 {"weight": a([2.0], "bfloat16"), "reduction": "none"}, "bfloat16")
+    _deviates(adapter, bf16, [0.0], [1.3775324423698682e-38])
+    return case
+
+
 def _bce_logits_infinite(adapter):
     x, y = a([-INF, INF, INF, -INF], "float32"), a([0.0, 0.0, 1.0, 1.0], "float32")
     case = _case("binary_cross_entropy_with_logits", {"input": x, "target": y}, {"reduction": "none"}, "float32")
@@ -602,6 +612,7 @@ def _ctc_normalizes(adapter):
 MINIMAL_CASES: dict[str, tuple[str, Callable]] = {
     "cpu-flushes-subnormal-results": ("test_matches_oracle", _subnormal_results),
     "cpu-reads-subnormal-weights-as-zero": ("test_matches_oracle", _subnormal_weights),
+    "cpu-flushes-subnormal-difference": ("test_matches_oracle", _subnormal_difference),
     "sigmoid-cross-entropy-infinite-logit-nan": ("test_edge_cases", _bce_logits_infinite),
     "weighted-cross-entropy-pos-weight-factor-cancels": ("test_matches_oracle", _pos_weight_cancels),
     "softmax-cross-entropy-zero-target-on-masked-class-nan": ("test_edge_cases", _ce_masked_probability),

@@ -282,3 +282,39 @@ def test_compiled_margin_features():
     assert FEATURES["unbatched_class_margin"](margin("multilabel_margin_loss", [0.5, 1.0], [1, -1]))
     assert FEATURES["multilabel_target_has_sentinel"](margin("multilabel_margin_loss", [[0.5, 1.0]], [[1, -1]]))
     assert not FEATURES["multilabel_target_has_sentinel"](margin("multilabel_margin_loss", [[0.5, 1.0]], [[1, 0]]))
+
+
+def test_kl_ratio_gradient_overflow_feature():
+    """Keras's log(p / q) backward forms (-p / q) / q in the dtype: inf in float16 for p = 1 at
+    input -6 (q = 0.00248), not at -5 (q = 0.0067), not in float32 or bfloat16 (q >= 1e-7 after
+    the clip, so p / q^2 <= 1e14)."""
+    from suites.expectations import FEATURES
+
+    def case(x, p, dtype="float16"):
+        return Case("kl_div", {"input": np.array(x, dtype), "target": np.array(p, dtype)}, {"reduction": "none"}, dtype,
+                    wrt="input")
+
+    fires = FEATURES["kl_ratio_gradient_overflows"]
+    assert fires(case([-6.0], [1.0])) and fires(case([0.0, -20.0], [0.5, 1.0]))
+    assert not fires(case([-5.0], [1.0])) and not fires(case([-6.0], [0.001]))
+    assert not fires(case([-20.0], [1.0], "float32")) and not fires(case([-20.0], [1.0], "bfloat16"))
+
+
+def test_nll_weight_gradient_sum_feature():
+    """nll_loss's d/dweight sums a class's |l_n| (and, for the mean, the forward sum S = sum |w l|)
+    in the dtype: fires where such a sum exceeds the max, only with a weight, only for nll_loss."""
+    from suites.expectations import FEATURES
+
+    def case(x, target, weight, reduction="none", dtype="float32", fn="nll_loss"):
+        kwargs = {"reduction": reduction} | ({"weight": np.array(weight, dtype)} if weight is not None else {})
+        return Case(fn, {"input": np.array(x, dtype), "target": np.array(target)}, kwargs, dtype, wrt="weight")
+
+    fires = FEATURES["nll_weight_gradient_sum_overflows"]
+    big = [[-3e38], [-1e38], [2e38]]
+    assert fires(case(big, [0, 0, 0], [1.0])) and fires(case(big, [0, 0, 0], [1.0], "mean"))
+    assert not fires(case([[-3e38, 0.0], [0.0, -1e38]], [0, 1], [1.0, 1.0]))  # different classes
+    assert fires(case([[-2e38], [-2e38], [1e38]], [0, 0, 0], [1.0]))
+    assert not fires(case([[-2e38], [-2e38], [1e38]], [0, -100, 0], [1.0]))  # the ignored position adds nothing
+    assert not fires(case(big, [0, 0, 0], None)) and not fires(case(big, [0, 0, 0], [1.0], fn="cross_entropy"))
+    assert fires(case([[-3e38], [-1e38]], [0, 0], [1.0], "sum"))
+    assert not fires(case([[-1e38], [-1e38]], [0, 0], [1.0], "mean"))

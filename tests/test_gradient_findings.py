@@ -256,6 +256,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cross_entropy", {"input": np.where(np.arange(300) == 257, 10.0, 0.0)[None, :].astype(ml_dtypes.bfloat16),
                                    "target": np.array([257])}, {"reduction": "sum"}, "bfloat16"),
         ),
+        "nll-weight-gradient-sum-overflows": (
+            "test_gradient_matches_oracle",
+            # d/dweight = 3e38 + 1e38 - 2e38 = 2e38; the class's segment sum overflows at 3e38 + 1e38: inf
+            Case("nll_loss", {"input": _a([[-3e38], [-1e38], [2e38]]), "target": np.array([0, 0, 0])},
+                 {"weight": _a([1.0]), "reduction": "none"}, "float32", wrt="weight"),
+        ),
         "keras-unbatched-weighted-mean-not-divided-gradient": (
             "test_gradient_matches_oracle",
             # the mean of one position is its loss whatever its weight: d/dweight = 0; Keras: w_y l, so log 6
@@ -315,6 +321,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
             Case("cross_entropy", {"input": _a([0.0]), "target": np.array(0, dtype=np.int64)},
                  {"reduction": "none"}, "float32"),
         ),
+        "keras-kl-ratio-gradient-overflows-in-half-precision": (
+            "test_gradient_matches_oracle",
+            # exact -1 (d/dx of p (log p - x)); RealDiv's backward forms (-p / q) / q = -162600 in float16: -inf
+            Case("kl_div", {"input": _a([-6.0], "float16"), "target": _a([1.0], "float16")}, {"reduction": "none"},
+                 "float16", wrt="input"),
+        ),
         "keras-kl-gradient-of-clipped-target": (
             "test_gradient_matches_oracle",
             # exact [-1, 0]; the zero target is clipped to 1e-7
@@ -346,6 +358,13 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  {"reduction": "sum"}, "float64", wrt="log_probs"),
         ),
         "ctc-loss-impossible-alignment-is-finite-gradient": ("test_gradient_edge_cases", _CTC_IMPOSSIBLE_ZEROED),
+        "ctc-loss-floors-frame-log-probabilities-gradient": (
+            "test_gradient_matches_oracle",
+            # the all-blank path through a -1000 blank: exact [-1, 0, 0]; log_0 = -706.9 outweighs it: [0, -0.5, 0.5]
+            Case("ctc_loss", {"log_probs": _a([[[-1000.0, 0.0, 0.0]]]), "targets": np.array([[1]]),
+                              "input_lengths": np.array([1]), "target_lengths": np.array([0])},
+                 {"reduction": "sum"}, "float32", wrt="log_probs"),
+        ),
         "ctc-loss-gradient-is-w.r.t.-logits": ("test_gradient_matches_oracle", _CTC_ONE_PATH),
         "keras-unbatched-weighted-regression-mean-not-divided-gradient": (
             "test_gradient_matches_oracle",
@@ -952,6 +971,15 @@ FURTHER_CASES: list[tuple[str, str, str, Case]] = [
     ("jax", "float64-log1p-inaccurate-near-minus-0-41-gradient", "test_gradient_matches_oracle",
      Case("binary_cross_entropy", {"input": _a([0.40625], "float64"), "target": _a([0.0], "float64")},
           {"reduction": "sum", "weight": _a([1.0], "float64")}, "float64", wrt="weight")),
+    ("tensorflow", "ctc-loss-floors-frame-log-probabilities-gradient", "test_gradient_matches_oracle",
+     # the default run's case (float16): ten frames of zeros but a 1000 on class 1 of frame 3, empty target
+     Case("ctc_loss", {"log_probs": np.where((np.arange(60) == 19).reshape(10, 1, 6), 1000.0, 0.0).astype(np.float16),
+                       "targets": np.array([[1]]), "input_lengths": np.array([10]), "target_lengths": np.array([0])},
+          {"reduction": "none"}, "float16", wrt="log_probs")),
+    ("tensorflow", "nll-weight-gradient-sum-overflows", "test_gradient_matches_oracle",
+     # the weighted mean does not depend on its one weight: exact 0; S = 3e38 + 1e38 - 2e38 overflows: -inf
+     Case("nll_loss", {"input": _a([[-3e38], [-1e38], [2e38]]), "target": np.array([0, 0, 0])},
+          {"weight": _a([1.0]), "reduction": "mean"}, "float32", wrt="weight")),
     ("tensorflow", "keras-bce-target-and-weight-gradients-of-clipped-probability", "test_gradient_matches_oracle",
      # d/dw = -log(1 - 0) = 0; Keras: -log(1 - 1e-7) = 1.19e-7 (1 - 1e-7 in float32)
      Case("binary_cross_entropy", {"input": _a([0.0]), "target": _a([0.0])}, {"reduction": "sum", "weight": _a([1.0])},
@@ -979,3 +1007,13 @@ def test_gradient_entry_explains_its_further_cases(framework, entry_id, test, ca
     all_entries = load_expectations(builtin_expectations_file(framework), default_adapters=(framework,))
     found = _lookup(all_entries, adapter.name, test, case)
     assert found is not None and found.id == entry_id, f"{entry_id} does not explain {case.describe()}: {found}"
+
+
+def test_tensorflow_ctc_floor_gradient_is_wrong_under_its_own_formula():
+    """ctc-loss-floors-frame-log-probabilities-gradient is a bug, not the logits convention: on its
+    minimal case TensorFlow's gradient fails softmax(x) - gamma (the convention) as well as the spec."""
+    adapter = _adapter("tensorflow")
+    _test, case = MINIMAL_CASES["tensorflow"]["ctc-loss-floors-frame-log-probabilities-gradient"]
+    under = check_gradient_case(adapter, case, convention="ctc-gradient-through-log-softmax")
+    assert not under.passed
+    np.testing.assert_allclose(under.observed.reshape(-1), [0.0, -0.5, 0.5], atol=1e-6)
