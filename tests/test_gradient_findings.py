@@ -202,6 +202,12 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  wrt="target"),
         ),
         "kl-div-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
+        "cross-entropy-probability-target-masked-class-nan-weight-gradient": (
+            "test_gradient_edge_cases",
+            # d/dweight_1 = -(log_softmax_1 * target_1) = -(-inf * 0) = NaN compiled as eager; exact 0
+            Case("cross_entropy", {"input": _a([[1.0, -np.inf, 2.0]], "float64"), "target": _a([[0.5, 0.0, 0.5]], "float64")},
+                 {"weight": _a([1.0, 2.0, 0.5], "float64"), "reduction": "sum"}, "float64", wrt="weight"),
+        ),
         "poisson-nll-full-zero-target-nan-gradient": (
             "test_gradient_matches_oracle",
             # d/dy (e^x - y x) = -x = -1; the masked Stirling term's log(0) gives 0 * inf = NaN
