@@ -906,6 +906,21 @@ def test_convention_entries_grade_their_minimal_case_exactly(framework, entry_id
 
 #: More minimal cases of entries whose reason names a second mechanism or parameter:
 #: (framework, entry id, test, case).
+# The composed weighted mean sum(w t) / sum(w) (torch's F.l1_loss/mse_loss, Paddle's composition):
+# d/dweight needs S = sum w t and W = sum w in the dtype. The same cases re-check both frameworks' entry.
+_WEIGHTED_MEAN_SUM_OVERFLOW = (
+    # exact [-2.025e37, 2.025e37]; S = 1.44e38 + 2.25e38 overflows float32: -inf
+    Case("mse_loss", {"input": _a([0.0, 0.0]), "target": _a([1.2e19, 1.5e19])},
+         {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight"),
+    # exact [0, 0] (equal terms); W = 6e38 overflows float32: 2/inf - inf/inf = NaN
+    Case("l1_loss", {"input": _a([0.0, 1.0]), "target": _a([2.0, 3.0])},
+         {"reduction": "mean", "weight": _a([3e38, 3e38])}, "float32", wrt="weight"),
+    # the suite's float64 case (torch's default run; Paddle's, reduced): S = max + 2**970 rounds to inf
+    Case("l1_loss", {"input": _a([0.0, 0.0, 0.0], "float64"),
+                     "target": _a([0.0, 9.9792015476736e291, 1.7976931348623157e308], "float64")},
+         {"reduction": "mean", "weight": _a([0.0, 1.0, 1.0], "float64")}, "float64", wrt="weight"),
+)  # fmt: skip
+
 FURTHER_CASES: list[tuple[str, str, str, Case]] = [
     ("paddle", "soft-label-class-weights-scale-the-sample-gradient", "test_gradient_matches_oracle",
      # d/dinput: (sum_i w_i q_i)(softmax - q) against sum_i w_i q_i (softmax - e_i)
@@ -943,32 +958,8 @@ FURTHER_CASES: list[tuple[str, str, str, Case]] = [
      # exact exp(12) / 5 = 32551; exp(12) = 162755 is inf in float16
      Case("poisson_nll_loss", {"input": _a([8.0, 8.0, 8.0, 8.0, 12.0], "float16"), "target": _a([0.0] * 5, "float16")},
           {"reduction": "mean"}, "float16", wrt="input")),
-    ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
-     # exact [-2.025e37, 2.025e37]; S = 1.44e38 + 2.25e38 overflows float32: -inf
-     Case("mse_loss", {"input": _a([0.0, 0.0]), "target": _a([1.2e19, 1.5e19])},
-          {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight")),
-    ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
-     # exact [0, 0] (equal terms); W = 6e38 overflows float32: 2/inf - inf/inf = NaN
-     Case("l1_loss", {"input": _a([0.0, 1.0]), "target": _a([2.0, 3.0])},
-          {"reduction": "mean", "weight": _a([3e38, 3e38])}, "float32", wrt="weight")),
-    ("torch", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
-     # the suite's float64 case: S = max + 2**970 rounds to inf
-     Case("l1_loss", {"input": _a([0.0, 0.0, 0.0], "float64"),
-                      "target": _a([0.0, 9.9792015476736e291, 1.7976931348623157e308], "float64")},
-          {"reduction": "mean", "weight": _a([0.0, 1.0, 1.0], "float64")}, "float64", wrt="weight")),
-    ("paddle", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
-     # exact [-2.025e37, 2.025e37]; S = 1.44e38 + 2.25e38 overflows float32: -inf
-     Case("mse_loss", {"input": _a([0.0, 0.0]), "target": _a([1.2e19, 1.5e19])},
-          {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight")),
-    ("paddle", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
-     # exact [0, 0] (equal terms); W = 6e38 overflows float32: 2/inf - inf/inf = NaN
-     Case("l1_loss", {"input": _a([0.0, 1.0]), "target": _a([2.0, 3.0])},
-          {"reduction": "mean", "weight": _a([3e38, 3e38])}, "float32", wrt="weight")),
-    ("paddle", "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle",
-     # the default-profile run's float64 case, reduced: S = max + 2**970 rounds to inf
-     Case("l1_loss", {"input": _a([0.0, 0.0, 0.0], "float64"),
-                      "target": _a([0.0, 9.9792015476736e291, 1.7976931348623157e308], "float64")},
-          {"reduction": "mean", "weight": _a([0.0, 1.0, 1.0], "float64")}, "float64", wrt="weight")),
+    *[(framework, "weighted-mean-sum-overflow-weight-gradient", "test_gradient_matches_oracle", case)
+      for framework in ("torch", "paddle") for case in _WEIGHTED_MEAN_SUM_OVERFLOW],
     ("jax", "kl-divergence-target-gradient-nan-at-zero-target", "test_gradient_matches_oracle", _KL_LOG_TARGET_NEG_INF),
     ("torch", "bce-target-gradient-ignores-log-clamp", "test_gradient_matches_oracle",
      # log(1.4e-45) = -103.28 is clamped: exact 100; -logit(x) = 103.28
