@@ -116,6 +116,30 @@ def _cosine_parts(a: np.ndarray, b: np.ndarray, epsilon: mpf) -> tuple[mpf, mpf]
     return dot / root, mpmath.fsum(abs(x * y) for x, y in zip(a, b)) / root
 
 
+def _one_minus_cosine(a: np.ndarray, b: np.ndarray, epsilon: mpf, cos: mpf) -> mpf:
+    r"""``1 - cos(a, b)`` without cancellation. For ``a . b > 0`` it is
+    ``(n_a n_b - (a . b)^2) / (r (r + a . b))``, ``r = sqrt(n_a n_b)``, whose numerator is formed
+    in exact rationals (0 exactly where the vectors are parallel and ``epsilon = 0``): at the
+    working precision ``1 - cos`` of nearly parallel vectors rounds ``cos`` to 1 and gives 0
+    at every precision of the Ziv loop, a wrong "decided" 0 (``a = [0, 1]``, ``b = [1.28e-103,
+    1]``: exact 8.15e-207). Otherwise ``1 - cos`` has no cancellation (``cos <= 0``)."""
+    square_a = sum((_fraction(x) ** 2 for x in a), Fraction(0)) + _fraction(epsilon)
+    square_b = sum((_fraction(y) ** 2 for y in b), Fraction(0)) + _fraction(epsilon)
+    dot = sum((_fraction(x) * _fraction(y) for x, y in zip(a, b)), Fraction(0))
+    if dot <= 0 or not square_a or not square_b:
+        return mpmath.fsub(1, cos, exact=True)  # exact: keeps a tiny cos
+    numerator = square_a * square_b - dot * dot
+    if not numerator:
+        return mpf(0)
+    root = mpmath.sqrt(_mpf_of(square_a) * _mpf_of(square_b))
+    return _mpf_of(numerator) / (root * (root + _mpf_of(dot)))
+
+
+def _mpf_of(q: Fraction) -> mpf:
+    """An exact rational at the working precision (one rounding)."""
+    return mpmath.fdiv(q.numerator, q.denominator)
+
+
 def _cosine_embedding_terms(input1, input2, target, margin, size_average, reduce, reduction, epsilon: mpf) -> LossTerms:
     reduction = resolve_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
@@ -131,7 +155,7 @@ def _cosine_embedding_terms(input1, input2, target, margin, size_average, reduce
     for r in range(n):
         cos, spread = _cosine_parts(a[r], b[r], epsilon)
         if y[r] == 1:
-            terms[r], offset = mpmath.fsub(1, cos, exact=True), mpf(1)  # exact: keeps a tiny cos
+            terms[r], offset = _one_minus_cosine(a[r], b[r], epsilon, cos), mpf(1)
         else:
             terms[r], offset = _hinge(mpmath.fsub(cos, m, exact=True)), abs(m)
         # d cos / d a_i = b_i / root - cos a_i / n_a: sum_i |a_i ...| <= spread + |cos|, for a and for b.

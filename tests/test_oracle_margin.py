@@ -487,3 +487,16 @@ def test_a_distance_longer_than_the_working_precision_stays_exact():
     n = np.array([[0.0], [0.0], [1.8428538742955096]])
     _, rounded = correctly_rounded(lambda: oracle.triplet_margin_loss(a, p, n, eps=0.0, reduction="sum"), "float64")
     assert float(rounded) == 8.605051455861922
+
+
+def test_cosine_one_minus_cos_of_nearly_parallel_vectors_is_not_zero():
+    """Regression (a CI run's Hypothesis case): 1 - cos of nearly parallel vectors, where cos
+    rounds to 1 at every working precision, is not 0: exact 1 - 1/sqrt(1 + t^2) = t^2/2 - ...
+    for a = [0, 1], b = [t, 1] (t = 1.2767163382042754e-103), computed here independently."""
+    t = mpmath.mpf(1.2767163382042754e-103)
+    with mpmath.workdps(60):
+        expected = t**2 / (mpmath.sqrt(1 + t**2) * (mpmath.sqrt(1 + t**2) + 1))
+    got = oracle.cosine_embedding_loss(np.array([[0.0, 1.0]]), np.array([[float(t), 1.0]]), np.array([1.0]), reduction="none")
+    assert float(got[0]) == float(expected) and float(expected) == 8.150023041188669e-207
+    parallel = oracle.cosine_embedding_loss(np.array([[1.0, 2.0]]), np.array([[2.0, 4.0]]), np.array([1.0]), reduction="none")
+    assert parallel[0] == 0
