@@ -73,6 +73,10 @@ _CE_SPREAD_WEIGHT = Case("cross_entropy", {"input": _a([[3e38, -1e38]]), "target
 _KL_ZERO_TARGET = Case("kl_div", {"input": _a([0.0, 0.0]), "target": _a([1.0, 0.0])}, {"reduction": "sum"}, "float32",
                        wrt="target")
 # d/ds e^s (s - x) at s = -inf is 0
+# The composed weighted mean sum(w t) / sum(w) (torch, Paddle): exact (t_i W - S) / W^2 =
+# [-2.5e37, 2.5e37]; S = 5e38 overflows float32, so -S / W^2 = -inf.
+_L1_WEIGHTED_MEAN_SUM_OVERFLOW = Case("l1_loss", {"input": _a([0.0, 0.0]), "target": _a([2e38, 3e38])},
+                                      {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight")
 _KL_LOG_TARGET_NEG_INF = Case("kl_div", {"input": _a([-1.0, 0.0]), "target": _a([-np.inf, 0.0])},
                               {"reduction": "sum", "log_target": True}, "float32", wrt="target")
 
@@ -162,12 +166,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
                  wrt="target"),
         ),
         "kl-div-target-gradient-nan-at-zero-target": ("test_gradient_matches_oracle", _KL_ZERO_TARGET),
-        "weighted-mean-sum-overflow-weight-gradient": (
-            "test_gradient_matches_oracle",
-            # exact (t_i W - S) / W^2 = [-2.5e37, 2.5e37]; S = 5e38 overflows float32: -S / W^2 = -inf
-            Case("l1_loss", {"input": _a([0.0, 0.0]), "target": _a([2e38, 3e38])},
-                 {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight"),
-        ),
+        "weighted-mean-sum-overflow-weight-gradient": ("test_gradient_matches_oracle", _L1_WEIGHTED_MEAN_SUM_OVERFLOW),
         "cosine-embedding-backward-intermediate-subnormal": (
             "test_gradient_matches_oracle",
             # exact cos a_0 / |a|^2 = 0.0005555; float16 backward: cos / (2 R^2) = 1.8e-7 subnormal -> 0.00040245
@@ -575,12 +574,7 @@ MINIMAL_CASES: dict[str, dict[str, tuple[str, Case]]] = {
         ),
     },
     "paddle": {
-        "weighted-mean-sum-overflow-weight-gradient": (
-            "test_gradient_matches_oracle",
-            # exact (t_i W - S) / W^2 = [-2.5e37, 2.5e37]; S = 5e38 overflows float32: -S / W^2 = -inf
-            Case("l1_loss", {"input": _a([0.0, 0.0]), "target": _a([2e38, 3e38])},
-                 {"reduction": "mean", "weight": _a([1.0, 1.0])}, "float32", wrt="weight"),
-        ),
+        "weighted-mean-sum-overflow-weight-gradient": ("test_gradient_matches_oracle", _L1_WEIGHTED_MEAN_SUM_OVERFLOW),
         "nll-loss-reduced-ignored-position-corrupts-heap": (
             "test_gradient_matches_oracle",
             # refused: the forward kernel writes past its one-element output (heap corruption)
